@@ -1,0 +1,136 @@
+//! Conflicts across resources (SPEC section 3): which locks of other actors
+//! stand in the way of a lock on a given resource.
+
+use super::actor::ActorId;
+use super::record::LockRecord;
+use super::resource::Resource;
+use super::time::{Grace, UnixMillis};
+
+/// The records among `records` that forbid `actor` from holding a live lock
+/// on `resource` at `now`.
+///
+/// A record blocks when it belongs to another actor, is on a different
+/// resource that conflicts with `resource`, and could not be taken over
+/// itself: not released, and not expired for the grace period. A lock in
+/// its grace period still blocks, for the reason it cannot be stolen yet:
+/// its holder's clock may be behind ours.
+///
+/// The record of `resource` itself is the state machine's business, not
+/// this function's, and records whose resource we cannot parse (written by
+/// a tool with other rules) cannot be placed and are passed over.
+pub fn blocking_locks<'a>(
+    resource: &Resource,
+    actor: &ActorId,
+    records: impl IntoIterator<Item = &'a LockRecord>,
+    now: UnixMillis,
+    grace: Grace,
+) -> Vec<&'a LockRecord> {
+    let own_text = resource.to_string();
+    records
+        .into_iter()
+        .filter(|record| {
+            record.resource != own_text
+                && record.owner != actor.as_str()
+                && !record.is_takeable(now, grace)
+                && Resource::parse(&record.resource)
+                    .is_ok_and(|other| other != *resource && other.conflicts_with(resource))
+        })
+        .collect()
+}
+
+/// Pairs of live locks, held by different actors, that conflict with each
+/// other. The machine never creates one, but two repositories that worked
+/// apart and were then synced can hold such a pair; status shows them.
+pub fn live_conflicts(records: &[LockRecord], now: UnixMillis) -> Vec<(&LockRecord, &LockRecord)> {
+    let live: Vec<(Resource, &LockRecord)> = records
+        .iter()
+        .filter(|record| record.is_live(now))
+        .filter_map(|record| Resource::parse(&record.resource).ok().map(|r| (r, record)))
+        .collect();
+    let mut pairs = Vec::new();
+    for (i, (resource_a, a)) in live.iter().enumerate() {
+        for (resource_b, b) in &live[i + 1..] {
+            if a.owner != b.owner && resource_a.conflicts_with(resource_b) {
+                pairs.push((*a, *b));
+            }
+        }
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(owner: &str, resource: &str, expires: u64) -> LockRecord {
+        LockRecord {
+            owner: owner.into(),
+            nonce: format!("{owner}-{resource}"),
+            expires_unix_ms: expires,
+            resource: resource.into(),
+            fencing_token: 1,
+            acquired_unix_ms: None,
+            released: false,
+        }
+    }
+
+    fn actor(c: char) -> ActorId {
+        ActorId::parse(&c.to_string().repeat(32)).expect("valid actor")
+    }
+
+    #[test]
+    fn other_actors_overlapping_and_repo_locks_block() {
+        let b = actor('b').to_string();
+        let records = vec![
+            record(&b, "path:src", 100),
+            record(&b, "path:docs", 100),
+            record(&b, "repo:deploy", 100),
+            record(&b, "issue:1", 100),
+        ];
+        let wanted = Resource::parse("path:src/a.rs").expect("valid");
+        let blocking = blocking_locks(&wanted, &actor('a'), &records, UnixMillis(50), Grace(0));
+        let names: Vec<&str> = blocking.iter().map(|r| r.resource.as_str()).collect();
+        assert_eq!(names, ["path:src", "repo:deploy"]);
+    }
+
+    #[test]
+    fn own_locks_released_locks_and_takeable_locks_do_not_block() {
+        let a = actor('a').to_string();
+        let b = actor('b').to_string();
+        let mut released = record(&b, "repo:x", 1_000);
+        released.released = true;
+        let records = vec![
+            record(&a, "repo:mine", 1_000),
+            released,
+            record(&b, "repo:old", 40),
+            record(&b, "path:src", 46),
+        ];
+        let wanted = Resource::parse("path:src/a.rs").expect("valid");
+        let blocking = blocking_locks(&wanted, &actor('a'), &records, UnixMillis(50), Grace(5));
+        let names: Vec<&str> = blocking.iter().map(|r| r.resource.as_str()).collect();
+        // repo:old expired at 40 and its grace ended at 45; path:src expired
+        // at 46 and is in its grace period until 51.
+        assert_eq!(names, ["path:src"]);
+    }
+
+    #[test]
+    fn live_conflicts_pairs_only_different_actors() {
+        let a = actor('a').to_string();
+        let b = actor('b').to_string();
+        let records = vec![
+            record(&a, "repo:x", 100),
+            record(&a, "path:src", 100),
+            record(&b, "path:src/a.rs", 100),
+            record(&b, "issue:1", 10),
+        ];
+        let pairs = live_conflicts(&records, UnixMillis(50));
+        let names: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(x, y)| (x.resource.as_str(), y.resource.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("repo:x", "path:src/a.rs"), ("path:src", "path:src/a.rs")]
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! Resources (`namespace:name`), their validation and the conflict rules of
+//! SPEC section 3.
+//!
+//! A resource is parsed once, at the edge, into a [`Resource`] whose name is
+//! canonical: two spellings of one thing (`path:src`, `path:src/`,
+//! `path:./src`) become one value, so they hash to one ref and compare equal.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// Longest resource accepted, in bytes of the text as typed (namespace,
+/// colon and name). Long enough for any real path in a repository, short
+/// enough that a lock record stays small.
+pub const MAX_RESOURCE_LEN: usize = 512;
+
+/// Where lock refs live; the rest of the ref name is [`Resource::ref_hash`].
+pub const LOCK_REF_PREFIX: &str = "refs/grite/locks/";
+
+/// How many hex characters of SHA-256 name a lock ref (SPEC section 2).
+pub const REF_HASH_LEN: usize = 16;
+
+const EXAMPLES: &str =
+    "valid resources look like `issue:8057324b`, `path:src/auth.rs`, `path:src/` or `repo:deploy`";
+
+/// The kinds of thing a lock can be taken on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Namespace {
+    /// An issue of the tracker, by id.
+    Issue,
+    /// A file or a directory of the repository, relative to its top.
+    Path,
+    /// The whole repository, for an operation such as a deploy or a migration.
+    Repo,
+}
+
+impl Namespace {
+    /// The prefix as written before the colon.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Namespace::Issue => "issue",
+            Namespace::Path => "path",
+            Namespace::Repo => "repo",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "issue" => Some(Namespace::Issue),
+            "path" => Some(Namespace::Path),
+            "repo" => Some(Namespace::Repo),
+            _ => None,
+        }
+    }
+}
+
+/// A validated, canonical resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Resource {
+    namespace: Namespace,
+    name: String,
+}
+
+/// Why a resource was refused. Every message says what is wrong and what a
+/// valid resource looks like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceError {
+    #[error("the resource is empty; {EXAMPLES}")]
+    Empty,
+    #[error(
+        "the resource is {len} bytes long, more than the limit of {MAX_RESOURCE_LEN}; name a shorter path or id"
+    )]
+    TooLong { len: usize },
+    #[error("`{input}` has no namespace; write `namespace:name` ({EXAMPLES})")]
+    MissingNamespace { input: String },
+    #[error(
+        "unknown namespace `{namespace}`; the namespaces are `issue:`, `path:` and `repo:` ({EXAMPLES})"
+    )]
+    UnknownNamespace { namespace: String },
+    #[error("the name after `{namespace}:` is empty; {EXAMPLES}")]
+    EmptyName { namespace: &'static str },
+    #[error(
+        "the resource contains a control character (U+{code:04X}) at byte {offset}; use printable text only"
+    )]
+    ControlCharacter { code: u32, offset: usize },
+    #[error(
+        "the name after `{namespace}:` starts or ends with white space; write it without the surrounding spaces"
+    )]
+    SurroundingWhitespace { namespace: &'static str },
+    #[error(
+        "`path:{path}` is absolute; paths are relative to the top of the repository, as in `path:src/auth.rs`"
+    )]
+    AbsolutePath { path: String },
+    #[error(
+        "`path:{path}` has a `..` segment and could name something outside the repository; write the path from the top of the repository, as in `path:src/auth.rs`"
+    )]
+    ParentSegment { path: String },
+    #[error(
+        "`path:{path}` names the top of the repository itself; to lock the whole repository use a `repo:` resource such as `repo:global`"
+    )]
+    RepositoryRoot { path: String },
+}
+
+impl Resource {
+    /// Parses and validates `namespace:name`, returning the canonical
+    /// resource. Checks run cheapest first and the length check before any
+    /// work proportional to the input.
+    pub fn parse(input: &str) -> Result<Self, ResourceError> {
+        if input.is_empty() {
+            return Err(ResourceError::Empty);
+        }
+        if input.len() > MAX_RESOURCE_LEN {
+            return Err(ResourceError::TooLong { len: input.len() });
+        }
+        if let Some((offset, c)) = input.char_indices().find(|(_, c)| c.is_control()) {
+            return Err(ResourceError::ControlCharacter {
+                code: u32::from(c),
+                offset,
+            });
+        }
+        let Some((prefix, name)) = input.split_once(':') else {
+            return Err(ResourceError::MissingNamespace {
+                input: input.to_owned(),
+            });
+        };
+        let namespace =
+            Namespace::parse(prefix).ok_or_else(|| ResourceError::UnknownNamespace {
+                namespace: prefix.to_owned(),
+            })?;
+        if name.is_empty() {
+            return Err(ResourceError::EmptyName {
+                namespace: namespace.as_str(),
+            });
+        }
+        if name.trim() != name {
+            return Err(ResourceError::SurroundingWhitespace {
+                namespace: namespace.as_str(),
+            });
+        }
+        let name = match namespace {
+            Namespace::Path => canonical_path(name)?,
+            Namespace::Issue | Namespace::Repo => name.to_owned(),
+        };
+        Ok(Resource { namespace, name })
+    }
+
+    /// The namespace of this resource.
+    pub fn namespace(&self) -> Namespace {
+        self.namespace
+    }
+
+    /// The canonical name after the colon.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The first [`REF_HASH_LEN`] lowercase hex characters of SHA-256 of the
+    /// canonical text, as every grite tool names lock refs.
+    pub fn ref_hash(&self) -> String {
+        ref_hash_of(&self.to_string())
+    }
+
+    /// The full ref name of this resource's lock.
+    pub fn ref_name(&self) -> String {
+        format!("{LOCK_REF_PREFIX}{}", self.ref_hash())
+    }
+
+    /// Whether a lock on `self` and a lock on `other`, held by different
+    /// actors, may not both be live (SPEC section 3). Symmetric, and true for
+    /// equal resources.
+    pub fn conflicts_with(&self, other: &Resource) -> bool {
+        use Namespace::{Issue, Path, Repo};
+        match (self.namespace, other.namespace) {
+            (Repo, _) | (_, Repo) => true,
+            (Issue, Issue) => self.name == other.name,
+            (Path, Path) => paths_overlap(&self.name, &other.name),
+            (Issue, Path) | (Path, Issue) => false,
+        }
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.namespace.as_str(), self.name)
+    }
+}
+
+impl std::str::FromStr for Resource {
+    type Err = ResourceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Resource::parse(s)
+    }
+}
+
+/// The ref hash of any resource text, canonical or not. Records written by
+/// other tools are checked against the ref they were found under with this,
+/// on the text exactly as they stored it.
+pub fn ref_hash_of(resource_text: &str) -> String {
+    let digest = Sha256::digest(resource_text.as_bytes());
+    let mut hex = String::with_capacity(REF_HASH_LEN);
+    for byte in &digest[..REF_HASH_LEN / 2] {
+        hex.push(char::from_digit(u32::from(byte >> 4), 16).expect("a nibble is a hex digit"));
+        hex.push(char::from_digit(u32::from(byte & 0xf), 16).expect("a nibble is a hex digit"));
+    }
+    hex
+}
+
+/// Canonical form of a repository path: `/`-separated segments with empty
+/// and `.` segments dropped and no trailing slash, so that `src`, `src/`,
+/// `./src` and `src//` are one directory.
+fn canonical_path(path: &str) -> Result<String, ResourceError> {
+    if path.starts_with('/') {
+        return Err(ResourceError::AbsolutePath {
+            path: path.to_owned(),
+        });
+    }
+    let mut segments = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                return Err(ResourceError::ParentSegment {
+                    path: path.to_owned(),
+                });
+            }
+            _ => segments.push(segment),
+        }
+    }
+    if segments.is_empty() {
+        return Err(ResourceError::RepositoryRoot {
+            path: path.to_owned(),
+        });
+    }
+    Ok(segments.join("/"))
+}
+
+/// Equal paths, or one a directory that contains the other, segment by
+/// segment: `src` overlaps `src/a.rs` but not `srcx`.
+fn paths_overlap(a: &str, b: &str) -> bool {
+    let (shorter, longer) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    match longer.strip_prefix(shorter) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(text: &str) -> Resource {
+        Resource::parse(text).expect("valid resource in test")
+    }
+
+    #[test]
+    fn ref_name_is_the_first_16_hex_of_sha256_of_the_resource() {
+        // Expected values from `printf 'repo:global' | sha256sum` (coreutils).
+        assert_eq!(
+            r("repo:global").ref_name(),
+            "refs/grite/locks/4fa20104a646a633"
+        );
+        assert_eq!(r("issue:8057324b").ref_hash(), "a02e999268bbd49c");
+    }
+
+    #[test]
+    fn path_spellings_of_one_directory_are_one_resource() {
+        for spelling in ["path:src/", "path:./src", "path:src//", "path:src/./"] {
+            assert_eq!(r(spelling), r("path:src"), "{spelling}");
+            assert_eq!(r(spelling).ref_name(), r("path:src").ref_name());
+        }
+        assert_eq!(r("path:a//b/./c").to_string(), "path:a/b/c");
+    }
+
+    #[test]
+    fn issue_and_repo_names_are_kept_as_written() {
+        assert_eq!(r("issue:8057324b").name(), "8057324b");
+        assert_eq!(r("repo:deploy/prod").name(), "deploy/prod");
+    }
+
+    #[test]
+    fn paths_overlap_only_on_whole_segments() {
+        assert!(r("path:src").conflicts_with(&r("path:src/a.rs")));
+        assert!(r("path:src/a.rs").conflicts_with(&r("path:src")));
+        assert!(r("path:src/a.rs").conflicts_with(&r("path:src/a.rs")));
+        assert!(!r("path:src").conflicts_with(&r("path:srcx/a.rs")));
+        assert!(!r("path:src/a.rs").conflicts_with(&r("path:src/b.rs")));
+    }
+
+    #[test]
+    fn repo_conflicts_with_everything_and_issues_only_with_themselves() {
+        assert!(r("repo:deploy").conflicts_with(&r("issue:1")));
+        assert!(r("path:x").conflicts_with(&r("repo:deploy")));
+        assert!(r("repo:deploy").conflicts_with(&r("repo:migrate")));
+        assert!(r("issue:1").conflicts_with(&r("issue:1")));
+        assert!(!r("issue:1").conflicts_with(&r("issue:2")));
+        assert!(!r("issue:1").conflicts_with(&r("path:1")));
+    }
+
+    #[test]
+    fn length_limit_is_inclusive() {
+        let at_limit = format!("issue:{}", "x".repeat(MAX_RESOURCE_LEN - 6));
+        assert!(Resource::parse(&at_limit).is_ok());
+        let over = format!("{at_limit}x");
+        assert_eq!(
+            Resource::parse(&over),
+            Err(ResourceError::TooLong {
+                len: MAX_RESOURCE_LEN + 1
+            })
+        );
+    }
+}
