@@ -15,9 +15,12 @@ use super::time::{Grace, UnixMillis};
 /// its grace period still blocks, for the reason it cannot be stolen yet:
 /// its holder's clock may be behind ours.
 ///
-/// The record of `resource` itself is the state machine's business, not
-/// this function's, and records whose resource we cannot parse (written by
-/// a tool with other rules) cannot be placed and are passed over.
+/// The record stored under `resource`'s own ref (whose text is the
+/// canonical resource) is the state machine's business, not this
+/// function's. Another spelling of the same resource written by another
+/// tool (`path:src/` for `path:src`) lives under another ref and does
+/// block. Records whose resource we cannot parse (written by a tool with
+/// other rules) cannot be placed and are passed over.
 pub fn blocking_locks<'a>(
     resource: &Resource,
     actor: &ActorId,
@@ -25,15 +28,40 @@ pub fn blocking_locks<'a>(
     now: UnixMillis,
     grace: Grace,
 ) -> Vec<&'a LockRecord> {
+    in_the_way(resource, actor, records, now, grace, false)
+}
+
+/// Like [`blocking_locks`], but also the record of `resource` itself when
+/// another actor holds it: everything that should stop `actor` from working
+/// on `resource` now. This is what `grite lock check` and the lock policy
+/// look at.
+pub fn locks_in_the_way<'a>(
+    resource: &Resource,
+    actor: &ActorId,
+    records: impl IntoIterator<Item = &'a LockRecord>,
+    now: UnixMillis,
+    grace: Grace,
+) -> Vec<&'a LockRecord> {
+    in_the_way(resource, actor, records, now, grace, true)
+}
+
+fn in_the_way<'a>(
+    resource: &Resource,
+    actor: &ActorId,
+    records: impl IntoIterator<Item = &'a LockRecord>,
+    now: UnixMillis,
+    grace: Grace,
+    same_resource: bool,
+) -> Vec<&'a LockRecord> {
     let own_text = resource.to_string();
     records
         .into_iter()
         .filter(|record| {
-            record.resource != own_text
+            (same_resource || record.resource != own_text)
                 && record.owner != actor.as_str()
                 && !record.is_takeable(now, grace)
                 && Resource::parse(&record.resource)
-                    .is_ok_and(|other| other != *resource && other.conflicts_with(resource))
+                    .is_ok_and(|other| other.conflicts_with(resource))
         })
         .collect()
 }
@@ -111,6 +139,27 @@ mod tests {
         // repo:old expired at 40 and its grace ended at 45; path:src expired
         // at 46 and is in its grace period until 51.
         assert_eq!(names, ["path:src"]);
+    }
+
+    #[test]
+    fn another_spelling_of_the_same_path_blocks() {
+        let records = vec![record(&actor('b').to_string(), "path:src/", 100)];
+        let wanted = Resource::parse("path:src").expect("valid");
+        assert_eq!(
+            blocking_locks(&wanted, &actor('a'), &records, UnixMillis(50), Grace(0)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn locks_in_the_way_include_the_resource_itself() {
+        let b = actor('b').to_string();
+        let records = vec![record(&b, "path:src/a.rs", 100), record(&b, "issue:1", 100)];
+        let wanted = Resource::parse("path:src/a.rs").expect("valid");
+        let a = actor('a');
+        assert!(blocking_locks(&wanted, &a, &records, UnixMillis(50), Grace(0)).is_empty());
+        let in_the_way = locks_in_the_way(&wanted, &a, &records, UnixMillis(50), Grace(0));
+        assert_eq!(in_the_way, [&records[0]]);
     }
 
     #[test]

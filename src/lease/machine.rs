@@ -93,6 +93,12 @@ pub struct Transition {
     pub previous: Previous,
     /// The new content of the ref.
     pub change: Change,
+    /// This write makes a lease live where none of the actor's was, so it
+    /// was decided on the records of other resources too (the
+    /// cross-resource check). The caller must make the write fail if any of
+    /// those records changed since it read them: check and write are one
+    /// atomic step or the check means nothing.
+    pub depends_on_others: bool,
 }
 
 /// The kinds of successful write.
@@ -292,15 +298,23 @@ fn make_live(
             by: blocking.into_iter().cloned().collect(),
         });
     }
-    apply(kind, previous, Change::Put(record))
+    Decision::Apply(Transition {
+        depends_on_others: true,
+        ..transition(kind, previous, Change::Put(record))
+    })
 }
 
 fn apply(kind: TransitionKind, previous: Option<&LockRecord>, change: Change) -> Decision {
-    Decision::Apply(Transition {
+    Decision::Apply(transition(kind, previous, change))
+}
+
+fn transition(kind: TransitionKind, previous: Option<&LockRecord>, change: Change) -> Transition {
+    Transition {
         kind,
         previous: previous.map_or(Previous::Absent, |r| Previous::Record(r.clone())),
         change,
-    })
+        depends_on_others: false,
+    }
 }
 
 fn is_own(record: &LockRecord, actor: &ActorId) -> bool {

@@ -49,7 +49,7 @@ mod time;
 mod ttl;
 
 pub use actor::{ACTOR_ID_LEN, ActorId, ActorIdError};
-pub use conflict::{blocking_locks, live_conflicts};
+pub use conflict::{blocking_locks, live_conflicts, locks_in_the_way};
 pub use machine::{
     Change, Context, Decision, LeaseState, Previous, Refusal, Request, Transition, TransitionKind,
     Unchanged, decide,
