@@ -1,7 +1,5 @@
-//! The `grite` binary. The lock commands arrive with the git backend; until
-//! then it says so instead of pretending to work.
+//! `grite`: parse, run, exit. Everything else is in the library.
 
 fn main() -> std::process::ExitCode {
-    eprintln!("grite: the `lock` commands are not built yet; see README.md");
-    std::process::ExitCode::from(1)
+    grite_locks::cli::run(std::env::args_os())
 }

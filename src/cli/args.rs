@@ -1,0 +1,96 @@
+//! Stage one of the command line: what the user typed, as clap parses it.
+//! Values stay text here; stage two ([`super::commands`]) validates them
+//! into resources, TTLs and actors with our own messages and exit codes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "grite",
+    version,
+    about = "Lease locks kept as git refs",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Run as if started in DIR (any worktree or subdirectory of the repository).
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub dir: Option<PathBuf>,
+
+    /// Print one JSON object on standard output, for success and failure alike.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print nothing on success.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+
+    /// Act as this actor (32 lowercase hex characters). Default: $GRITE_ACTOR,
+    /// then `default_actor` in .git/grite/config.toml, created on first use.
+    #[arg(long, value_name = "ID", global = true)]
+    pub actor: Option<String>,
+
+    /// Decide as if the time were this many milliseconds since the Unix
+    /// epoch: for tests and for replaying a situation, never for real use.
+    #[arg(long = "now-ms", value_name = "MS", global = true, hide = true)]
+    pub now_ms: Option<u64>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Lease locks on issues, paths and the whole repository.
+    #[command(subcommand)]
+    Lock(LockCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Take a lock, or say who holds it.
+    Acquire(WithTtl),
+    /// Extend your lease.
+    Renew(WithTtl),
+    /// End your lease.
+    Release(ResourceArg),
+    /// List live, expired and released locks and conflicts between them.
+    Status,
+    /// Remove released locks and locks expired past the grace period.
+    Gc,
+    /// Apply the lock policy to a resource you are about to work on.
+    Check(ResourceArg),
+}
+
+/// The resource, as `--resource R` or as the first argument.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ResourceArg {
+    /// The resource: issue:ID, path:PATH or repo:NAME.
+    #[arg(long, short = 'r', value_name = "RESOURCE")]
+    pub resource: Option<String>,
+
+    /// The resource, as a positional argument.
+    #[arg(value_name = "RESOURCE")]
+    pub positional: Option<String>,
+}
+
+impl ResourceArg {
+    pub fn text(&self) -> &str {
+        self.resource
+            .as_deref()
+            .or(self.positional.as_deref())
+            .expect("clap requires one of the two")
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WithTtl {
+    #[command(flatten)]
+    pub resource: ResourceArg,
+
+    /// How long the lease lasts: 30s, 15m, 1h, 2h30m or a number of seconds.
+    #[arg(long, value_name = "TTL", default_value = "30m")]
+    pub ttl: String,
+}

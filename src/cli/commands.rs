@@ -1,0 +1,95 @@
+//! Stage two: validate what the user typed, open the repository, run the
+//! command on [`Locks`].
+
+use std::path::Path;
+
+use super::args::{Cli, Command, LockCommand, ResourceArg};
+use super::error::CliError;
+use super::output::Report;
+use crate::lease::{ActorId, Resource, Ttl};
+use crate::store::{Clock, LockPolicy, Locks};
+
+/// The environment variable that names the actor (SPEC section 2).
+pub const ACTOR_ENV: &str = "GRITE_ACTOR";
+
+pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Report, CliError> {
+    let Command::Lock(command) = &cli.command;
+    // Everything typed is validated before the repository is touched.
+    let actor = cli
+        .actor
+        .as_deref()
+        .map(|a| ActorId::parse(a).map_err(|e| CliError::invalid_args("--actor", e)))
+        .transpose()?;
+    let actor = match actor {
+        Some(actor) => Some(actor),
+        None => actor_env
+            .map(|a| ActorId::parse(&a).map_err(|e| CliError::invalid_args(ACTOR_ENV, e)))
+            .transpose()?,
+    };
+    let dir = cli.dir.as_deref().unwrap_or(Path::new("."));
+
+    match command {
+        LockCommand::Acquire(args) => {
+            let resource = resource(&args.resource)?;
+            let ttl = ttl(&args.ttl)?;
+            let locks = Locks::open(dir)?;
+            let actor = resolve_actor(&locks, actor)?;
+            Ok(Report::Acquired(
+                locks.acquire(&actor, &resource, ttl, clock)?,
+            ))
+        }
+        LockCommand::Renew(args) => {
+            let resource = resource(&args.resource)?;
+            let ttl = ttl(&args.ttl)?;
+            let locks = Locks::open(dir)?;
+            let actor = resolve_actor(&locks, actor)?;
+            Ok(Report::Renewed(locks.renew(&actor, &resource, ttl, clock)?))
+        }
+        LockCommand::Release(args) => {
+            let resource = resource(args)?;
+            let locks = Locks::open(dir)?;
+            let actor = resolve_actor(&locks, actor)?;
+            let outcome = locks.release(&actor, &resource, clock)?;
+            Ok(Report::Released { resource, outcome })
+        }
+        LockCommand::Status => Ok(Report::Status(Locks::open(dir)?.status(clock)?)),
+        LockCommand::Gc => Ok(Report::Gc(Locks::open(dir)?.gc(clock)?)),
+        LockCommand::Check(args) => {
+            let resource = resource(args)?;
+            let locks = Locks::open(dir)?;
+            let policy = locks.settings().lock_policy;
+            let in_the_way = if policy == LockPolicy::Off {
+                Vec::new()
+            } else {
+                let actor = resolve_actor(&locks, actor)?;
+                locks.check(&actor, &resource, clock)?
+            };
+            if policy == LockPolicy::Require && !in_the_way.is_empty() {
+                return Err(CliError::policy_conflict(
+                    &resource.to_string(),
+                    &in_the_way,
+                ));
+            }
+            Ok(Report::Check {
+                resource,
+                policy,
+                in_the_way,
+            })
+        }
+    }
+}
+
+fn resource(arg: &ResourceArg) -> Result<Resource, CliError> {
+    Resource::parse(arg.text()).map_err(|e| CliError::invalid_args("resource", e))
+}
+
+fn ttl(text: &str) -> Result<Ttl, CliError> {
+    Ttl::parse(text).map_err(|e| CliError::invalid_args("--ttl", e))
+}
+
+fn resolve_actor(locks: &Locks, given: Option<ActorId>) -> Result<ActorId, CliError> {
+    match given {
+        Some(actor) => Ok(actor),
+        None => Ok(locks.default_actor()?),
+    }
+}

@@ -1,0 +1,212 @@
+//! Every failure the command line reports, with its JSON code, exit code,
+//! the detail lines people read and a help line. This is the one place
+//! that maps errors to exit codes (SPEC section 5).
+
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+
+use super::output::{lock_json, short};
+use crate::lease::LockRecord;
+use crate::store::Error;
+
+/// Exit codes of SPEC section 5.
+pub mod exit {
+    pub const OTHER: u8 = 1;
+    pub const INVALID_ARGS: u8 = 2;
+    pub const NOT_FOUND: u8 = 3;
+    pub const CONFLICT: u8 = 4;
+    pub const ENVIRONMENT: u8 = 5;
+}
+
+/// A failure, ready to print.
+#[derive(Debug, thiserror::Error)]
+#[error("{title}")]
+pub struct CliError {
+    /// The JSON `error.code`.
+    pub code: &'static str,
+    pub exit: u8,
+    /// The first line: `Error: <title>`.
+    pub title: String,
+    /// `Key: value` lines under the title.
+    pub lines: Vec<(&'static str, String)>,
+    pub help: Option<String>,
+    /// The JSON `error.details` (boxed: errors travel in `Result`s).
+    pub details: Box<Value>,
+}
+
+impl miette::Diagnostic for CliError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display + 'a>)
+    }
+}
+
+impl CliError {
+    fn new(code: &'static str, exit: u8, title: impl Into<String>) -> CliError {
+        CliError {
+            code,
+            exit,
+            title: title.into(),
+            lines: Vec::new(),
+            help: None,
+            details: Box::new(json!({})),
+        }
+    }
+
+    fn line(mut self, key: &'static str, value: impl Into<String>) -> CliError {
+        self.lines.push((key, value.into()));
+        self
+    }
+
+    fn help(mut self, help: impl Into<String>) -> CliError {
+        self.help = Some(help.into());
+        self
+    }
+
+    fn details(mut self, details: Value) -> CliError {
+        *self.details = details;
+        self
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.exit)
+    }
+
+    /// A value the user typed is wrong.
+    pub fn invalid_args(what: &str, reason: impl std::fmt::Display) -> CliError {
+        CliError::new(
+            "invalid_args",
+            exit::INVALID_ARGS,
+            format!("Invalid {what}"),
+        )
+        .line("Reason", reason.to_string())
+        .details(json!({ "argument": what, "reason": reason.to_string() }))
+    }
+
+    /// The command line itself did not parse (clap's message).
+    pub fn usage(message: &str) -> CliError {
+        CliError::new("invalid_args", exit::INVALID_ARGS, "Invalid arguments")
+            .line("Reason", message.to_owned())
+            .help("run `grite lock --help` for the commands and their flags")
+            .details(json!({ "reason": message }))
+    }
+
+    /// Another actor holds a lock that the lock policy says to respect.
+    pub fn policy_conflict(resource: &str, holders: &[LockRecord]) -> CliError {
+        let mut error = CliError::new("conflict", exit::CONFLICT, "Lock conflict")
+            .line("Resource", resource.to_owned());
+        for holder in holders {
+            error = error
+                .line("Locked", holder.resource.clone())
+                .line("Owner", holder.owner.clone())
+                .line("Expires", holder.expires().to_string());
+        }
+        error
+            .help("lock_policy is \"require\": wait for these locks to be released or to expire")
+            .details(json!({
+                "resource": resource,
+                "policy": "require",
+                "conflicts": holders.iter().map(lock_json).collect::<Vec<_>>(),
+            }))
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(error: Error) -> CliError {
+        let message = error.to_string();
+        match error {
+            Error::NotARepository { path, reason } => CliError::new(
+                "not_a_repository",
+                exit::ENVIRONMENT,
+                "Not a git repository",
+            )
+            .line("Directory", path.display().to_string())
+            .line("Reason", reason)
+            .help("run grite inside a git repository or a worktree of one, or name one with -C DIR")
+            .details(json!({ "path": path })),
+            Error::Repository { action, reason } => {
+                CliError::new("repository_error", exit::ENVIRONMENT, "Repository error")
+                    .line("While", action)
+                    .line("Reason", reason.clone())
+                    .help("check that the repository is writable and healthy (`git fsck`)")
+                    .details(json!({ "action": action, "reason": reason }))
+            }
+            Error::Busy { waited_ms, reason } => {
+                CliError::new("repository_busy", exit::ENVIRONMENT, "Repository busy")
+                    .line("Reason", reason.clone())
+                    .help("another git process is writing refs; if none is running, a killed one left a `.lock` file in the git directory: remove it")
+                    .details(json!({ "waited_ms": waited_ms, "reason": reason }))
+            }
+            Error::Config { path, reason } => {
+                CliError::new("invalid_config", exit::ENVIRONMENT, "Invalid configuration")
+                    .line("File", path.display().to_string())
+                    .line("Reason", reason.clone())
+                    .help("fix or remove the file; its keys are lock_policy (\"off\", \"warn\" or \"require\"), default_actor and lock_grace")
+                    .details(json!({ "path": path, "reason": reason }))
+            }
+            Error::CorruptLock { ref_name, reason } => {
+                CliError::new("corrupt_lock", exit::OTHER, "Corrupt lock")
+                    .line("Ref", ref_name.clone())
+                    .line("Reason", reason.clone())
+                    .help(format!("inspect it with `git cat-file -p {ref_name}`; if it is garbage, delete it with `git update-ref -d {ref_name}`"))
+                    .details(json!({ "ref": ref_name, "reason": reason }))
+            }
+            Error::Held {
+                holder,
+                takeable_at,
+            } => CliError::new("conflict", exit::CONFLICT, "Lock conflict")
+                .line("Resource", holder.resource.clone())
+                .line("Owner", holder.owner.clone())
+                .line("Expires", holder.expires().to_string())
+                .help(format!(
+                    "the lock can be taken over from {takeable_at} if not renewed; or ask {} to release it",
+                    short(&holder.owner)
+                ))
+                .details(json!({
+                    "resource": holder.resource,
+                    "holder": lock_json(&holder),
+                    "takeable_at_unix_ms": takeable_at.0,
+                })),
+            Error::NotOwner { holder } => {
+                CliError::new("conflict", exit::CONFLICT, "Lock held by another actor")
+                    .line("Resource", holder.resource.clone())
+                    .line("Owner", holder.owner.clone())
+                    .line("Expires", holder.expires().to_string())
+                    .help("if you held this lock, your lease expired and another actor took it over: stop the protected work")
+                    .details(json!({ "resource": holder.resource, "holder": lock_json(&holder) }))
+            }
+            Error::Blocked { resource, by } => {
+                let mut error = CliError::new("conflict", exit::CONFLICT, "Lock conflict")
+                    .line("Resource", resource.clone());
+                for holder in &by {
+                    error = error
+                        .line("Conflicts with", holder.resource.clone())
+                        .line("Owner", holder.owner.clone())
+                        .line("Expires", holder.expires().to_string());
+                }
+                error
+                    .help("a repo: lock conflicts with every lock, and a path lock with the paths inside it and around it; wait for these to be released")
+                    .details(json!({
+                        "resource": resource,
+                        "conflicts": by.iter().map(lock_json).collect::<Vec<_>>(),
+                    }))
+            }
+            Error::NotHeld { resource } => CliError::new("not_found", exit::NOT_FOUND, "Lock not held")
+                .line("Resource", resource.clone())
+                .help("nobody holds this lock; take it with `grite lock acquire`")
+                .details(json!({ "resource": resource })),
+            Error::OutOfRange { resource } => {
+                CliError::new("out_of_range", exit::OTHER, "Time out of range")
+                    .line("Resource", resource.clone())
+                    .line("Reason", message.clone())
+                    .details(json!({ "resource": resource }))
+            }
+        }
+    }
+}

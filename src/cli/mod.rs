@@ -1,0 +1,89 @@
+//! The `grite lock` command line: the only room that composes the others.
+//! It parses arguments, runs the command on [`crate::Locks`], and prints
+//! human text or the JSON envelope.
+
+mod args;
+mod commands;
+mod error;
+mod output;
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use clap::error::ErrorKind;
+
+pub use args::Cli;
+pub use error::{CliError, exit};
+
+use crate::lease::UnixMillis;
+use crate::store::{Clock, FixedClock, SystemClock};
+
+/// Runs the command line `args` (program name first) and returns the exit
+/// code. Output goes to standard output and standard error.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // With --json the failure is still one JSON object on stdout.
+            let json = args.iter().skip(1).any(|a| a == "--json");
+            if json {
+                return fail(&CliError::usage(&first_line(&e.to_string())), true);
+            }
+            let _ = e.print();
+            return ExitCode::from(exit::INVALID_ARGS);
+        }
+    };
+    let clock: Box<dyn Clock> = match cli.now_ms {
+        Some(ms) => Box::new(FixedClock(UnixMillis(ms))),
+        None => Box::new(SystemClock),
+    };
+    let actor_env = std::env::var(commands::ACTOR_ENV)
+        .ok()
+        .filter(|a| !a.is_empty());
+    match commands::run(&cli, clock.as_ref(), actor_env) {
+        Ok(report) => {
+            if cli.json {
+                print_stdout(&format!("{}\n", output::success_json(&report)));
+            } else {
+                let human = output::success_human(&report, clock.now());
+                if !cli.quiet {
+                    print_stdout(&human.out);
+                }
+                if !human.warn.is_empty() {
+                    let _ = std::io::stderr().write_all(human.warn.as_bytes());
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error, cli.json),
+    }
+}
+
+fn fail(error: &CliError, json: bool) -> ExitCode {
+    if json {
+        print_stdout(&format!("{}\n", output::error_json(error)));
+    } else {
+        let _ = std::io::stderr().write_all(output::error_human(error).as_bytes());
+    }
+    error.exit_code()
+}
+
+/// Writes to standard output, ignoring a closed pipe (`grite lock status | head`).
+fn print_stdout(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned()
+}

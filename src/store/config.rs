@@ -1,0 +1,195 @@
+//! Repository settings in `.git/grite/config.toml`, in the common git
+//! directory so that every worktree shares them (SPEC section 2). Keys this
+//! tool does not know are kept: other grite tools keep settings there too.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Error;
+use crate::lease::{ActorId, Grace};
+
+/// What `grite lock check` does when another actor holds a conflicting lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockPolicy {
+    /// Nothing.
+    Off,
+    /// Print a warning and succeed.
+    #[default]
+    Warn,
+    /// Refuse with exit code 4.
+    Require,
+}
+
+/// The lock settings, with their defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub lock_policy: LockPolicy,
+    pub default_actor: Option<ActorId>,
+    /// Clock-skew allowance before another actor's expired lock is taken.
+    pub grace: Grace,
+}
+
+/// The default grace period: a few seconds covers the clock skew of
+/// machines that run NTP, and costs a waiting acquirer little.
+pub const DEFAULT_GRACE_MS: u64 = 5_000;
+
+#[derive(Debug, Default, Deserialize)]
+struct Raw {
+    lock_policy: Option<LockPolicy>,
+    default_actor: Option<String>,
+    /// A duration such as `5s`, `500ms` or `0s`.
+    lock_grace: Option<String>,
+}
+
+pub(crate) fn path(common_dir: &Path) -> PathBuf {
+    common_dir.join("grite").join("config.toml")
+}
+
+pub(crate) fn load(common_dir: &Path) -> Result<Settings, Error> {
+    let path = path(common_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(config_error(&path, e)),
+    };
+    let raw: Raw = toml::from_str(&text).map_err(|e| config_error(&path, e.message()))?;
+    let default_actor = raw
+        .default_actor
+        .map(|a| ActorId::parse(&a))
+        .transpose()
+        .map_err(|e| config_error(&path, format!("default_actor: {e}")))?;
+    let grace = match raw.lock_grace {
+        None => Grace(DEFAULT_GRACE_MS),
+        Some(text) => parse_grace(&text).map_err(|e| config_error(&path, e))?,
+    };
+    Ok(Settings {
+        lock_policy: raw.lock_policy.unwrap_or_default(),
+        default_actor,
+        grace,
+    })
+}
+
+fn parse_grace(text: &str) -> Result<Grace, String> {
+    let bad =
+        || format!("lock_grace = {text:?} is not a duration such as \"5s\" or \"0s\" (at most 1h)");
+    let duration: jiff::SignedDuration = text.parse().map_err(|_| bad())?;
+    let millis = u64::try_from(duration.as_millis()).map_err(|_| bad())?;
+    if millis > 3_600_000 {
+        return Err(bad());
+    }
+    Ok(Grace(millis))
+}
+
+/// The configured default actor, or a new random one saved as the default.
+/// Creation holds `config.toml.lock` (created exclusively, as git locks its
+/// files) and re-reads under it, so that two first runs agree on one id.
+pub(crate) fn default_actor(common_dir: &Path) -> Result<ActorId, Error> {
+    if let Some(actor) = load(common_dir)?.default_actor {
+        return Ok(actor);
+    }
+    let path = path(common_dir);
+    let dir = path.parent().expect("config path has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| config_error(&path, e))?;
+    let lock_path = path.with_extension("toml.lock");
+    let mut lock = acquire_file_lock(&lock_path, &path)?;
+    let outcome = (|| {
+        if let Some(actor) = load(common_dir)?.default_actor {
+            return Ok((actor, false));
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(config_error(&path, e)),
+        };
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| config_error(&path, e.message()))?;
+        let actor = random_actor().map_err(|e| config_error(&path, e))?;
+        table.insert(
+            "default_actor".into(),
+            toml::Value::String(actor.to_string()),
+        );
+        let new_text = toml::to_string(&table).map_err(|e| config_error(&path, e))?;
+        lock.write_all(new_text.as_bytes())
+            .and_then(|()| lock.sync_all())
+            .map_err(|e| config_error(&path, e))?;
+        Ok((actor, true))
+    })();
+    match outcome {
+        Ok((actor, true)) => {
+            std::fs::rename(&lock_path, &path).map_err(|e| config_error(&path, e))?;
+            Ok(actor)
+        }
+        Ok((actor, false)) => {
+            let _ = std::fs::remove_file(&lock_path);
+            Ok(actor)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&lock_path);
+            Err(e)
+        }
+    }
+}
+
+fn acquire_file_lock(lock_path: &Path, path: &Path) -> Result<std::fs::File, Error> {
+    let mut delay = Duration::from_millis(5);
+    let mut waited = Duration::ZERO;
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(lock_path)
+        {
+            Ok(file) => return Ok(file),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && waited < Duration::from_secs(3) =>
+            {
+                std::thread::sleep(delay);
+                waited += delay;
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(config_error(
+                    path,
+                    format!(
+                        "{} exists; another grite is writing the configuration, or one was killed: remove the file if no grite is running",
+                        lock_path.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(config_error(path, e)),
+        }
+    }
+}
+
+/// 16 bytes from the operating system's random source, as an actor id.
+pub(crate) fn random_actor() -> Result<ActorId, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no random source: {e}"))?;
+    Ok(ActorId::from_bytes(bytes))
+}
+
+fn config_error(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Config {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_accepts_durations_up_to_an_hour() {
+        assert_eq!(parse_grace("5s"), Ok(Grace(5_000)));
+        assert_eq!(parse_grace("0s"), Ok(Grace(0)));
+        assert!(parse_grace("-1s").is_err());
+        assert!(parse_grace("2h").is_err());
+        assert!(parse_grace("soon").is_err());
+    }
+}

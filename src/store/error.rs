@@ -1,0 +1,78 @@
+//! Errors of the git backend. A lost compare-and-swap is not among them: the
+//! backend re-reads and re-decides, and what the user finally sees is a
+//! refusal naming the winner.
+
+use std::path::PathBuf;
+
+use crate::lease::{LockRecord, UnixMillis};
+
+/// Everything an operation of [`crate::Locks`] can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The directory is not inside a git repository.
+    #[error("{path} is not in a git repository: {reason}")]
+    NotARepository { path: PathBuf, reason: String },
+
+    /// Reading or writing the repository failed (permissions, disk, a
+    /// broken object database).
+    #[error("{action} failed: {reason}")]
+    Repository {
+        action: &'static str,
+        reason: String,
+    },
+
+    /// Another process kept a ref lock file (`<ref>.lock`, `packed-refs.lock`)
+    /// for longer than we wait.
+    #[error("the repository stayed locked by another process for {waited_ms} ms: {reason}")]
+    Busy { waited_ms: u64, reason: String },
+
+    /// `.git/grite/config.toml` could not be read or written.
+    #[error("{}: {reason}", path.display())]
+    Config { path: PathBuf, reason: String },
+
+    /// The lock ref of the requested resource holds something that is not a
+    /// lock we can read.
+    #[error("the lock ref {ref_name} is corrupt: {reason}")]
+    CorruptLock { ref_name: String, reason: String },
+
+    /// Acquire of a lock another actor holds (or whose expiry is within the
+    /// grace period).
+    #[error("lock conflict on {}", holder.resource)]
+    Held {
+        holder: LockRecord,
+        takeable_at: UnixMillis,
+    },
+
+    /// Renew or release of a lock whose record belongs to another actor: if
+    /// the caller held it before, its lease was lost.
+    #[error("{} is held by another actor", holder.resource)]
+    NotOwner { holder: LockRecord },
+
+    /// A new lease that conflicts with other actors' locks on other
+    /// resources.
+    #[error("{resource} conflicts with {} lock(s) of other actors", by.len())]
+    Blocked {
+        resource: String,
+        by: Vec<LockRecord>,
+    },
+
+    /// Renew of a lock nobody holds.
+    #[error("{resource} is not locked")]
+    NotHeld { resource: String },
+
+    /// The clock or a stored record is so far off that an expiry or a
+    /// fencing token does not fit in 64 bits.
+    #[error(
+        "the expiry or fencing token of {resource} is out of range; check the system clock and the stored record"
+    )]
+    OutOfRange { resource: String },
+}
+
+impl Error {
+    pub(crate) fn repository(action: &'static str, error: impl std::fmt::Display) -> Error {
+        Error::Repository {
+            action,
+            reason: error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! [`Locks`]: the lease machine applied to a git repository.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use gix::ObjectId;
+use gix::refs::transaction::{PreviousValue, RefEdit};
+use gix::refs::{FullName, Target};
+
+use super::Error;
+use super::clock::Clock;
+use super::config::{self, Settings};
+use super::objects::{signature, write_lock_commit};
+use super::snapshot::{Entry, Snapshot};
+use super::version::{self, VERSION_REF};
+use crate::lease::{
+    ActorId, Change, Context, Decision, LockRecord, Refusal, Request, Resource, Transition,
+    TransitionKind, Ttl, Unchanged, UnixMillis, decide, live_conflicts, locks_in_the_way,
+};
+
+/// How long a write waits, in all, for ref lock files held by other
+/// processes before it gives up with [`Error::Busy`].
+const BUSY_BUDGET: Duration = Duration::from_secs(5);
+
+/// How many lost compare-and-swaps in a row an operation accepts. Each one
+/// means another process made progress, so this is only a guard against a
+/// livelock, not a limit a real workload meets.
+const MAX_LOST_RACES: u32 = 10_000;
+
+/// The lock engine of one repository.
+pub struct Locks {
+    repo: gix::Repository,
+    settings: Settings,
+    nonces: Box<dyn Fn() -> String>,
+}
+
+/// How an acquire succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquisition {
+    /// A new lease on a free lock.
+    New,
+    /// The actor already held the lock: the same lease stands, unchanged.
+    AlreadyHeld,
+    /// A new lease replacing the actor's own expired one.
+    Reacquired,
+    /// A new lease replacing `from`'s, which had expired past the grace period.
+    Stolen { from: String },
+}
+
+/// The outcome of [`Locks::acquire`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acquired {
+    /// The lease the actor now holds, with its fencing token.
+    pub lock: LockRecord,
+    pub how: Acquisition,
+}
+
+/// The outcome of [`Locks::release`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// The lease ended; this is the released record now stored.
+    Released(LockRecord),
+    /// Nobody held the lock; nothing was written.
+    NotHeld,
+}
+
+/// A lock ref that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub ref_name: String,
+    pub reason: String,
+}
+
+/// What [`Locks::status`] reports, each list sorted by resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The instant the status was taken at.
+    pub now: UnixMillis,
+    /// Live locks.
+    pub locks: Vec<LockRecord>,
+    /// Locks whose lease ran out and that nobody has taken or collected.
+    pub expired: Vec<LockRecord>,
+    /// Released locks not yet collected.
+    pub released: Vec<LockRecord>,
+    /// Pairs of live locks of different actors that conflict (possible only
+    /// after repositories that worked apart were synced).
+    pub conflicts: Vec<(LockRecord, LockRecord)>,
+    /// Lock refs whose content is not a readable lock.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// What [`Locks::gc`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    /// Removed records: released, or expired for at least the grace period.
+    pub removed: Vec<LockRecord>,
+    /// Records kept because they are live or within their grace period.
+    pub kept: usize,
+    /// Lock refs left alone because they cannot be read.
+    pub unreadable: usize,
+}
+
+enum WriteError {
+    /// A compare-and-swap failed: someone else moved first.
+    Lost,
+    /// A ref lock file is held by another process.
+    Busy(String),
+    Failed(Error),
+}
+
+impl Locks {
+    /// Opens the repository that contains `path` (a worktree, a
+    /// subdirectory of one, or a bare repository) and reads its lock
+    /// settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<Locks, Error> {
+        let path = path.as_ref();
+        let repo = gix::discover(path).map_err(|e| Error::NotARepository {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let settings = config::load(repo.common_dir())?;
+        Ok(Locks {
+            repo,
+            settings,
+            nonces: Box::new(random_nonce),
+        })
+    }
+
+    /// Replaces the source of lease nonces (random by default): for
+    /// reproducible fixtures and tests.
+    pub fn with_nonces(mut self, nonces: impl Fn() -> String + 'static) -> Locks {
+        self.nonces = Box::new(nonces);
+        self
+    }
+
+    /// The settings read from `.git/grite/config.toml`.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Where the settings live.
+    pub fn config_path(&self) -> PathBuf {
+        config::path(self.repo.common_dir())
+    }
+
+    /// The repository's default actor, created and saved on first use.
+    pub fn default_actor(&self) -> Result<ActorId, Error> {
+        config::default_actor(self.repo.common_dir())
+    }
+
+    /// Takes the lock on `resource` for `ttl`, or says who holds it.
+    pub fn acquire(
+        &self,
+        actor: &ActorId,
+        resource: &Resource,
+        ttl: Ttl,
+        clock: &dyn Clock,
+    ) -> Result<Acquired, Error> {
+        let request = Request::Acquire {
+            actor: actor.clone(),
+            ttl,
+            nonce: (self.nonces)(),
+        };
+        match self.transact(resource, &request, clock)? {
+            Done::Applied(kind, lock) => {
+                let how = match kind {
+                    TransitionKind::Steal { from } => Acquisition::Stolen { from },
+                    TransitionKind::Reacquire => Acquisition::Reacquired,
+                    _ => Acquisition::New,
+                };
+                Ok(Acquired { lock, how })
+            }
+            Done::Unchanged(Unchanged::AlreadyHeld(lock)) => Ok(Acquired {
+                lock,
+                how: Acquisition::AlreadyHeld,
+            }),
+            Done::Unchanged(other) => unreachable!("acquire never ends as {other:?}"),
+        }
+    }
+
+    /// Extends the actor's lease on `resource` to `now + ttl`.
+    pub fn renew(
+        &self,
+        actor: &ActorId,
+        resource: &Resource,
+        ttl: Ttl,
+        clock: &dyn Clock,
+    ) -> Result<LockRecord, Error> {
+        let request = Request::Renew {
+            actor: actor.clone(),
+            ttl,
+        };
+        match self.transact(resource, &request, clock)? {
+            Done::Applied(_, lock) => Ok(lock),
+            Done::Unchanged(other) => unreachable!("renew never ends as {other:?}"),
+        }
+    }
+
+    /// Ends the actor's lease on `resource`.
+    pub fn release(
+        &self,
+        actor: &ActorId,
+        resource: &Resource,
+        clock: &dyn Clock,
+    ) -> Result<Released, Error> {
+        let request = Request::Release {
+            actor: actor.clone(),
+        };
+        match self.transact(resource, &request, clock)? {
+            Done::Applied(_, lock) => Ok(Released::Released(lock)),
+            Done::Unchanged(_) => Ok(Released::NotHeld),
+        }
+    }
+
+    /// Every lock, sorted into live, expired and released, with the
+    /// conflicts among live locks and the refs that cannot be read.
+    pub fn status(&self, clock: &dyn Clock) -> Result<Status, Error> {
+        let now = clock.now();
+        let snapshot = Snapshot::read(&self.repo)?;
+        let mut status = Status {
+            now,
+            locks: Vec::new(),
+            expired: Vec::new(),
+            released: Vec::new(),
+            conflicts: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        for entry in snapshot.entries {
+            match entry.record {
+                Ok(record) if record.released => status.released.push(record),
+                Ok(record) if record.is_live(now) => status.locks.push(record),
+                Ok(record) => status.expired.push(record),
+                Err(reason) => status.unreadable.push(Unreadable {
+                    ref_name: entry.ref_name,
+                    reason,
+                }),
+            }
+        }
+        for list in [&mut status.locks, &mut status.expired, &mut status.released] {
+            list.sort_by(|a, b| a.resource.cmp(&b.resource));
+        }
+        status.conflicts = live_conflicts(&status.locks, now)
+            .into_iter()
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
+        Ok(status)
+    }
+
+    /// Other actors' locks that stand in the way of `actor` working on
+    /// `resource` now: the resource's own lock and conflicting ones.
+    pub fn check(
+        &self,
+        actor: &ActorId,
+        resource: &Resource,
+        clock: &dyn Clock,
+    ) -> Result<Vec<LockRecord>, Error> {
+        let now = clock.now();
+        let snapshot = Snapshot::read(&self.repo)?;
+        let in_the_way = locks_in_the_way(
+            resource,
+            actor,
+            snapshot.records(),
+            now,
+            self.settings.grace,
+        );
+        Ok(in_the_way.into_iter().cloned().collect())
+    }
+
+    /// Removes every released lock and every lock expired for at least the
+    /// grace period, in one transaction whose every delete expects the
+    /// record it was decided on.
+    pub fn gc(&self, clock: &dyn Clock) -> Result<GcReport, Error> {
+        let any_resource = Resource::parse("repo:global").expect("valid resource");
+        let mut retry = Retry::new();
+        loop {
+            let now = clock.now();
+            let snapshot = Snapshot::read(&self.repo)?;
+            let mut report = GcReport {
+                removed: Vec::new(),
+                kept: 0,
+                unreadable: 0,
+            };
+            let mut edits = Vec::new();
+            for entry in &snapshot.entries {
+                let Ok(record) = &entry.record else {
+                    report.unreadable += 1;
+                    continue;
+                };
+                // Gc builds no record, so a resource we cannot parse (another
+                // tool's namespace) is decided on by its expiry alone.
+                let resource = Resource::parse(&record.resource);
+                let ctx = Context {
+                    resource: resource.as_ref().unwrap_or(&any_resource),
+                    now,
+                    grace: self.settings.grace,
+                    token_floor: 0,
+                    others: &[],
+                };
+                let decision = decide(Some(record), &Request::Gc, &ctx);
+                match decision {
+                    Decision::Apply(Transition {
+                        change: Change::Remove,
+                        ..
+                    }) => {
+                        edits.push(delete_edit(&entry.ref_name, entry.id)?);
+                        report.removed.push(record.clone());
+                    }
+                    _ => report.kept += 1,
+                }
+            }
+            if edits.is_empty() {
+                return Ok(report);
+            }
+            match self.apply(edits, now) {
+                Ok(()) => return Ok(report),
+                Err(e) => retry.after(e)?,
+            }
+        }
+    }
+
+    /// Reads, decides and writes until the decision is written, needs no
+    /// write, or is a refusal.
+    fn transact(
+        &self,
+        resource: &Resource,
+        request: &Request,
+        clock: &dyn Clock,
+    ) -> Result<Done, Error> {
+        let ref_name = resource.ref_name();
+        let mut retry = Retry::new();
+        loop {
+            let now = clock.now();
+            let snapshot = Snapshot::read(&self.repo)?;
+            let entry = snapshot.entry(&ref_name);
+            let current = match entry {
+                None => None,
+                Some(Entry {
+                    record: Err(reason),
+                    ..
+                }) => {
+                    return Err(Error::CorruptLock {
+                        ref_name,
+                        reason: reason.clone(),
+                    });
+                }
+                Some(Entry {
+                    record: Ok(record), ..
+                }) => Some(record),
+            };
+            let others: Vec<LockRecord> = snapshot
+                .entries
+                .iter()
+                .filter(|e| e.ref_name != ref_name)
+                .filter_map(|e| e.record.as_ref().ok().cloned())
+                .collect();
+            let ctx = Context {
+                resource,
+                now,
+                grace: self.settings.grace,
+                token_floor: snapshot.version.value.highest_token.saturating_add(1),
+                others: &others,
+            };
+            let transition = match decide(current, request, &ctx) {
+                Decision::Refused(refusal) => return Err(refusal_error(resource, refusal)),
+                Decision::Unchanged(unchanged) => return Ok(Done::Unchanged(unchanged)),
+                Decision::Apply(transition) => transition,
+            };
+            match self.write(&snapshot, entry, &ref_name, &transition, now) {
+                Ok(lock) => return Ok(Done::Applied(transition.kind, lock)),
+                Err(e) => retry.after(e)?,
+            }
+        }
+    }
+
+    /// Writes one transition as one ref transaction: the lock ref expecting
+    /// exactly what was read and, when the decision looked at other locks,
+    /// the version ref expecting the version read before them. The lock ref
+    /// comes first: edits are committed in order, so a reader that sees the
+    /// new version also sees the new lock.
+    fn write(
+        &self,
+        snapshot: &Snapshot,
+        entry: Option<&Entry>,
+        ref_name: &str,
+        transition: &Transition,
+        now: UnixMillis,
+    ) -> Result<LockRecord, WriteError> {
+        let record = match &transition.change {
+            Change::Put(record) => record.clone(),
+            Change::Remove => unreachable!("only gc removes, and it writes its own transaction"),
+        };
+        let previous_id = entry.map(|e| e.id);
+        let message = commit_message(transition, &record);
+        let commit = write_lock_commit(&self.repo, &record, previous_id, &message, now)
+            .map_err(WriteError::Failed)?;
+        let mut edits =
+            vec![update_edit(ref_name, commit, previous_id).map_err(WriteError::Failed)?];
+        if transition.depends_on_others {
+            let next = snapshot.version.next(record.fencing_token, &record.nonce);
+            let blob = version::write(&self.repo, &next).map_err(WriteError::Failed)?;
+            edits.push(
+                update_edit(VERSION_REF, blob, snapshot.version.id).map_err(WriteError::Failed)?,
+            );
+        }
+        self.apply(edits, now)?;
+        Ok(record)
+    }
+
+    fn apply(&self, edits: Vec<RefEdit>, now: UnixMillis) -> Result<(), WriteError> {
+        let signature = signature(now);
+        let mut time = gix::date::parse::TimeBuf::default();
+        match self
+            .repo
+            .edit_references_as(edits, Some(signature.to_ref(&mut time)))
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_conflict() || e.is_not_found() => Err(WriteError::Lost),
+            Err(e) if e.is_retryable() => Err(WriteError::Busy(e.to_string())),
+            Err(e) => Err(WriteError::Failed(Error::repository(
+                "updating lock refs",
+                e,
+            ))),
+        }
+    }
+}
+
+enum Done {
+    Applied(TransitionKind, LockRecord),
+    Unchanged(Unchanged),
+}
+
+/// Counts lost races and paces waits for busy lock files.
+struct Retry {
+    lost: u32,
+    busy_since: Option<Instant>,
+    delay: Duration,
+}
+
+impl Retry {
+    fn new() -> Retry {
+        Retry {
+            lost: 0,
+            busy_since: None,
+            delay: Duration::from_millis(2),
+        }
+    }
+
+    /// Decides whether to go round again after `error`.
+    fn after(&mut self, error: WriteError) -> Result<(), Error> {
+        match error {
+            WriteError::Lost => {
+                self.lost += 1;
+                if self.lost > MAX_LOST_RACES {
+                    return Err(Error::Busy {
+                        waited_ms: 0,
+                        reason: format!(
+                            "{MAX_LOST_RACES} compare-and-swaps in a row were lost to other processes"
+                        ),
+                    });
+                }
+                Ok(())
+            }
+            WriteError::Busy(reason) => {
+                let since = *self.busy_since.get_or_insert_with(Instant::now);
+                let waited = since.elapsed();
+                if waited >= BUSY_BUDGET {
+                    return Err(Error::Busy {
+                        waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                        reason,
+                    });
+                }
+                // Jitter keeps processes that collided from colliding again.
+                let jitter = Duration::from_micros(u64::from(random_u16()) % 2_000);
+                std::thread::sleep(self.delay + jitter);
+                self.delay = (self.delay * 2).min(Duration::from_millis(50));
+                Ok(())
+            }
+            WriteError::Failed(error) => Err(error),
+        }
+    }
+}
+
+fn refusal_error(resource: &Resource, refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::Held {
+            holder,
+            takeable_at,
+        } => Error::Held {
+            holder,
+            takeable_at,
+        },
+        Refusal::NotOwner { holder } => Error::NotOwner { holder },
+        Refusal::Blocked { by } => Error::Blocked {
+            resource: resource.to_string(),
+            by,
+        },
+        Refusal::NotHeld => Error::NotHeld {
+            resource: resource.to_string(),
+        },
+        Refusal::OutOfRange => Error::OutOfRange {
+            resource: resource.to_string(),
+        },
+    }
+}
+
+fn commit_message(transition: &Transition, record: &LockRecord) -> String {
+    let verb = match &transition.kind {
+        TransitionKind::Acquire => "acquire".to_owned(),
+        TransitionKind::Reacquire => "reacquire".to_owned(),
+        TransitionKind::Steal { from } => format!("steal from {from}"),
+        TransitionKind::Renew => "renew".to_owned(),
+        TransitionKind::Release => "release".to_owned(),
+        TransitionKind::Collect => "collect".to_owned(),
+    };
+    format!(
+        "lock {verb}: {}\n\nowner: {}\nfencing-token: {}\nexpires: {}\n",
+        record.resource,
+        record.owner,
+        record.fencing_token,
+        record.expires()
+    )
+}
+
+fn full_name(name: &str) -> Result<FullName, Error> {
+    FullName::try_from(name).map_err(|e| Error::repository("naming a lock ref", e))
+}
+
+/// An update that expects the ref to hold `previous`, or not to exist.
+fn update_edit(name: &str, new: ObjectId, previous: Option<ObjectId>) -> Result<RefEdit, Error> {
+    let expected = match previous {
+        None => PreviousValue::MustNotExist,
+        Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+    };
+    Ok(RefEdit::update(
+        full_name(name)?,
+        new,
+        expected,
+        "grite lock",
+    ))
+}
+
+fn delete_edit(name: &str, previous: ObjectId) -> Result<RefEdit, Error> {
+    Ok(RefEdit::delete(
+        full_name(name)?,
+        PreviousValue::MustExistAndMatch(Target::Object(previous)),
+    ))
+}
+
+fn random_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    fill_random(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_u16() -> u16 {
+    let mut bytes = [0u8; 2];
+    fill_random(&mut bytes);
+    u16::from_le_bytes(bytes)
+}
+
+/// The operating system's random source. Without one (a sandbox that
+/// forbids it) nonces fall back to the process id and the time, which are
+/// unique enough to tell leases apart, not to be secret.
+fn fill_random(bytes: &mut [u8]) {
+    if getrandom::fill(bytes).is_err() {
+        let seed = std::process::id() as u128
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = (seed >> ((i % 16) * 8)) as u8;
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The git backend: the lease machine's decisions applied to a repository
+//! with gitoxide, every ref edit a compare-and-swap.
+//!
+//! # Layout
+//!
+//! - `refs/grite/locks/<16 hex>`: one ref per resource, pointing at a commit
+//!   whose tree holds `lock.json` and whose parent is the ref's previous
+//!   commit. Release writes a released record; gc deletes the ref.
+//! - `refs/grite/lock-version`: a blob with a counter, the highest fencing
+//!   token ever issued, and the nonce of its writer.
+//!
+//! # Why every write is safe under concurrency
+//!
+//! Each operation reads the version ref, then every lock ref, decides with
+//! [`crate::lease::decide`], and writes one ref transaction:
+//!
+//! - The lock ref's edit expects exactly the commit the decision was made
+//!   on, or that the ref does not exist. Two processes that decided on the
+//!   same state cannot both write: gix locks the ref and checks the
+//!   expectation, and the loser gets a conflict. A lost compare-and-swap is
+//!   an expected outcome: the loser reads again and decides again, and
+//!   either succeeds or refuses naming the winner.
+//! - A write that makes a lease live was decided on the other resources'
+//!   locks as well (the cross-resource conflict check). Its transaction
+//!   also advances the version ref, expecting the version read *before*
+//!   the lock refs were listed. Any lease made live after that read moved
+//!   the version, so the write fails and is decided again on a fresh read:
+//!   check and write are one atomic step. Release, gc and renewal of a live
+//!   lease only ever remove or keep liveness, so they do not need it.
+//! - Within a transaction the lock ref is committed before the version ref
+//!   (gix commits edits in order, after locking and checking them all), so
+//!   a reader that sees the new version sees the new lock too.
+//! - A version blob's content is unique to its writer (the new lease's
+//!   nonce) because gix accepts a create whose ref already holds exactly the
+//!   new value.
+//! - Ref lock files held by another process (`<ref>.lock`, `packed-refs.lock`)
+//!   are waited for with jittered backoff, for up to five seconds in all.
+//!
+//! A process killed at any instant leaves each ref as it was or as it was
+//! to be: objects are written before any ref moves, and each ref moves by
+//! an atomic rename. A kill between the two renames of one transaction
+//! leaves the new lock in place with the version unmoved, which is a state
+//! a successful transaction also passes through; it can leave the version
+//! ref's `.lock` file behind, which makes later writes report the repository
+//! busy and name the file, as git does.
+
+mod clock;
+mod config;
+mod error;
+mod locks;
+mod objects;
+mod snapshot;
+mod version;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use config::{DEFAULT_GRACE_MS, LockPolicy, Settings};
+pub use error::Error;
+pub use locks::{Acquired, Acquisition, GcReport, Locks, Released, Status, Unreadable};
+pub use objects::LOCK_FILE;
+pub use version::VERSION_REF;

@@ -1,0 +1,72 @@
+//! One consistent-enough read of the lock refs: the version ref first, then
+//! every ref under `refs/grite/locks/`, loose and packed. A write decided on
+//! it expects the version it read, so a lock made live after that read
+//! makes the write fail rather than slip past the conflict check.
+
+use gix::ObjectId;
+
+use super::Error;
+use super::objects::read_lock;
+use super::version::{self, ReadVersion};
+use crate::lease::{LOCK_REF_PREFIX, LockRecord};
+
+/// A lock ref and what it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub ref_name: String,
+    pub id: ObjectId,
+    /// The record, or why it cannot be read.
+    pub record: Result<LockRecord, String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub version: ReadVersion,
+    /// Sorted by ref name.
+    pub entries: Vec<Entry>,
+}
+
+impl Snapshot {
+    pub fn read(repo: &gix::Repository) -> Result<Snapshot, Error> {
+        let version = version::read(repo)?;
+        let listing = |e: gix::Error| Error::repository("listing lock refs", e);
+        let platform = repo.references().map_err(listing)?;
+        let mut entries = Vec::new();
+        for reference in platform.prefixed(LOCK_REF_PREFIX).map_err(listing)? {
+            let reference = reference.map_err(|e| Error::CorruptLock {
+                ref_name: format!("{LOCK_REF_PREFIX}*"),
+                reason: e.to_string(),
+            })?;
+            let ref_name = reference.name().as_bstr().to_string();
+            let hash = ref_name[LOCK_REF_PREFIX.len()..].to_owned();
+            let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
+                entries.push(Entry {
+                    ref_name,
+                    id: ObjectId::null(gix::hash::Kind::Sha1),
+                    record: Err("it is a symbolic ref, not a lock".to_owned()),
+                });
+                continue;
+            };
+            let record = read_lock(repo, id, &hash);
+            entries.push(Entry {
+                ref_name,
+                id,
+                record,
+            });
+        }
+        entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
+        Ok(Snapshot { version, entries })
+    }
+
+    pub fn entry(&self, ref_name: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.ref_name.as_str().cmp(ref_name))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// Every readable record.
+    pub fn records(&self) -> impl Iterator<Item = &LockRecord> {
+        self.entries.iter().filter_map(|e| e.record.as_ref().ok())
+    }
+}
