@@ -26,6 +26,13 @@ pub(crate) struct Snapshot {
     pub entries: Vec<Entry>,
 }
 
+fn vanished(error: &gix::Error) -> bool {
+    error.is_not_found()
+        || error
+            .downcast_any_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
 impl Snapshot {
     pub fn read(repo: &gix::Repository) -> Result<Snapshot, Error> {
         let version = version::read(repo)?;
@@ -33,10 +40,19 @@ impl Snapshot {
         let platform = repo.references().map_err(listing)?;
         let mut entries = Vec::new();
         for reference in platform.prefixed(LOCK_REF_PREFIX).map_err(listing)? {
-            let reference = reference.map_err(|e| Error::CorruptLock {
-                ref_name: format!("{LOCK_REF_PREFIX}*"),
-                reason: e.to_string(),
-            })?;
+            let reference = match reference {
+                Ok(reference) => reference,
+                // Deleted by another process between the directory listing
+                // and the read: it is gone, as a read a moment later would
+                // have found.
+                Err(e) if vanished(&e) => continue,
+                Err(e) => {
+                    return Err(Error::CorruptLock {
+                        ref_name: format!("{LOCK_REF_PREFIX}*"),
+                        reason: e.to_string(),
+                    });
+                }
+            };
             let ref_name = reference.name().as_bstr().to_string();
             let hash = ref_name[LOCK_REF_PREFIX.len()..].to_owned();
             let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {

@@ -1,0 +1,154 @@
+//! Shared helpers for the integration tests: temporary repositories made
+//! with the `git` program, and the `grite` binary run in them.
+
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// 2024-01-15 11:00:00 UTC, the base of every test clock.
+pub const T0: u64 = 1_705_316_400_000;
+
+pub fn actor(i: usize) -> String {
+    format!("{i:032x}")
+}
+
+/// Runs `git` with a fixed identity and no user configuration.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = git_command(dir).args(args).output().expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 from git")
+}
+
+pub fn git_command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .env("GIT_AUTHOR_DATE", "2024-01-15T11:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2024-01-15T11:00:00Z");
+    cmd
+}
+
+/// A temporary repository, removed when dropped.
+pub struct Repo {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+impl Repo {
+    /// A new repository with one commit on `main`.
+    pub fn new() -> Repo {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("repo");
+        std::fs::create_dir(&dir).expect("create repo dir");
+        git(&dir, &["init", "-q", "-b", "main"]);
+        std::fs::write(dir.join("README"), "x\n").expect("write file");
+        git(&dir, &["add", "README"]);
+        git(&dir, &["commit", "-q", "-m", "init"]);
+        // Tests choose the grace period they exercise; 5 s is the default.
+        std::fs::create_dir_all(dir.join(".git/grite")).expect("grite dir");
+        std::fs::write(dir.join(".git/grite/config.toml"), "lock_grace = \"5s\"\n")
+            .expect("config");
+        Repo { tmp, dir }
+    }
+
+    /// `grite ARGS` in the repository, as `actor` at `now` (ms).
+    pub fn grite_as(&self, actor: &str, now: u64, args: &[&str]) -> Output {
+        grite_in(&self.dir, actor, now, args)
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        git(&self.dir, args)
+    }
+
+    /// Every ref with its value: the state a failed command must not change.
+    pub fn refs(&self) -> String {
+        self.git(&["for-each-ref", "--format=%(objectname) %(refname)"])
+    }
+
+    pub fn lock_refs(&self) -> String {
+        self.git(&[
+            "for-each-ref",
+            "--format=%(objectname) %(refname)",
+            "refs/grite/locks/",
+        ])
+    }
+
+    pub fn fsck(&self) {
+        let out = git_command(&self.dir)
+            .args(["fsck", "--strict", "--no-dangling"])
+            .output()
+            .expect("git fsck runs");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "git fsck --strict: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+pub fn grite_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_grite"));
+    cmd.current_dir(dir)
+        .env_remove("GRITE_ACTOR")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    cmd
+}
+
+pub fn grite_in(dir: &Path, actor: &str, now: u64, args: &[&str]) -> Output {
+    let now = now.to_string();
+    let mut cmd = grite_command(dir);
+    cmd.args(["--actor", actor, "--now-ms", &now]).args(args);
+    cmd.output().expect("grite runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 stderr")
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
+}
+
+/// The parsed JSON envelope on standard output.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {}{}",
+            stdout(out),
+            stderr(out)
+        )
+    })
+}
+
+/// The record stored for `resource`, as `git` reads it.
+pub fn stored_record(repo: &Repo, resource: &str) -> Option<serde_json::Value> {
+    let name = grite_locks::lease::Resource::parse(resource)
+        .expect("valid resource")
+        .ref_name();
+    let out = git_command(&repo.dir)
+        .args(["cat-file", "-p", &format!("{name}:lock.json")])
+        .output()
+        .expect("git runs");
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).expect("lock.json is JSON"))
+}
