@@ -91,6 +91,11 @@ pub struct WithTtl {
     pub resource: ResourceArg,
 
     /// How long the lease lasts: 30s, 15m, 1h, 2h30m or a number of seconds.
-    #[arg(long, value_name = "TTL", default_value = "30m")]
+    #[arg(
+        long,
+        value_name = "TTL",
+        default_value = "30m",
+        allow_hyphen_values = true
+    )]
     pub ttl: String,
 }

@@ -407,6 +407,7 @@ impl Locks {
     }
 
     fn apply(&self, edits: Vec<RefEdit>, now: UnixMillis) -> Result<(), WriteError> {
+        let names: Vec<String> = edits.iter().map(|e| e.name.as_bstr().to_string()).collect();
         let signature = signature(now);
         let mut time = gix::date::parse::TimeBuf::default();
         match self
@@ -415,11 +416,32 @@ impl Locks {
         {
             Ok(_) => Ok(()),
             Err(e) if e.is_conflict() || e.is_not_found() => Err(WriteError::Lost),
-            Err(e) if e.is_retryable() => Err(WriteError::Busy(e.to_string())),
+            Err(e) if e.is_retryable() => Err(WriteError::Busy(self.held_lock_files(&names, &e))),
             Err(e) => Err(WriteError::Failed(Error::repository(
                 "updating lock refs",
                 e,
             ))),
+        }
+    }
+
+    /// Which lock files stood in the way, by name, so that a user can tell
+    /// a busy repository from one a killed process left locked.
+    fn held_lock_files(&self, ref_names: &[String], error: &gix::Error) -> String {
+        let common = self.repo.common_dir();
+        let common = std::fs::canonicalize(common).unwrap_or_else(|_| common.to_owned());
+        let held: Vec<String> = std::iter::once(common.join("packed-refs.lock"))
+            .chain(
+                ref_names
+                    .iter()
+                    .map(|name| common.join(format!("{name}.lock"))),
+            )
+            .filter(|path| path.exists())
+            .map(|path| path.display().to_string())
+            .collect();
+        if held.is_empty() {
+            error.to_string()
+        } else {
+            format!("{error}; held: {}", held.join(", "))
         }
     }
 }
