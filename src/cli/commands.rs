@@ -12,18 +12,23 @@ use crate::store::{Clock, LockPolicy, Locks};
 /// The environment variable that names the actor (SPEC section 2).
 pub const ACTOR_ENV: &str = "GRITE_ACTOR";
 
+const ACTOR_HELP: &str =
+    "leave --actor and GRITE_ACTOR unset to act as the repository's default actor";
+
 pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Report, CliError> {
     let Command::Lock(command) = &cli.command;
     // Everything typed is validated before the repository is touched.
     let actor = cli
         .actor
         .as_deref()
-        .map(|a| ActorId::parse(a).map_err(|e| CliError::invalid_args("--actor", e)))
+        .map(|a| ActorId::parse(a).map_err(|e| CliError::invalid_args("--actor", e, ACTOR_HELP)))
         .transpose()?;
     let actor = match actor {
         Some(actor) => Some(actor),
         None => actor_env
-            .map(|a| ActorId::parse(&a).map_err(|e| CliError::invalid_args(ACTOR_ENV, e)))
+            .map(|a| {
+                ActorId::parse(&a).map_err(|e| CliError::invalid_args(ACTOR_ENV, e, ACTOR_HELP))
+            })
             .transpose()?,
     };
     let dir = cli.dir.as_deref().unwrap_or(Path::new("."));
@@ -80,11 +85,23 @@ pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Re
 }
 
 fn resource(arg: &ResourceArg) -> Result<Resource, CliError> {
-    Resource::parse(arg.text()).map_err(|e| CliError::invalid_args("resource", e))
+    Resource::parse(arg.text()).map_err(|e| {
+        CliError::invalid_args(
+            "resource",
+            e,
+            "name it as issue:ID, path:PATH (relative to the top of the repository) or repo:NAME",
+        )
+    })
 }
 
 fn ttl(text: &str) -> Result<Ttl, CliError> {
-    Ttl::parse(text).map_err(|e| CliError::invalid_args("--ttl", e))
+    Ttl::parse(text).map_err(|e| {
+        CliError::invalid_args(
+            "--ttl",
+            e,
+            "leases last from 1s to 168h; renew a short lease rather than taking a long one",
+        )
+    })
 }
 
 fn resolve_actor(locks: &Locks, given: Option<ActorId>) -> Result<ActorId, CliError> {

@@ -79,13 +79,14 @@ impl CliError {
     }
 
     /// A value the user typed is wrong.
-    pub fn invalid_args(what: &str, reason: impl std::fmt::Display) -> CliError {
+    pub fn invalid_args(what: &str, reason: impl std::fmt::Display, help: &str) -> CliError {
         CliError::new(
             "invalid_args",
             exit::INVALID_ARGS,
             format!("Invalid {what}"),
         )
         .line("Reason", reason.to_string())
+        .help(help)
         .details(json!({ "argument": what, "reason": reason.to_string() }))
     }
 
@@ -205,6 +206,7 @@ impl From<Error> for CliError {
                 CliError::new("out_of_range", exit::OTHER, "Time out of range")
                     .line("Resource", resource.clone())
                     .line("Reason", message.clone())
+                    .help("check the system clock (`date -u`) and the stored record (`git cat-file -p <ref>:lock.json`)")
                     .details(json!({ "resource": resource }))
             }
         }

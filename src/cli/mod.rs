@@ -34,7 +34,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             // With --json the failure is still one JSON object on stdout.
             let json = args.iter().skip(1).any(|a| a == "--json");
             if json {
-                return fail(&CliError::usage(&first_line(&e.to_string())), true);
+                return fail(&CliError::usage(&clap_reason(&e.to_string())), true);
             }
             let _ = e.print();
             return ExitCode::from(exit::INVALID_ARGS);
@@ -80,10 +80,14 @@ fn print_stdout(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
-fn first_line(text: &str) -> String {
-    text.lines()
-        .next()
-        .unwrap_or_default()
+/// Clap's message without its usage and hint paragraphs, on one line.
+fn clap_reason(text: &str) -> String {
+    let reason = text.split("\n\n").next().unwrap_or_default();
+    reason
         .trim_start_matches("error: ")
-        .to_owned()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -235,17 +235,11 @@ fn status_human(out: &mut String, status: &Status) {
         lock_lines(out, &status.locks, status.now);
     }
     if !status.expired.is_empty() {
-        let _ = writeln!(
-            out,
-            "Expired Locks (takeable; `grite lock gc` removes them):"
-        );
+        let _ = writeln!(out, "Expired Locks:");
         lock_lines(out, &status.expired, status.now);
     }
     if !status.released.is_empty() {
-        let _ = writeln!(
-            out,
-            "Released Locks (kept for history until `grite lock gc`):"
-        );
+        let _ = writeln!(out, "Released Locks:");
         for lock in &status.released {
             let _ = writeln!(out, "  {}  {}", lock.resource, short(&lock.owner));
         }

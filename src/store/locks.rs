@@ -115,7 +115,7 @@ impl Locks {
     pub fn open(path: impl AsRef<Path>) -> Result<Locks, Error> {
         let path = path.as_ref();
         let repo = gix::discover(path).map_err(|e| Error::NotARepository {
-            path: path.to_owned(),
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
             reason: e.to_string(),
         })?;
         let settings = config::load(repo.common_dir())?;
