@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use clap::error::ErrorKind;
 
-pub use args::Cli;
-pub use error::{CliError, exit};
+use args::Cli;
+use error::{CliError, exit};
 
 use crate::lease::UnixMillis;
 use crate::store::{Clock, FixedClock, SystemClock};

@@ -20,14 +20,25 @@ pub enum Request {
     /// Take the lock for `ttl`. `nonce` names the new lease should one be
     /// created; the caller draws it from a random source.
     Acquire {
+        /// Who asks.
         actor: ActorId,
+        /// How long the new lease lasts.
         ttl: Ttl,
+        /// The new lease's nonce.
         nonce: String,
     },
     /// Extend one's own lease to `now + ttl`.
-    Renew { actor: ActorId, ttl: Ttl },
+    Renew {
+        /// Who asks.
+        actor: ActorId,
+        /// The lease lasts until `now + ttl`.
+        ttl: Ttl,
+    },
     /// End one's own lease.
-    Release { actor: ActorId },
+    Release {
+        /// Who asks.
+        actor: ActorId,
+    },
     /// Remove the record if nobody holds it any more.
     Gc,
 }
@@ -54,7 +65,10 @@ pub struct Context<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseState<'a> {
     /// No record, or a released one (kept for its history and token).
-    Free { last: Option<&'a LockRecord> },
+    Free {
+        /// The released record, if the ref still holds one.
+        last: Option<&'a LockRecord>,
+    },
     /// A lease with `expires_unix_ms > now`.
     Held(&'a LockRecord),
     /// A lease with `expires_unix_ms <= now` that nobody has taken since.
@@ -110,7 +124,10 @@ pub enum TransitionKind {
     Reacquire,
     /// A new lease replacing another actor's lease, expired past the grace
     /// period. For that actor, the lease was stolen.
-    Steal { from: String },
+    Steal {
+        /// The owner of the replaced lease.
+        from: String,
+    },
     /// The actor's lease, extended; same nonce, same fencing token.
     Renew,
     /// The actor's lease, ended.
@@ -156,17 +173,25 @@ pub enum Refusal {
     /// Acquire of a lock another actor holds, or whose expiry is still
     /// within the grace period.
     Held {
+        /// The holder's record.
         holder: LockRecord,
+        /// When another actor may take the lock over if it is not renewed.
         takeable_at: UnixMillis,
     },
     /// Renew of a lock nobody holds.
     NotHeld,
     /// Renew or release of a lock whose record belongs to another actor. If
     /// the requester held it before, its lease was lost to this holder.
-    NotOwner { holder: LockRecord },
+    NotOwner {
+        /// The record of the actor it belongs to.
+        holder: LockRecord,
+    },
     /// A new lease that would conflict with live locks of other actors on
     /// other resources (SPEC section 3).
-    Blocked { by: Vec<LockRecord> },
+    Blocked {
+        /// The conflicting locks.
+        by: Vec<LockRecord>,
+    },
     /// The new expiry or fencing token does not fit in 64 bits: the clock
     /// or a stored record is absurd.
     OutOfRange,

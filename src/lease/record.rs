@@ -47,15 +47,27 @@ pub enum RecordError {
     #[error(
         "lock.json is {len} bytes, more than the {MAX_RECORD_LEN} bytes a lock record may have"
     )]
-    TooLarge { len: usize },
+    /// Larger than [`MAX_RECORD_LEN`].
+    TooLarge {
+        /// Size in bytes.
+        len: usize,
+    },
     #[error("lock.json is not a valid lock record: {reason}")]
-    Malformed { reason: String },
+    /// Not JSON, or a shared field missing or of the wrong type.
+    Malformed {
+        /// What the JSON reader said.
+        reason: String,
+    },
     #[error(
         "the record is for `{resource}`, whose ref would end in {expected}, but it was found under a ref ending in {found}"
     )]
+    /// The record's resource does not hash to the ref it was found under.
     WrongRef {
+        /// The record's resource (shortened).
         resource: String,
+        /// The ref hash of that resource.
         expected: String,
+        /// The ref hash it was found under.
         found: String,
     },
 }

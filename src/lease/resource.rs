@@ -65,40 +65,79 @@ pub struct Resource {
 /// valid resource looks like.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceError {
+    /// Nothing was given.
     #[error("the resource is empty; {EXAMPLES}")]
     Empty,
     #[error(
         "the resource is {len} bytes long, more than the limit of {MAX_RESOURCE_LEN}; name a shorter path or id"
     )]
-    TooLong { len: usize },
+    /// Longer than [`MAX_RESOURCE_LEN`].
+    TooLong {
+        /// Length in bytes.
+        len: usize,
+    },
+    /// No `namespace:` prefix.
     #[error("`{input}` has no namespace; write `namespace:name` ({EXAMPLES})")]
-    MissingNamespace { input: String },
+    MissingNamespace {
+        /// The text as given.
+        input: String,
+    },
     #[error(
         "unknown namespace `{namespace}`; the namespaces are `issue:`, `path:` and `repo:` ({EXAMPLES})"
     )]
-    UnknownNamespace { namespace: String },
+    /// A prefix other than `issue`, `path` or `repo`.
+    UnknownNamespace {
+        /// The prefix as given.
+        namespace: String,
+    },
+    /// Nothing after the colon.
     #[error("the name after `{namespace}:` is empty; {EXAMPLES}")]
-    EmptyName { namespace: &'static str },
+    EmptyName {
+        /// The namespace.
+        namespace: &'static str,
+    },
     #[error(
         "the resource contains a control character (U+{code:04X}) at byte {offset}; use printable text only"
     )]
-    ControlCharacter { code: u32, offset: usize },
+    /// A control character anywhere.
+    ControlCharacter {
+        /// Its code point.
+        code: u32,
+        /// Its byte offset in the input.
+        offset: usize,
+    },
     #[error(
         "the name after `{namespace}:` starts or ends with white space; write it without the surrounding spaces"
     )]
-    SurroundingWhitespace { namespace: &'static str },
+    /// White space before or after the name.
+    SurroundingWhitespace {
+        /// The namespace.
+        namespace: &'static str,
+    },
     #[error(
         "`path:{path}` is absolute; paths are relative to the top of the repository, as in `path:src/auth.rs`"
     )]
-    AbsolutePath { path: String },
+    /// A path starting with `/`.
+    AbsolutePath {
+        /// The path as given.
+        path: String,
+    },
     #[error(
         "`path:{path}` has a `..` segment and could name something outside the repository; write the path from the top of the repository, as in `path:src/auth.rs`"
     )]
-    ParentSegment { path: String },
+    /// A path with a `..` segment.
+    ParentSegment {
+        /// The path as given.
+        path: String,
+    },
     #[error(
         "`path:{path}` names the top of the repository itself; to lock the whole repository use a `repo:` resource such as `repo:global`"
     )]
-    RepositoryRoot { path: String },
+    /// A path that names the top of the repository (`.`, `./`).
+    RepositoryRoot {
+        /// The path as given.
+        path: String,
+    },
 }
 
 impl Resource {

@@ -25,20 +25,41 @@ pub struct Ttl(u64);
 /// Why a TTL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TtlError {
+    /// Nothing was given.
     #[error("the TTL is empty; {FORMS}")]
     Empty,
     #[error("`{input}` is not a duration; {FORMS}")]
-    Malformed { input: String },
+    /// Not a duration.
+    Malformed {
+        /// The text as given.
+        input: String,
+    },
     #[error("the TTL `{input}` is negative; a lease must last a positive time ({FORMS})")]
-    Negative { input: String },
+    /// Below zero.
+    Negative {
+        /// The text as given.
+        input: String,
+    },
     #[error("the TTL `{input}` is zero; a lease must last at least 1s")]
-    Zero { input: String },
+    /// Exactly zero.
+    Zero {
+        /// The text as given.
+        input: String,
+    },
     #[error("the TTL `{input}` is shorter than the minimum of 1s")]
-    TooShort { input: String },
+    /// Below [`MIN_TTL_MILLIS`].
+    TooShort {
+        /// The text as given.
+        input: String,
+    },
     #[error(
         "the TTL `{input}` is longer than the maximum of 168h (7 days); take a shorter lease and renew it while you work"
     )]
-    TooLong { input: String },
+    /// Above [`MAX_TTL_MILLIS`], or too large to represent.
+    TooLong {
+        /// The text as given.
+        input: String,
+    },
 }
 
 impl Ttl {

@@ -27,7 +27,9 @@ pub enum LockPolicy {
 /// The lock settings, with their defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// What `grite lock check` does about other actors' locks.
     pub lock_policy: LockPolicy,
+    /// `default_actor`, if set.
     pub default_actor: Option<ActorId>,
     /// Clock-skew allowance before another actor's expired lock is taken.
     pub grace: Grace,

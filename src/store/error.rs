@@ -11,61 +11,96 @@ use crate::lease::{LockRecord, UnixMillis};
 pub enum Error {
     /// The directory is not inside a git repository.
     #[error("{path} is not in a git repository: {reason}")]
-    NotARepository { path: PathBuf, reason: String },
+    NotARepository {
+        /// The directory searched from.
+        path: PathBuf,
+        /// What the search said.
+        reason: String,
+    },
 
     /// Reading or writing the repository failed (permissions, disk, a
     /// broken object database).
     #[error("{action} failed: {reason}")]
     Repository {
+        /// What was being done.
         action: &'static str,
+        /// What went wrong.
         reason: String,
     },
 
     /// Another process kept a ref lock file (`<ref>.lock`, `packed-refs.lock`)
     /// for longer than we wait.
     #[error("the repository stayed locked by another process for {waited_ms} ms: {reason}")]
-    Busy { waited_ms: u64, reason: String },
+    Busy {
+        /// How long we waited.
+        waited_ms: u64,
+        /// What stood in the way, with the lock files found.
+        reason: String,
+    },
 
     /// `.git/grite/config.toml` could not be read or written.
     #[error("{}: {reason}", path.display())]
-    Config { path: PathBuf, reason: String },
+    Config {
+        /// The settings file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// The lock ref of the requested resource holds something that is not a
     /// lock we can read.
     #[error("the lock ref {ref_name} is corrupt: {reason}")]
-    CorruptLock { ref_name: String, reason: String },
+    CorruptLock {
+        /// The full ref name.
+        ref_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// Acquire of a lock another actor holds (or whose expiry is within the
     /// grace period).
     #[error("lock conflict on {}", holder.resource)]
     Held {
+        /// The holder's record.
         holder: LockRecord,
+        /// When another actor may take the lock over if it is not renewed.
         takeable_at: UnixMillis,
     },
 
     /// Renew or release of a lock whose record belongs to another actor: if
     /// the caller held it before, its lease was lost.
     #[error("{} is held by another actor", holder.resource)]
-    NotOwner { holder: LockRecord },
+    NotOwner {
+        /// The record of the actor it belongs to.
+        holder: LockRecord,
+    },
 
     /// A new lease that conflicts with other actors' locks on other
     /// resources.
     #[error("{resource} conflicts with {} lock(s) of other actors", by.len())]
     Blocked {
+        /// The resource asked for.
         resource: String,
+        /// The conflicting locks.
         by: Vec<LockRecord>,
     },
 
     /// Renew of a lock nobody holds.
     #[error("{resource} is not locked")]
-    NotHeld { resource: String },
+    NotHeld {
+        /// The resource asked for.
+        resource: String,
+    },
 
     /// The clock or a stored record is so far off that an expiry or a
     /// fencing token does not fit in 64 bits.
     #[error(
         "the expiry or fencing token of {resource} is out of range; check the system clock and the stored record"
     )]
-    OutOfRange { resource: String },
+    OutOfRange {
+        /// The resource asked for.
+        resource: String,
+    },
 }
 
 impl Error {

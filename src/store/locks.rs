@@ -43,8 +43,12 @@ pub enum Acquisition {
     AlreadyHeld,
     /// A new lease replacing the actor's own expired one.
     Reacquired,
-    /// A new lease replacing `from`'s, which had expired past the grace period.
-    Stolen { from: String },
+    /// A new lease replacing another actor's, which had expired past the
+    /// grace period.
+    Stolen {
+        /// The owner of the replaced lease.
+        from: String,
+    },
 }
 
 /// The outcome of [`Locks::acquire`].
@@ -52,6 +56,7 @@ pub enum Acquisition {
 pub struct Acquired {
     /// The lease the actor now holds, with its fencing token.
     pub lock: LockRecord,
+    /// How it was acquired.
     pub how: Acquisition,
 }
 
@@ -67,7 +72,9 @@ pub enum Released {
 /// A lock ref that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
+    /// The full ref name.
     pub ref_name: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
