@@ -1,9 +1,11 @@
 //! Conflicts across resources (SPEC section 3): which locks of other actors
 //! stand in the way of a lock on a given resource.
 
+use std::collections::{BTreeSet, HashMap};
+
 use super::actor::ActorId;
 use super::record::LockRecord;
-use super::resource::Resource;
+use super::resource::{Namespace, Resource};
 use super::time::{Grace, UnixMillis};
 
 /// The records among `records` that forbid `actor` from holding a live lock
@@ -67,23 +69,56 @@ fn in_the_way<'a>(
 }
 
 /// Pairs of live locks, held by different actors, that conflict with each
-/// other. The machine never creates one, but two repositories that worked
-/// apart and were then synced can hold such a pair; status shows them.
+/// other, in the order of `records`. The machine never creates one, but two
+/// repositories that worked apart and were then synced can hold such a
+/// pair; status shows them.
+///
+/// Only locks that share a name, or a path and its ancestor, are compared,
+/// so the cost grows with the number of locks times the depth of their
+/// paths (plus the pairs of any `repo:` lock, which conflicts with every
+/// other), not with the square of the number of locks.
 pub fn live_conflicts(records: &[LockRecord], now: UnixMillis) -> Vec<(&LockRecord, &LockRecord)> {
     let live: Vec<(Resource, &LockRecord)> = records
         .iter()
         .filter(|record| record.is_live(now))
         .filter_map(|record| Resource::parse(&record.resource).ok().map(|r| (r, record)))
         .collect();
-    let mut pairs = Vec::new();
-    for (i, (resource_a, a)) in live.iter().enumerate() {
-        for (resource_b, b) in &live[i + 1..] {
-            if a.owner != b.owner && resource_a.conflicts_with(resource_b) {
-                pairs.push((*a, *b));
+    let mut by_name: HashMap<(Namespace, &str), Vec<usize>> = HashMap::new();
+    for (i, (resource, _)) in live.iter().enumerate() {
+        if resource.namespace() != Namespace::Repo {
+            by_name
+                .entry((resource.namespace(), resource.name()))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut pairs = BTreeSet::new();
+    let mut add = |i: usize, j: usize| {
+        if i != j && live[i].1.owner != live[j].1.owner {
+            pairs.insert((i.min(j), i.max(j)));
+        }
+    };
+    for (i, (resource, _)) in live.iter().enumerate() {
+        let name = resource.name();
+        let mut keys = vec![(resource.namespace(), name)];
+        match resource.namespace() {
+            Namespace::Repo => (0..live.len()).for_each(|j| add(i, j)),
+            Namespace::Issue => {}
+            Namespace::Path => keys.extend(
+                name.match_indices('/')
+                    .map(|(at, _)| (Namespace::Path, &name[..at])),
+            ),
+        }
+        for key in keys {
+            for &j in by_name.get(&key).into_iter().flatten() {
+                add(i, j);
             }
         }
     }
     pairs
+        .into_iter()
+        .map(|(i, j)| (live[i].1, live[j].1))
+        .collect()
 }
 
 #[cfg(test)]
@@ -181,5 +216,33 @@ mod tests {
             names,
             [("repo:x", "path:src/a.rs"), ("path:src", "path:src/a.rs")]
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn live_conflicts_finds_exactly_the_conflicting_pairs(
+            locks in proptest::collection::vec((0..3usize, 0..12usize, 0..2u64), 0..24)
+        ) {
+            const NAMES: [&str; 12] = [
+                "issue:1", "issue:2", "path:a", "path:a/b", "path:a/b/c", "path:ab",
+                "path:a/bc", "path:b", "path:b/a", "repo:x", "repo:y", "path:a/b/c/d",
+            ];
+            let records: Vec<LockRecord> = locks
+                .iter()
+                .map(|&(owner, name, expires)| record(&owner.to_string(), NAMES[name], 50 + expires * 100))
+                .collect();
+            let now = UnixMillis(100);
+            let live: Vec<&LockRecord> = records.iter().filter(|r| r.is_live(now)).collect();
+            let mut expected = Vec::new();
+            for (i, a) in live.iter().enumerate() {
+                for b in &live[i + 1..] {
+                    let (ra, rb) = (Resource::parse(&a.resource).expect("valid"), Resource::parse(&b.resource).expect("valid"));
+                    if a.owner != b.owner && ra.conflicts_with(&rb) {
+                        expected.push((*a, *b));
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(live_conflicts(&records, now), expected);
+        }
     }
 }

@@ -1,0 +1,224 @@
+//! Whole-process timings of `grite lock` against the git commands that do
+//! the same ref work, side by side with their ratios. Run with
+//! `cargo bench --bench cli` (`-- --quick` for fewer repetitions). It prints
+//! figures; it asserts nothing, since machines are noisy.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ACTOR: &str = "e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0";
+/// 2024-01-15 11:00:00 UTC: the locks below expire an hour later.
+const T0_MS: u64 = 1_705_316_400_000;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = if quick { 5 } else { 25 };
+    let big = if quick { 2_000 } else { 10_000 };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    println!(
+        "{:<58} {:>10} {:>10} {:>7}",
+        "operation (median of runs)", "grite", "git", "ratio"
+    );
+
+    // acquire and release of one lock against create and delete of one ref.
+    let repo = new_repo(tmp.path(), "single");
+    let blob = git_out(&repo, &["hash-object", "-w", "--stdin"], b"x");
+    let (mut acquire, mut create, mut release, mut delete) = (vec![], vec![], vec![], vec![]);
+    for i in 0..reps {
+        let resource = format!("issue:{i}");
+        acquire.push(time(|| {
+            grite(&repo, &["lock", "acquire", &resource, "--ttl", "30m"])
+        }));
+        release.push(time(|| grite(&repo, &["lock", "release", &resource])));
+        let name = format!("refs/bench/{i}");
+        create.push(time(|| git(&repo, &["update-ref", &name, blob.trim(), ""])));
+        delete.push(time(|| git(&repo, &["update-ref", "-d", &name])));
+    }
+    row("acquire vs git update-ref (create)", &acquire, &create);
+    row("release vs git update-ref -d", &release, &delete);
+
+    for count in [1_000, big] {
+        let repo = new_repo(tmp.path(), &format!("status-{count}"));
+        plant_locks(&repo, count, T0_MS + 3_600_000);
+        let grite_status = runs(reps.min(9), || {
+            grite_at(&repo, T0_MS, &["--json", "lock", "status"])
+        });
+        let git_pipeline = runs(reps.min(9), || cat_file_pipeline(&repo));
+        row(
+            &format!("status --json, {count} locks vs for-each-ref | cat-file"),
+            &grite_status,
+            &git_pipeline,
+        );
+    }
+
+    for packed in [false, true] {
+        let template = new_repo(tmp.path(), &format!("gc-{packed}"));
+        plant_locks(&template, big, T0_MS);
+        if packed {
+            git(&template, &["pack-refs", "--all"]);
+        }
+        let refs = git_out(
+            &template,
+            &["for-each-ref", "--format=%(refname)", "refs/grite/locks/"],
+            b"",
+        );
+        let script: String = refs.lines().map(|r| format!("delete {r}\n")).collect();
+        let (mut ours, mut theirs) = (vec![], vec![]);
+        for i in 0..reps.min(5) {
+            let a = copy_repo(&template, &tmp.path().join(format!("gc-{packed}-a{i}")));
+            ours.push(time(|| grite_at(&a, T0_MS + 7_200_000, &["lock", "gc"])));
+            assert_eq!(
+                git_out(&a, &["for-each-ref", "refs/grite/locks/"], b""),
+                "",
+                "gc removed every lock"
+            );
+            let b = copy_repo(&template, &tmp.path().join(format!("gc-{packed}-b{i}")));
+            theirs.push(time(|| {
+                git_out(&b, &["update-ref", "--stdin"], script.as_bytes());
+            }));
+        }
+        let kind = if packed { "packed" } else { "loose" };
+        row(
+            &format!("gc of {big} expired locks ({kind} refs) vs update-ref --stdin"),
+            &ours,
+            &theirs,
+        );
+    }
+}
+
+fn row(label: &str, ours: &[Duration], theirs: &[Duration]) {
+    let (a, b) = (median(ours), median(theirs));
+    println!(
+        "{label:<58} {:>8.1}ms {:>8.1}ms {:>6.2}x",
+        a.as_secs_f64() * 1e3,
+        b.as_secs_f64() * 1e3,
+        a.as_secs_f64() / b.as_secs_f64()
+    );
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn runs(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    f(); // warm the page cache
+    (0..n).map(|_| time(&mut f)).collect()
+}
+
+fn new_repo(base: &Path, name: &str) -> PathBuf {
+    let dir = base.join(name);
+    git(base, &["init", "-q", dir.to_str().expect("utf-8 path")]);
+    std::fs::create_dir_all(dir.join(".git/grite")).expect("mkdir");
+    std::fs::write(
+        dir.join(".git/grite/config.toml"),
+        format!("default_actor = \"{ACTOR}\"\nlock_grace = \"0s\"\n"),
+    )
+    .expect("config");
+    dir
+}
+
+fn copy_repo(from: &Path, to: &Path) -> PathBuf {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp runs");
+    assert!(status.success());
+    to.to_owned()
+}
+
+/// Writes `count` lock commits with `git fast-import` (objects packed,
+/// refs loose), each expiring at `expires`.
+fn plant_locks(repo: &Path, count: usize, expires: u64) {
+    let mut stream = Vec::new();
+    for i in 0..count {
+        let resource = format!("issue:{i}");
+        let hash = grite_locks::lease::ref_hash_of(&resource);
+        let json = format!(
+            "{{\n  \"owner\": \"{ACTOR}\",\n  \"nonce\": \"n{i}\",\n  \"expires_unix_ms\": {expires},\n  \"resource\": \"{resource}\",\n  \"fencing_token\": {}\n}}\n",
+            i + 1
+        );
+        write!(
+            stream,
+            "commit refs/grite/locks/{hash}\ncommitter grite <grite@localhost> 1705316400 +0000\ndata 5\nlock\nM 100644 inline lock.json\ndata {}\n{json}\n",
+            json.len()
+        )
+        .expect("write to vec");
+    }
+    git_out(repo, &["fast-import", "--quiet"], &stream);
+}
+
+fn cat_file_pipeline(repo: &Path) {
+    let list = git_out(
+        repo,
+        &[
+            "for-each-ref",
+            "--format=%(objectname):lock.json",
+            "refs/grite/locks/",
+        ],
+        b"",
+    );
+    git_out(repo, &["cat-file", "--batch"], list.as_bytes());
+}
+
+fn grite(repo: &Path, args: &[&str]) {
+    run(
+        Command::new(env!("CARGO_BIN_EXE_grite"))
+            .current_dir(repo)
+            .args(args),
+        b"",
+    );
+}
+
+fn grite_at(repo: &Path, now: u64, args: &[&str]) {
+    let now = now.to_string();
+    run(
+        Command::new(env!("CARGO_BIN_EXE_grite"))
+            .current_dir(repo)
+            .args(["--now-ms", &now])
+            .args(args),
+        b"",
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    git_out(dir, args, b"");
+}
+
+fn git_out(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    run(Command::new("git").current_dir(dir).args(args), input)
+}
+
+fn run(cmd: &mut Command, input: &[u8]) -> String {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("command finishes");
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("stdin written");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
