@@ -54,39 +54,65 @@ pub(crate) fn signature(at: UnixMillis) -> gix::actor::Signature {
     }
 }
 
-/// Reads the record of the lock commit `id` found under `ref_hash`. Every
-/// way the objects can be wrong is a reason for [`Error::CorruptLock`],
-/// named for the user.
+/// Reads the record of the lock commit `id` found under `ref_hash`, using
+/// `buf` for object data (status reads thousands of locks; one buffer
+/// serves them all). Every way the objects can be wrong is a reason, named
+/// for the user.
 pub(crate) fn read_lock(
     repo: &gix::Repository,
     id: ObjectId,
     ref_hash: &str,
+    buf: &mut Vec<u8>,
 ) -> Result<LockRecord, String> {
-    let object = repo
-        .find_object(id)
-        .map_err(|e| format!("its object {id} cannot be read: {e}"))?;
-    if object.kind != gix::object::Kind::Commit {
-        return Err(format!(
-            "it points at a {} ({id}), not a lock commit",
-            object.kind
-        ));
-    }
-    let commit = object.into_commit();
-    let tree = commit
-        .tree()
-        .map_err(|e| format!("the tree of commit {id} cannot be read: {e}"))?;
-    let entry = tree
-        .find_entry(LOCK_FILE)
-        .ok_or_else(|| format!("commit {id} has no {LOCK_FILE}"))?;
-    let blob_id = entry.oid().to_owned();
-    let blob = repo
-        .find_object(blob_id)
-        .map_err(|e| format!("{LOCK_FILE} ({blob_id}) cannot be read: {e}"))?;
+    let kind = repo.object_hash();
+    let tree_id = {
+        let commit = find(repo, &id, buf, "its object")?;
+        if commit.kind != gix::object::Kind::Commit {
+            return Err(format!(
+                "it points at a {} ({id}), not a lock commit",
+                commit.kind
+            ));
+        }
+        gix::objs::CommitRefIter::from_bytes(commit.data, kind)
+            .tree_id()
+            .map_err(|e| format!("commit {id} cannot be parsed: {e}"))?
+    };
+    let blob_id = {
+        let tree = find(repo, &tree_id, buf, "the tree of the commit")?;
+        if tree.kind != gix::object::Kind::Tree {
+            return Err(format!("commit {id} has a {} for a tree", tree.kind));
+        }
+        let mut found = None;
+        for entry in gix::objs::TreeRefIter::from_bytes(tree.data, kind) {
+            let entry =
+                entry.map_err(|e| format!("the tree of commit {id} cannot be parsed: {e}"))?;
+            if entry.filename == LOCK_FILE {
+                found = Some(entry.oid.to_owned());
+                break;
+            }
+        }
+        found.ok_or_else(|| format!("commit {id} has no {LOCK_FILE}"))?
+    };
+    let blob = find(repo, &blob_id, buf, LOCK_FILE)?;
     if blob.kind != gix::object::Kind::Blob {
         return Err(format!(
             "{LOCK_FILE} in commit {id} is a {}, not a file",
             blob.kind
         ));
     }
-    LockRecord::from_json(&blob.data, ref_hash).map_err(|e| e.to_string())
+    LockRecord::from_json(blob.data, ref_hash).map_err(|e| e.to_string())
+}
+
+fn find<'a>(
+    repo: &gix::Repository,
+    id: &gix::oid,
+    buf: &'a mut Vec<u8>,
+    what: &str,
+) -> Result<gix::objs::Data<'a>, String> {
+    use gix::objs::Find as _;
+    match repo.objects.try_find(id, buf) {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err(format!("{what} ({id}) is missing from the object database")),
+        Err(e) => Err(format!("{what} ({id}) cannot be read: {e}")),
+    }
 }

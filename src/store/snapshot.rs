@@ -39,6 +39,7 @@ impl Snapshot {
         let listing = |e: gix::Error| Error::repository("listing lock refs", e);
         let platform = repo.references().map_err(listing)?;
         let mut entries = Vec::new();
+        let mut buf = Vec::new();
         for reference in platform.prefixed(LOCK_REF_PREFIX).map_err(listing)? {
             let reference = match reference {
                 Ok(reference) => reference,
@@ -63,7 +64,7 @@ impl Snapshot {
                 });
                 continue;
             };
-            let record = read_lock(repo, id, &hash);
+            let record = read_lock(repo, id, &hash, &mut buf);
             entries.push(Entry {
                 ref_name,
                 id,
