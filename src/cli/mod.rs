@@ -23,6 +23,12 @@ use crate::store::{Clock, FixedClock, SystemClock};
 /// Runs the command line `args` (program name first) and returns the exit
 /// code. Output goes to standard output and standard error.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    // A ref lock file left by an interrupted process blocks every later
+    // write until someone removes it: have gix delete the lock files it
+    // holds when SIGINT, SIGTERM or SIGHUP arrives, then die as by default.
+    gix::tempfile::signal::setup(
+        gix::tempfile::signal::handler::Mode::DeleteTempfilesOnTerminationAndRestoreDefaultBehaviour,
+    );
     let args: Vec<OsString> = args.into_iter().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
