@@ -326,3 +326,15 @@ fn conflicting_resources_of_other_actors_are_refused() {
     let (c, v) = run(&repo, A, T0 + 1, &["acquire", "path:src/a.rs"]);
     assert_eq!(c, 0, "an actor's own locks never conflict: {v}");
 }
+
+#[test]
+fn quiet_prints_nothing_on_success_but_still_reports_errors() {
+    let repo = Repo::new();
+    let out = repo.grite_as(A, T0, &["--quiet", "lock", "acquire", R]);
+    assert_eq!(code(&out), 0);
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    let out = repo.grite_as(B, T0, &["-q", "lock", "acquire", R]);
+    assert_eq!(code(&out), 4);
+    assert!(out.stdout.is_empty());
+    assert!(support::stderr(&out).starts_with("Error: Lock conflict\n"));
+}

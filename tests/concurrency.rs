@@ -267,6 +267,6 @@ fn acquirers_in_two_worktrees_have_exactly_one_winner() {
             .collect();
         let lock = one_winner(&race(&racers, round_time(round)), round);
         assert_eq!(record_of(&repo, &resource)["nonce"], lock["nonce"]);
+        repo.fsck();
     }
-    repo.fsck();
 }

@@ -171,15 +171,17 @@ impl Resource {
                 namespace: namespace.as_str(),
             });
         }
+        let name = match namespace {
+            Namespace::Path => canonical_path(name)?,
+            Namespace::Issue | Namespace::Repo => name.to_owned(),
+        };
+        // Checked on the canonical name: `path:x /` would otherwise become
+        // `path:x `, which does not parse again.
         if name.trim() != name {
             return Err(ResourceError::SurroundingWhitespace {
                 namespace: namespace.as_str(),
             });
         }
-        let name = match namespace {
-            Namespace::Path => canonical_path(name)?,
-            Namespace::Issue | Namespace::Repo => name.to_owned(),
-        };
         Ok(Resource { namespace, name })
     }
 
@@ -309,6 +311,19 @@ mod tests {
             assert_eq!(r(spelling).ref_name(), r("path:src").ref_name());
         }
         assert_eq!(r("path:a//b/./c").to_string(), "path:a/b/c");
+    }
+
+    #[test]
+    fn white_space_left_at_an_end_by_canonicalisation_is_refused() {
+        // Found by the `resource` fuzz target: `x /` canonicalised to `x `.
+        for input in ["path:x /", "path:./ x", "path:'/th: /"] {
+            assert_eq!(
+                Resource::parse(input),
+                Err(ResourceError::SurroundingWhitespace { namespace: "path" }),
+                "{input}"
+            );
+        }
+        assert_eq!(r("path:a /b").name(), "a /b");
     }
 
     #[test]
