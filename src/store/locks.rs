@@ -27,6 +27,9 @@ const BUSY_BUDGET: Duration = Duration::from_secs(5);
 /// livelock, not a limit a real workload meets.
 const MAX_LOST_RACES: u32 = 10_000;
 
+/// Memory for decoded delta bases when reading packed lock objects.
+const PACK_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// The lock engine of one repository.
 pub struct Locks {
     repo: gix::Repository,
@@ -121,10 +124,20 @@ impl Locks {
     /// settings.
     pub fn open(path: impl AsRef<Path>) -> Result<Locks, Error> {
         let path = path.as_ref();
-        let repo = gix::discover(path).map_err(|e| Error::NotARepository {
+        let mut repo = gix::discover(path).map_err(|e| Error::NotARepository {
             path: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
             reason: e.to_string(),
         })?;
+        // Lock blobs are near-identical, so packs store them as long delta
+        // chains; without a cache of delta bases every record would decode
+        // its whole chain again. (gix sets one up only with its
+        // "max-performance" feature, which also brings threads we do not
+        // use.)
+        repo.objects.set_pack_cache(|| {
+            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+                PACK_CACHE_BYTES,
+            ))
+        });
         let settings = config::load(repo.common_dir())?;
         Ok(Locks {
             repo,
