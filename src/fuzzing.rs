@@ -4,6 +4,7 @@
 //! none may panic for any other reason, whatever the bytes.
 
 use crate::lease::{LockRecord, Resource, Ttl, ref_hash_of};
+use crate::remote::protocol::{self, Packet};
 
 /// The ref hash the record seeds are written for: `issue:8057324b`.
 pub const RECORD_SEED_REF_HASH: &str = "a02e999268bbd49c";
@@ -49,5 +50,25 @@ pub fn check_record(data: &[u8]) {
         assert_eq!(ref_hash_of(&record.resource), RECORD_SEED_REF_HASH);
         let again = LockRecord::from_json(&record.to_json(), RECORD_SEED_REF_HASH);
         assert_eq!(again, Ok(record));
+    }
+}
+
+/// The receive-pack decoders never read past their input, never return an
+/// empty ref name, and a line they accept survives re-encoding.
+pub fn check_receive_pack(data: &[u8]) {
+    if let Ok((advertisement, used)) = protocol::parse_advertisement(data) {
+        assert!(used <= data.len());
+        for (name, _) in &advertisement.refs {
+            assert!(!name.is_empty());
+            let mut line = Vec::new();
+            protocol::write_packet(name.as_bytes(), &mut line).expect("a ref name fits a pkt-line");
+            assert_eq!(
+                protocol::read_packet(&line),
+                Ok((Packet::Data(name.as_bytes()), line.len()))
+            );
+        }
+    }
+    if let Ok(report) = protocol::parse_report(data) {
+        assert!(report.refs.iter().all(|(name, _)| !name.is_empty()));
     }
 }

@@ -45,6 +45,7 @@
 
 pub mod cli;
 pub mod lease;
+pub mod remote;
 pub mod store;
 
 pub use store::{Clock, Error, Locks, SystemClock};

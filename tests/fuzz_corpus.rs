@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use grite_locks::fuzzing::{check_record, check_resource, check_ttl};
+use grite_locks::fuzzing::{check_receive_pack, check_record, check_resource, check_ttl};
 
 fn replay(target: &str, check: fn(&[u8])) -> usize {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,4 +33,9 @@ fn ttl_corpus_passes_the_ttl_checks() {
 #[test]
 fn record_corpus_passes_the_record_checks() {
     assert!(replay("record", check_record) >= 5);
+}
+
+#[test]
+fn receive_pack_corpus_passes_the_protocol_checks() {
+    assert!(replay("receive_pack", check_receive_pack) >= 7);
 }

@@ -1,0 +1,466 @@
+//! The wire format of a push (`receive-pack`, protocol v0/v1, without
+//! side-band), as pure functions over byte slices: pkt-lines, the ref
+//! advertisement, the command list and the report-status reply. Nothing
+//! here does I/O, so the fuzzers and unit tests reach every byte of it; the
+//! transport owns the pipes and sockets.
+//!
+//! A pkt-line is four hex digits giving the length of the whole line
+//! (header included), then the data; `0000` is a flush. The server
+//! advertises `<oid> <ref>` lines, the first with `\0` and its
+//! capabilities; the client sends `<old> <new> <ref>` commands, the first
+//! with `\0` and the capabilities it wants, a flush and the pack; the server
+//! answers `unpack ok` and one `ok <ref>` or `ng <ref> <reason>` a command.
+
+use gix::ObjectId;
+
+/// Longest pkt-line, header included (git's `LARGE_PACKET_MAX`).
+pub const MAX_PKT_LEN: usize = 65520;
+
+/// The flush packet.
+pub const FLUSH: &[u8] = b"0000";
+
+/// Why bytes from a server could not be read, or a request not written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The bytes end inside a packet or before the closing flush.
+    #[error("the server's reply ended early ({need} more bytes expected at least)")]
+    Incomplete {
+        /// How many more bytes are needed at least.
+        need: usize,
+    },
+    /// A pkt-line header that is not four hex digits of a valid length.
+    #[error("the server sent a malformed pkt-line header {header:?}")]
+    BadHeader {
+        /// The four header bytes, as text.
+        header: String,
+    },
+    /// A line that does not have the shape it must have where it stands.
+    #[error("the server sent a malformed {what}: {line:?}")]
+    Malformed {
+        /// Which part of the protocol.
+        what: &'static str,
+        /// The line, shortened.
+        line: String,
+    },
+    /// The server answered with `ERR <message>`.
+    #[error("the server refused: {0}")]
+    Server(String),
+    /// A request line longer than a pkt-line can carry.
+    #[error("a request line is {len} bytes, more than a pkt-line carries")]
+    TooLong {
+        /// The length of the data.
+        len: usize,
+    },
+}
+
+/// One packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packet<'a> {
+    /// A data line (its trailing newline, if any, kept).
+    Data(&'a [u8]),
+    /// `0000`.
+    Flush,
+}
+
+/// Reads the packet at the start of `bytes`; returns it and how many bytes
+/// it took.
+pub fn read_packet(bytes: &[u8]) -> Result<(Packet<'_>, usize), ProtocolError> {
+    let Some(header) = bytes.get(..4) else {
+        return Err(ProtocolError::Incomplete {
+            need: 4 - bytes.len(),
+        });
+    };
+    let bad = || ProtocolError::BadHeader {
+        header: String::from_utf8_lossy(header).into_owned(),
+    };
+    let text = std::str::from_utf8(header).map_err(|_| bad())?;
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let len = usize::from_str_radix(text, 16).map_err(|_| bad())?;
+    match len {
+        0 => Ok((Packet::Flush, 4)),
+        // 0001 (delimiter) and 0002 (response end) exist only in protocol
+        // v2, 0003 in none; receive-pack speaks v0/v1.
+        1..=4 => Err(bad()),
+        len if len > MAX_PKT_LEN => Err(bad()),
+        len => match bytes.get(4..len) {
+            Some(data) => Ok((Packet::Data(data), len)),
+            None => Err(ProtocolError::Incomplete {
+                need: len - bytes.len(),
+            }),
+        },
+    }
+}
+
+/// Appends `data` as one pkt-line.
+pub fn write_packet(data: &[u8], out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    let len = data.len() + 4;
+    if len > MAX_PKT_LEN {
+        return Err(ProtocolError::TooLong { len: data.len() });
+    }
+    out.extend_from_slice(format!("{len:04x}").as_bytes());
+    out.extend_from_slice(data);
+    Ok(())
+}
+
+/// Reads data lines up to and including a flush; returns them (without
+/// trailing newlines) and the bytes taken. An `ERR` line is the server's
+/// refusal.
+fn read_section(bytes: &[u8]) -> Result<(Vec<&[u8]>, usize), ProtocolError> {
+    let mut lines = Vec::new();
+    let mut at = 0;
+    loop {
+        let (packet, used) = read_packet(&bytes[at..])?;
+        at += used;
+        match packet {
+            Packet::Flush => return Ok((lines, at)),
+            Packet::Data(data) => {
+                let line = data.strip_suffix(b"\n").unwrap_or(data);
+                if let Some(message) = line.strip_prefix(b"ERR ") {
+                    return Err(ProtocolError::Server(lossy(message)));
+                }
+                lines.push(line);
+            }
+        }
+    }
+}
+
+/// What receive-pack announces before a push.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advertisement {
+    /// Every ref and its value, in the server's order (peeled tag lines and
+    /// the empty repository's `capabilities^{}` placeholder left out).
+    pub refs: Vec<(String, ObjectId)>,
+    /// The capabilities of the first line.
+    pub capabilities: Vec<String>,
+}
+
+impl Advertisement {
+    /// Whether the server offers `capability` (with or without a value).
+    pub fn has(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| {
+            c == capability
+                || c.strip_prefix(capability)
+                    .is_some_and(|rest| rest.starts_with('='))
+        })
+    }
+
+    /// The value of `name` on the server, if it has that ref.
+    pub fn get(&self, name: &str) -> Option<ObjectId> {
+        self.refs.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+    }
+}
+
+/// Reads the advertisement at the start of `bytes` (an optional
+/// `version 1` line, ref lines, a flush); returns it and the bytes taken.
+pub fn parse_advertisement(bytes: &[u8]) -> Result<(Advertisement, usize), ProtocolError> {
+    let (mut lines, used) = read_section(bytes)?;
+    if lines.first() == Some(&&b"version 1"[..]) {
+        lines.remove(0);
+    }
+    let mut advertisement = Advertisement::default();
+    for (i, line) in lines.into_iter().enumerate() {
+        let (refline, capabilities) = match line.iter().position(|&b| b == 0) {
+            Some(nul) if i == 0 => (&line[..nul], Some(&line[nul + 1..])),
+            Some(_) => return Err(malformed("ref advertisement", line)),
+            None => (line, None),
+        };
+        if let Some(capabilities) = capabilities {
+            advertisement.capabilities = std::str::from_utf8(capabilities)
+                .map_err(|_| malformed("capability list", capabilities))?
+                .split(' ')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        let (id, name) = split_id(refline).ok_or_else(|| malformed("ref advertisement", line))?;
+        if name == "capabilities^{}" || name.ends_with("^{}") {
+            continue;
+        }
+        advertisement.refs.push((name.to_owned(), id));
+    }
+    Ok((advertisement, used))
+}
+
+/// One ref update of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The value the ref must have now; the null id means it must not exist.
+    pub old: ObjectId,
+    /// The value to give it; the null id deletes it.
+    pub new: ObjectId,
+    /// The full ref name.
+    pub name: String,
+}
+
+/// Encodes the command list: one pkt-line a command, the first followed by
+/// NUL and `capabilities`, then a flush. The pack (if any) follows it on
+/// the wire, outside pkt-lines.
+pub fn encode_commands(
+    commands: &[Command],
+    capabilities: &[&str],
+) -> Result<Vec<u8>, ProtocolError> {
+    let mut out = Vec::new();
+    for (i, command) in commands.iter().enumerate() {
+        let mut line = format!("{} {} {}", command.old, command.new, command.name).into_bytes();
+        if i == 0 {
+            line.push(0);
+            line.extend_from_slice(capabilities.join(" ").as_bytes());
+        }
+        write_packet(&line, &mut out)?;
+    }
+    out.extend_from_slice(FLUSH);
+    Ok(out)
+}
+
+/// The server's verdict on a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// `Ok` for `unpack ok`, else the unpacker's error.
+    pub unpack: Result<(), String>,
+    /// One entry a ref, in the server's order: `Ok` or the `ng` reason.
+    pub refs: Vec<(String, Result<(), String>)>,
+}
+
+impl Report {
+    /// The status of `name`, if the server reported one.
+    pub fn status(&self, name: &str) -> Option<&Result<(), String>> {
+        self.refs.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+}
+
+/// Reads a report-status reply (`unpack …`, `ok`/`ng` lines, a flush).
+pub fn parse_report(bytes: &[u8]) -> Result<Report, ProtocolError> {
+    let (lines, _) = read_section(bytes)?;
+    let mut lines = lines.into_iter();
+    let first = lines
+        .next()
+        .ok_or_else(|| malformed("report-status", b""))?;
+    let unpack = match first.strip_prefix(b"unpack ") {
+        Some(b"ok") => Ok(()),
+        Some(error) => Err(lossy(error)),
+        None => return Err(malformed("report-status", first)),
+    };
+    let mut refs = Vec::new();
+    for line in lines {
+        let text = std::str::from_utf8(line).map_err(|_| malformed("ref status", line))?;
+        let status = if let Some(name) = text.strip_prefix("ok ") {
+            (name.to_owned(), Ok(()))
+        } else if let Some(rest) = text.strip_prefix("ng ") {
+            let (name, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+            (name.to_owned(), Err(reason.to_owned()))
+        } else {
+            return Err(malformed("ref status", line));
+        };
+        if status.0.is_empty() {
+            return Err(malformed("ref status", line));
+        }
+        refs.push(status);
+    }
+    Ok(Report { unpack, refs })
+}
+
+/// `<40 hex> <name>` into its parts.
+fn split_id(line: &[u8]) -> Option<(ObjectId, &str)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let (hex, name) = text.split_once(' ')?;
+    if name.is_empty() || hex.len() != 40 {
+        return None;
+    }
+    Some((ObjectId::from_hex(hex.as_bytes()).ok()?, name))
+}
+
+fn malformed(what: &'static str, line: &[u8]) -> ProtocolError {
+    ProtocolError::Malformed {
+        what,
+        line: lossy(&line[..line.len().min(120)]),
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/receive-pack/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn id(hex: &str) -> ObjectId {
+        ObjectId::from_hex(hex.as_bytes()).expect("valid id")
+    }
+
+    #[test]
+    fn reads_the_advertisement_of_an_empty_repository() {
+        let bytes = fixture("advertisement-empty.bin");
+        let (advertisement, used) = parse_advertisement(&bytes).expect("valid");
+        assert_eq!(used, bytes.len());
+        assert!(advertisement.refs.is_empty());
+        assert!(advertisement.has("report-status") && advertisement.has("atomic"));
+        assert!(advertisement.has("object-format") && !advertisement.has("report"));
+    }
+
+    #[test]
+    fn reads_refs_and_capabilities_of_a_real_advertisement() {
+        let bytes = fixture("advertisement-refs.bin");
+        let (advertisement, used) = parse_advertisement(&bytes).expect("valid");
+        assert_eq!(used, bytes.len());
+        let names: Vec<&str> = advertisement.refs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["refs/grite/locks/aaaa", "refs/heads/master"]);
+        assert_eq!(
+            advertisement.get("refs/grite/locks/aaaa"),
+            Some(id("9fd0ca0b25db9d0a94673398512bbc1169fe1911"))
+        );
+        assert!(
+            advertisement
+                .capabilities
+                .iter()
+                .any(|c| c.starts_with("agent=git/"))
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_an_advertisement_is_incomplete() {
+        let bytes = fixture("advertisement-refs.bin");
+        for end in 0..bytes.len() {
+            assert!(
+                matches!(
+                    parse_advertisement(&bytes[..end]),
+                    Err(ProtocolError::Incomplete { .. })
+                ),
+                "cut at {end}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_real_reports() {
+        let ok = parse_report(&fixture("report-create-ok.bin")).expect("valid");
+        assert_eq!(ok.unpack, Ok(()));
+        assert_eq!(ok.refs, [("refs/grite/locks/bbbb".to_owned(), Ok(()))]);
+
+        let stale = parse_report(&fixture("report-stale-ng.bin")).expect("valid");
+        assert_eq!(
+            stale.status("refs/grite/locks/aaaa"),
+            Some(&Err("failed to update ref".to_owned()))
+        );
+
+        let atomic = parse_report(&fixture("report-atomic-ng.bin")).expect("valid");
+        assert_eq!(atomic.refs.len(), 2);
+        assert!(
+            atomic
+                .refs
+                .iter()
+                .all(|(_, s)| s.as_ref().is_err_and(|r| r == "atomic transaction failed"))
+        );
+
+        let hook = parse_report(&fixture("report-hook-declined.bin")).expect("valid");
+        assert_eq!(
+            hook.status("refs/grite/locks/cccc"),
+            Some(&Err("pre-receive hook declined".to_owned()))
+        );
+
+        let delete = parse_report(&fixture("report-delete-ok.bin")).expect("valid");
+        assert_eq!(delete.status("refs/grite/locks/aaaa"), Some(&Ok(())));
+    }
+
+    #[test]
+    fn every_truncation_of_a_report_is_incomplete() {
+        let bytes = fixture("report-atomic-ng.bin");
+        for end in 0..bytes.len() {
+            assert!(
+                matches!(
+                    parse_report(&bytes[..end]),
+                    Err(ProtocolError::Incomplete { .. })
+                ),
+                "cut at {end}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unpack_failure_and_a_server_error_are_reported() {
+        let mut bytes = Vec::new();
+        write_packet(b"unpack index-pack abnormal exit\n", &mut bytes).expect("short");
+        bytes.extend_from_slice(FLUSH);
+        assert_eq!(
+            parse_report(&bytes).expect("valid").unpack,
+            Err("index-pack abnormal exit".to_owned())
+        );
+
+        let mut bytes = Vec::new();
+        write_packet(b"ERR access denied\n", &mut bytes).expect("short");
+        assert_eq!(
+            parse_advertisement(&bytes),
+            Err(ProtocolError::Server("access denied".to_owned()))
+        );
+    }
+
+    #[test]
+    fn malformed_headers_and_lines_are_refused() {
+        for bytes in [&b"00zz"[..], b"0001", b"0004", b"fff1xxxx"] {
+            assert!(
+                matches!(read_packet(bytes), Err(ProtocolError::BadHeader { .. })),
+                "{bytes:?}"
+            );
+        }
+        let mut bytes = Vec::new();
+        write_packet(b"hello\n", &mut bytes).expect("short");
+        bytes.extend_from_slice(FLUSH);
+        assert!(matches!(
+            parse_report(&bytes),
+            Err(ProtocolError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_advertisement(&bytes),
+            Err(ProtocolError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn commands_encode_as_git_expects() {
+        let null = ObjectId::null(gix::hash::Kind::Sha1);
+        let a = id("9fd0ca0b25db9d0a94673398512bbc1169fe1911");
+        let commands = [
+            Command {
+                old: null,
+                new: a,
+                name: "refs/grite/locks/x".into(),
+            },
+            Command {
+                old: a,
+                new: null,
+                name: "refs/grite/locks/y".into(),
+            },
+        ];
+        let bytes = encode_commands(&commands, &["report-status", "atomic"]).expect("short lines");
+        let first = format!("{null} {a} refs/grite/locks/x\0report-status atomic");
+        let second = format!("{a} {null} refs/grite/locks/y");
+        let expected = format!(
+            "{:04x}{first}{:04x}{second}0000",
+            first.len() + 4,
+            second.len() + 4
+        );
+        assert_eq!(String::from_utf8(bytes).expect("text"), expected);
+    }
+
+    #[test]
+    fn a_line_longer_than_a_pkt_line_is_refused() {
+        let mut out = Vec::new();
+        assert!(write_packet(&vec![b'x'; MAX_PKT_LEN - 4], &mut out).is_ok());
+        assert_eq!(
+            write_packet(&vec![b'x'; MAX_PKT_LEN - 3], &mut out),
+            Err(ProtocolError::TooLong {
+                len: MAX_PKT_LEN - 3
+            })
+        );
+    }
+}
