@@ -1,0 +1,293 @@
+//! The compare-and-swap push against real `git receive-pack`: over a local
+//! path, `file://` and a `git daemon` on 127.0.0.1. A command with a stale
+//! expected value is refused and changes nothing; the remote stays clean.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process};
+use std::time::{Duration, Instant};
+
+use gix::ObjectId;
+use grite_locks::remote::pack::write_pack;
+use grite_locks::remote::protocol::Command;
+use grite_locks::remote::push::PushSession;
+use grite_locks::remote::transport::Endpoint;
+use support::{A, Repo, T0, git};
+
+/// A `git daemon` serving `base` with receive-pack enabled, on a free
+/// loopback port; stopped when dropped.
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Daemon {
+    fn start(base: &Path) -> Daemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        // The daemon itself, not the `git` wrapper that would fork it, so
+        // that killing the child stops the server.
+        let exec_path = String::from_utf8(
+            Process::new("git")
+                .arg("--exec-path")
+                .output()
+                .expect("git")
+                .stdout,
+        )
+        .expect("utf-8");
+        let child = Process::new(Path::new(exec_path.trim()).join("git-daemon"))
+            .args([
+                "--export-all",
+                "--enable=receive-pack",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "git daemon did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { child, port }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A local repository holding one lock commit, and the objects a remote
+/// without it needs.
+fn lock_objects(repo: &Repo, resource: &str) -> (ObjectId, Vec<u8>) {
+    let out = repo.grite_as(A, T0, &["lock", "acquire", resource]);
+    assert_eq!(support::code(&out), 0);
+    let name = grite_locks::lease::Resource::parse(resource)
+        .expect("valid")
+        .ref_name();
+    let commit = ObjectId::from_hex(repo.git(&["rev-parse", &name]).trim().as_bytes()).expect("id");
+    let local = gix::open(&repo.dir).expect("opens");
+    let tree = local
+        .find_commit(commit)
+        .expect("commit")
+        .tree_id()
+        .expect("tree")
+        .detach();
+    let blob = ObjectId::from_hex(
+        repo.git(&["rev-parse", &format!("{name}:lock.json")])
+            .trim()
+            .as_bytes(),
+    )
+    .expect("id");
+    let objects: Vec<(gix::object::Kind, Vec<u8>)> = [commit, tree, blob]
+        .into_iter()
+        .map(|id| {
+            let object = local.find_object(id).expect("object");
+            (object.kind, object.data.clone())
+        })
+        .collect();
+    let refs: Vec<(gix::object::Kind, &[u8])> =
+        objects.iter().map(|(k, d)| (*k, d.as_slice())).collect();
+    (commit, write_pack(&refs))
+}
+
+fn remote_ref(remote: &Path, name: &str) -> Option<String> {
+    let out = support::git_command(remote)
+        .args(["rev-parse", "--verify", "-q", name])
+        .output()
+        .expect("git");
+    out.status.success().then(|| {
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    })
+}
+
+fn endpoints(base: &Path, daemon: &Daemon) -> Vec<(String, Endpoint)> {
+    let remote = base.join("remote.git");
+    vec![
+        ("path".into(), Endpoint::Local(remote.clone())),
+        (
+            "file://".into(),
+            Endpoint::parse(&format!("file://{}", remote.display())).expect("valid"),
+        ),
+        (
+            "git daemon".into(),
+            Endpoint::parse(&format!("git://127.0.0.1:{}/remote.git", daemon.port)).expect("valid"),
+        ),
+    ]
+}
+
+fn bare_remote(base: &Path) -> PathBuf {
+    let remote = base.join("remote.git");
+    git(base, &["init", "-q", "--bare", "remote.git"]);
+    remote
+}
+
+#[test]
+fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
+    let repo = Repo::new();
+    let base = repo.tmp.path();
+    let remote = bare_remote(base);
+    let daemon = Daemon::start(base);
+    let null = ObjectId::null(gix::hash::Kind::Sha1);
+    for (i, (label, endpoint)) in endpoints(base, &daemon).into_iter().enumerate() {
+        let name = format!("refs/grite/locks/t{i}");
+        let (commit, pack) = lock_objects(&repo, &format!("issue:push-{i}"));
+
+        let session = PushSession::connect(&endpoint).unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(session.advertisement.get(&name), None, "{label}");
+        let create = [Command {
+            old: null,
+            new: commit,
+            name: name.clone(),
+        }];
+        let report = session
+            .push(&create, &pack)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(report.unpack, Ok(()), "{label}");
+        assert_eq!(report.status(&name), Some(&Ok(())), "{label}");
+        assert_eq!(
+            remote_ref(&remote, &name),
+            Some(commit.to_string()),
+            "{label}"
+        );
+
+        // Another create of the same ref: it exists now, so this must fail
+        // and leave it as it is. (A create whose value is already there
+        // succeeds, as in git; lock commits are unique, so only a retry of
+        // the same push can meet that.)
+        let (other, other_pack) = lock_objects(&repo, &format!("issue:other-{i}"));
+        let session = PushSession::connect(&endpoint).expect("connects");
+        assert_eq!(session.advertisement.get(&name), Some(commit), "{label}");
+        let second = [Command {
+            old: null,
+            new: other,
+            name: name.clone(),
+        }];
+        let report = session.push(&second, &other_pack).expect("a report");
+        assert!(
+            report.status(&name).is_some_and(Result::is_err),
+            "{label}: {report:?}"
+        );
+        assert_eq!(
+            remote_ref(&remote, &name),
+            Some(commit.to_string()),
+            "{label}"
+        );
+
+        // A delete that expects another value the server has: refused.
+        let beside = format!("{name}-b");
+        let report = PushSession::connect(&endpoint)
+            .expect("connects")
+            .push(
+                &[Command {
+                    old: null,
+                    new: other,
+                    name: beside.clone(),
+                }],
+                &other_pack,
+            )
+            .expect("a report");
+        assert_eq!(report.status(&beside), Some(&Ok(())), "{label}");
+        let stale = [Command {
+            old: other,
+            new: null,
+            name: name.clone(),
+        }];
+        let report = PushSession::connect(&endpoint)
+            .expect("connects")
+            .push(&stale, &[])
+            .expect("a report");
+        assert!(
+            report.status(&name).is_some_and(Result::is_err),
+            "{label}: {report:?}"
+        );
+        assert_eq!(
+            remote_ref(&remote, &name),
+            Some(commit.to_string()),
+            "{label}"
+        );
+
+        let delete = [Command {
+            old: commit,
+            new: null,
+            name: name.clone(),
+        }];
+        let report = PushSession::connect(&endpoint)
+            .expect("connects")
+            .push(&delete, &[])
+            .expect("a report");
+        assert_eq!(report.status(&name), Some(&Ok(())), "{label}");
+        assert_eq!(remote_ref(&remote, &name), None, "{label}");
+    }
+    let fsck = support::git_command(&remote)
+        .args(["fsck", "--strict"])
+        .output()
+        .expect("git fsck");
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+}
+
+#[test]
+fn an_atomic_push_with_one_stale_command_applies_nothing() {
+    let repo = Repo::new();
+    let base = repo.tmp.path();
+    let remote = bare_remote(base);
+    let null = ObjectId::null(gix::hash::Kind::Sha1);
+    let (commit, pack) = lock_objects(&repo, "issue:atomic");
+    let wrong = ObjectId::from_hex(b"1111111111111111111111111111111111111111").expect("id");
+    let commands = [
+        Command {
+            old: null,
+            new: commit,
+            name: "refs/grite/locks/fresh".into(),
+        },
+        Command {
+            old: wrong,
+            new: commit,
+            name: "refs/grite/locks/stale".into(),
+        },
+    ];
+    let session = PushSession::connect(&Endpoint::Local(remote.clone())).expect("connects");
+    assert!(session.advertisement.has("atomic"));
+    let report = session.push(&commands, &pack).expect("a report");
+    assert!(report.refs.iter().all(|(_, s)| s.is_err()), "{report:?}");
+    assert_eq!(
+        remote_ref(&remote, "refs/grite/locks/fresh"),
+        None,
+        "atomic: nothing applied"
+    );
+}
+
+#[test]
+fn an_unreachable_remote_is_an_error_not_a_hang() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let missing = tmp.path().join("no-such.git");
+    assert!(PushSession::connect(&Endpoint::Local(missing)).is_err());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let closed = Endpoint::parse(&format!("git://127.0.0.1:{port}/x.git")).expect("valid");
+    assert!(PushSession::connect(&closed).is_err());
+}
