@@ -5,72 +5,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process};
-use std::time::{Duration, Instant};
 
 use gix::ObjectId;
 use grite_locks::remote::pack::write_pack;
 use grite_locks::remote::protocol::Command;
 use grite_locks::remote::push::PushSession;
 use grite_locks::remote::transport::Endpoint;
-use support::{A, Repo, T0, git};
-
-/// A `git daemon` serving `base` with receive-pack enabled, on a free
-/// loopback port; stopped when dropped.
-struct Daemon {
-    child: Child,
-    port: u16,
-}
-
-impl Daemon {
-    fn start(base: &Path) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        // The daemon itself, not the `git` wrapper that would fork it, so
-        // that killing the child stops the server.
-        let exec_path = String::from_utf8(
-            Process::new("git")
-                .arg("--exec-path")
-                .output()
-                .expect("git")
-                .stdout,
-        )
-        .expect("utf-8");
-        let child = Process::new(Path::new(exec_path.trim()).join("git-daemon"))
-            .args([
-                "--export-all",
-                "--enable=receive-pack",
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-            ])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("git daemon starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "git daemon did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { child, port }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{A, Daemon, Repo, T0, git};
 
 /// A local repository holding one lock commit, and the objects a remote
 /// without it needs.

@@ -31,6 +31,16 @@ pub struct Cli {
     #[arg(long, value_name = "ID", global = true)]
     pub actor: Option<String>,
 
+    /// Make this remote (a name, URL or path) the authority: read locks from
+    /// it and push every change to it. Default: `lock_remote` in
+    /// .git/grite/config.toml.
+    #[arg(long, value_name = "REMOTE", global = true)]
+    pub remote: Option<String>,
+
+    /// Work on the local refs only, even if `lock_remote` is configured.
+    #[arg(long, global = true, conflicts_with = "remote")]
+    pub no_remote: bool,
+
     /// Decide as if the time were this many milliseconds since the Unix
     /// epoch: for tests and for replaying a situation, never for real use.
     #[arg(long = "now-ms", value_name = "MS", global = true, hide = true)]
@@ -61,6 +71,9 @@ pub enum LockCommand {
     Gc,
     /// Apply the lock policy to a resource you are about to work on.
     Check(ResourceArg),
+    /// Make the local lock refs what the remote has (fetch, and prune those
+    /// it no longer has).
+    Sync,
 }
 
 /// The resource, as `--resource R` or as the first argument.

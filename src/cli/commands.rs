@@ -37,7 +37,7 @@ pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Re
         LockCommand::Acquire(args) => {
             let resource = resource(&args.resource)?;
             let ttl = ttl(&args.ttl)?;
-            let locks = Locks::open(dir)?;
+            let locks = open(cli, dir)?;
             let actor = resolve_actor(&locks, actor)?;
             Ok(Report::Acquired(
                 locks.acquire(&actor, &resource, ttl, clock)?,
@@ -46,22 +46,36 @@ pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Re
         LockCommand::Renew(args) => {
             let resource = resource(&args.resource)?;
             let ttl = ttl(&args.ttl)?;
-            let locks = Locks::open(dir)?;
+            let locks = open(cli, dir)?;
             let actor = resolve_actor(&locks, actor)?;
             Ok(Report::Renewed(locks.renew(&actor, &resource, ttl, clock)?))
         }
         LockCommand::Release(args) => {
             let resource = resource(args)?;
-            let locks = Locks::open(dir)?;
+            let locks = open(cli, dir)?;
             let actor = resolve_actor(&locks, actor)?;
             let outcome = locks.release(&actor, &resource, clock)?;
             Ok(Report::Released { resource, outcome })
         }
-        LockCommand::Status => Ok(Report::Status(Locks::open(dir)?.status(clock)?)),
-        LockCommand::Gc => Ok(Report::Gc(Locks::open(dir)?.gc(clock)?)),
+        LockCommand::Status => Ok(Report::Status(open(cli, dir)?.status(clock)?)),
+        LockCommand::Gc => Ok(Report::Gc(open(cli, dir)?.gc(clock)?)),
+        LockCommand::Sync => {
+            let (locks, remote) = open_with(cli, dir)?;
+            let remote = remote.ok_or_else(|| {
+                CliError::invalid_args(
+                    "remote",
+                    "`grite lock sync` needs a remote",
+                    "name one with --remote, or set lock_remote in .git/grite/config.toml",
+                )
+            })?;
+            Ok(Report::Synced {
+                remote,
+                fetched: locks.sync()?,
+            })
+        }
         LockCommand::Check(args) => {
             let resource = resource(args)?;
-            let locks = Locks::open(dir)?;
+            let locks = open(cli, dir)?;
             let policy = locks.settings().lock_policy;
             let in_the_way = if policy == LockPolicy::Off {
                 Vec::new()
@@ -81,6 +95,26 @@ pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Re
                 in_the_way,
             })
         }
+    }
+}
+
+/// Opens the repository with the remote the flags and settings name.
+fn open(cli: &Cli, dir: &Path) -> Result<Locks, CliError> {
+    Ok(open_with(cli, dir)?.0)
+}
+
+fn open_with(cli: &Cli, dir: &Path) -> Result<(Locks, Option<String>), CliError> {
+    let locks = Locks::open(dir)?;
+    let remote = if cli.no_remote {
+        None
+    } else {
+        cli.remote
+            .clone()
+            .or_else(|| locks.settings().remote.clone())
+    };
+    match remote {
+        Some(remote) => Ok((locks.with_remote(&remote)?, Some(remote))),
+        None => Ok((locks, None)),
     }
 }
 

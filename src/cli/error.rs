@@ -151,6 +151,20 @@ impl From<Error> for CliError {
                     .help("fix or remove the file; its keys are lock_policy (\"off\", \"warn\" or \"require\"), default_actor and lock_grace")
                     .details(json!({ "path": path, "reason": reason }))
             }
+            Error::Remote { remote, reason } => {
+                CliError::new("remote_error", exit::ENVIRONMENT, "Remote error")
+                    .line("Remote", remote.clone())
+                    .line("Reason", reason.clone())
+                    .help("check that the remote is reachable and that you may push to it (`git ls-remote` and `git push` to it should work); nothing was changed")
+                    .details(json!({ "remote": remote, "reason": reason }))
+            }
+            Error::BadRemote { remote, reason } => {
+                CliError::new("invalid_args", exit::INVALID_ARGS, "Invalid remote")
+                    .line("Remote", remote.clone())
+                    .line("Reason", reason.clone())
+                    .help("name a configured remote (`git remote -v`), a path, or a file://, ssh:// or git:// URL")
+                    .details(json!({ "remote": remote, "reason": reason }))
+            }
             Error::CorruptLock { ref_name, reason } => {
                 CliError::new("corrupt_lock", exit::OTHER, "Corrupt lock")
                     .line("Ref", ref_name.clone())

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::error::CliError;
 use crate::lease::{LockRecord, Resource, UnixMillis};
+use crate::remote::fetch::Fetched;
 use crate::store::{Acquired, Acquisition, GcReport, LockPolicy, Released, Status};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -25,6 +26,10 @@ pub enum Report {
         resource: Resource,
         policy: LockPolicy,
         in_the_way: Vec<LockRecord>,
+    },
+    Synced {
+        remote: String,
+        fetched: Fetched,
     },
 }
 
@@ -104,6 +109,11 @@ pub fn success_json(report: &Report) -> Value {
             "resource": resource.to_string(),
             "policy": policy_name(*policy),
             "conflicts": in_the_way.iter().map(lock_json).collect::<Vec<_>>(),
+        }),
+        Report::Synced { remote, fetched } => json!({
+            "remote": remote,
+            "updated": fetched.updated,
+            "pruned": fetched.pruned,
         }),
     };
     json!({ "schema_version": SCHEMA_VERSION, "ok": true, "data": data })
@@ -186,6 +196,14 @@ pub fn success_human(report: &Report, now: UnixMillis) -> Human {
                     plural(report.unreadable)
                 );
             }
+        }
+        Report::Synced { remote, fetched } => {
+            let _ = writeln!(
+                out,
+                "Synced with {remote}\n  Updated: {}\n  Pruned: {}",
+                fetched.updated.len(),
+                fetched.pruned.len()
+            );
         }
         Report::Check {
             resource,

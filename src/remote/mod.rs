@@ -5,6 +5,7 @@
 //! commands, report-status), decoded from byte slices so that fuzzers and
 //! unit tests reach all of it.
 
+pub mod fetch;
 pub mod pack;
 pub mod protocol;
 pub mod push;

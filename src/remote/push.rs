@@ -24,6 +24,14 @@ pub enum PushError {
         /// What was wrong.
         source: ProtocolError,
     },
+    /// The server ended the connection without a word of protocol.
+    #[error("{endpoint}: {message}")]
+    Closed {
+        /// The endpoint, for the message.
+        endpoint: String,
+        /// Why, as far as the helper program said.
+        message: String,
+    },
     /// Without report-status the server would not say which commands it
     /// applied, and a compare-and-swap needs that answer.
     #[error("{endpoint} does not offer report-status, so it cannot say whether a push won")]
@@ -49,10 +57,25 @@ impl PushSession {
         let parsed = connection.read_until(&mut buffer, protocol::parse_advertisement, |e| {
             matches!(e, ProtocolError::Incomplete { .. })
         })?;
-        let (advertisement, used) = parsed.map_err(|source| PushError::Protocol {
-            endpoint: connection.endpoint().to_owned(),
-            source,
-        })?;
+        let (advertisement, used) = match parsed {
+            Ok(parsed) => parsed,
+            // A helper that ends before advertising anything failed to
+            // start the service; its own message says why.
+            Err(ProtocolError::Incomplete { .. }) if buffer.is_empty() => {
+                let message = connection.helper_message();
+                return Err(PushError::Closed {
+                    endpoint: connection.endpoint().to_owned(),
+                    message: message
+                        .unwrap_or_else(|| "the connection closed before any reply".to_owned()),
+                });
+            }
+            Err(source) => {
+                return Err(PushError::Protocol {
+                    endpoint: connection.endpoint().to_owned(),
+                    source,
+                });
+            }
+        };
         buffer.drain(..used);
         if !advertisement.has("report-status") {
             return Err(PushError::NoReportStatus {

@@ -149,6 +149,9 @@ pub struct Connection {
     reader: Box<dyn Read>,
     writer: Option<Box<dyn Write>>,
     child: Option<Child>,
+    /// What the helper program wrote on standard error, collected by a
+    /// thread so that a chatty hook can never block it.
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
 impl Connection {
@@ -199,6 +202,7 @@ impl Connection {
                     reader: Box::new(stream),
                     writer: Some(Box::new(writer)),
                     child: None,
+                    stderr: None,
                 })
             }
         }
@@ -255,6 +259,20 @@ impl Connection {
         &self.endpoint
     }
 
+    /// Waits for the helper program to end and returns the last line it
+    /// wrote on standard error (git's `fatal: …` says why it failed).
+    pub fn helper_message(&mut self) -> Option<String> {
+        self.writer = None;
+        let child = self.child.as_mut()?;
+        let _ = child.wait();
+        let bytes = self.stderr.take()?.join().ok()?;
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_owned())
+    }
+
     fn io(&self, source: std::io::Error) -> TransportError {
         TransportError::Io {
             endpoint: self.endpoint.clone(),
@@ -277,15 +295,22 @@ fn spawn(mut command: Command, endpoint: String) -> std::io::Result<Connection> 
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()?;
     let reader = child.stdout.take().expect("stdout is piped");
     let writer = child.stdin.take().expect("stdin is piped");
+    let mut errors = child.stderr.take().expect("stderr is piped");
+    let stderr = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = errors.read_to_end(&mut bytes);
+        bytes
+    });
     Ok(Connection {
         endpoint,
         reader: Box::new(reader),
         writer: Some(Box::new(writer)),
         child: Some(child),
+        stderr: Some(stderr),
     })
 }
 

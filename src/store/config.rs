@@ -33,6 +33,8 @@ pub struct Settings {
     pub default_actor: Option<ActorId>,
     /// Clock-skew allowance before another actor's expired lock is taken.
     pub grace: Grace,
+    /// `lock_remote`: the remote that is the authority, if any.
+    pub remote: Option<String>,
 }
 
 /// The default grace period: a few seconds covers the clock skew of
@@ -45,6 +47,7 @@ struct Raw {
     default_actor: Option<String>,
     /// A duration such as `5s`, `500ms` or `0s`.
     lock_grace: Option<String>,
+    lock_remote: Option<String>,
 }
 
 pub(crate) fn path(common_dir: &Path) -> PathBuf {
@@ -72,6 +75,7 @@ pub(crate) fn load(common_dir: &Path) -> Result<Settings, Error> {
         lock_policy: raw.lock_policy.unwrap_or_default(),
         default_actor,
         grace,
+        remote: raw.lock_remote.filter(|r| !r.is_empty()),
     })
 }
 

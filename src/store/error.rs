@@ -47,6 +47,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// The remote could not be reached, read or written.
+    #[error("remote {remote}: {reason}")]
+    Remote {
+        /// The remote's URL.
+        remote: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The remote named is not one we can use.
+    #[error("remote {remote}: {reason}")]
+    BadRemote {
+        /// The remote as given.
+        remote: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The lock ref of the requested resource holds something that is not a
     /// lock we can read.
     #[error("the lock ref {ref_name} is corrupt: {reason}")]

@@ -14,9 +14,15 @@ use super::objects::{signature, write_lock_commit};
 use super::snapshot::{Entry, Snapshot};
 use super::version::{self, VERSION_REF};
 use crate::lease::{
-    ActorId, Change, Context, Decision, LockRecord, Refusal, Request, Resource, Transition,
-    TransitionKind, Ttl, Unchanged, UnixMillis, decide, live_conflicts, locks_in_the_way,
+    ActorId, Change, Context, Decision, LOCK_REF_PREFIX, LockRecord, Refusal, Request, Resource,
+    Transition, TransitionKind, Ttl, Unchanged, UnixMillis, decide, live_conflicts,
+    locks_in_the_way,
 };
+use crate::remote::fetch::{Fetched, fetch_locks};
+use crate::remote::pack::write_pack;
+use crate::remote::protocol::Command;
+use crate::remote::push::PushSession;
+use crate::remote::transport::Endpoint;
 
 /// How long a write waits, in all, for ref lock files held by other
 /// processes before it gives up with [`Error::Busy`].
@@ -35,6 +41,7 @@ pub struct Locks {
     repo: gix::Repository,
     settings: Settings,
     nonces: Box<dyn Fn() -> String>,
+    remote: Option<RemoteTarget>,
 }
 
 /// How an acquire succeeded.
@@ -143,7 +150,51 @@ impl Locks {
             repo,
             settings,
             nonces: Box::new(random_nonce),
+            remote: None,
         })
+    }
+
+    /// Makes the remote `name_or_url` (a configured remote's name, a URL or
+    /// a path) the authority: every operation reads the locks from it and
+    /// writes them back with a compare-and-swap push, then mirrors the
+    /// result in the local refs.
+    pub fn with_remote(mut self, name_or_url: &str) -> Result<Locks, Error> {
+        let url = match self.repo.find_remote(name_or_url) {
+            Ok(remote) => remote
+                .url(gix::remote::Direction::Push)
+                .map(|u| u.to_bstring().to_string())
+                .ok_or_else(|| Error::BadRemote {
+                    remote: name_or_url.to_owned(),
+                    reason: "it has no URL".to_owned(),
+                })?,
+            Err(_) => name_or_url.to_owned(),
+        };
+        let endpoint = Endpoint::parse(&url).map_err(|e| Error::BadRemote {
+            remote: name_or_url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        self.remote = Some(RemoteTarget { url, endpoint });
+        Ok(self)
+    }
+
+    /// Makes the local lock refs what the remote has: fetch, and delete the
+    /// ones it no longer has. Without a remote there is nothing to do.
+    pub fn sync(&self) -> Result<Fetched, Error> {
+        let Some(remote) = &self.remote else {
+            return Ok(Fetched::default());
+        };
+        let failed = |reason: String| Error::Remote {
+            remote: remote.url.clone(),
+            reason,
+        };
+        let session = PushSession::connect(&remote.endpoint).map_err(|e| failed(e.to_string()))?;
+        let has_refs = session
+            .advertisement
+            .refs
+            .iter()
+            .any(|(name, _)| is_lock_state(name));
+        drop(session);
+        fetch_locks(&self.repo, &remote.url, has_refs).map_err(|e| failed(e.reason))
     }
 
     /// Replaces the source of lease nonces (random by default): for
@@ -235,6 +286,7 @@ impl Locks {
     /// Every lock, sorted into live, expired and released, with the
     /// conflicts among live locks and the refs that cannot be read.
     pub fn status(&self, clock: &dyn Clock) -> Result<Status, Error> {
+        self.sync()?;
         let now = clock.now();
         let snapshot = Snapshot::read(&self.repo)?;
         let mut status = Status {
@@ -274,6 +326,7 @@ impl Locks {
         resource: &Resource,
         clock: &dyn Clock,
     ) -> Result<Vec<LockRecord>, Error> {
+        self.sync()?;
         let now = clock.now();
         let snapshot = Snapshot::read(&self.repo)?;
         let in_the_way = locks_in_the_way(
@@ -293,14 +346,19 @@ impl Locks {
         let any_resource = Resource::parse("repo:global").expect("valid resource");
         let mut retry = Retry::new();
         loop {
+            let session = self.open_remote()?;
             let now = clock.now();
             let snapshot = Snapshot::read(&self.repo)?;
+            if !in_step(&snapshot, session.as_ref()) {
+                retry.after(WriteError::Lost)?;
+                continue;
+            }
             let mut report = GcReport {
                 removed: Vec::new(),
                 kept: 0,
                 unreadable: 0,
             };
-            let mut edits = Vec::new();
+            let mut changes = Vec::new();
             for entry in &snapshot.entries {
                 let Ok(record) = &entry.record else {
                     report.unreadable += 1;
@@ -322,16 +380,20 @@ impl Locks {
                         change: Change::Remove,
                         ..
                     }) => {
-                        edits.push(delete_edit(&entry.ref_name, entry.id)?);
+                        changes.push(RefChange {
+                            name: entry.ref_name.clone(),
+                            old: Some(entry.id),
+                            new: None,
+                        });
                         report.removed.push(record.clone());
                     }
                     _ => report.kept += 1,
                 }
             }
-            if edits.is_empty() {
+            if changes.is_empty() {
                 return Ok(report);
             }
-            match self.apply(edits, now) {
+            match self.commit(session, &changes, &[], now) {
                 Ok(()) => return Ok(report),
                 Err(e) => retry.after(e)?,
             }
@@ -349,8 +411,13 @@ impl Locks {
         let ref_name = resource.ref_name();
         let mut retry = Retry::new();
         loop {
+            let session = self.open_remote()?;
             let now = clock.now();
             let snapshot = Snapshot::read(&self.repo)?;
+            if !in_step(&snapshot, session.as_ref()) {
+                retry.after(WriteError::Lost)?;
+                continue;
+            }
             let entry = snapshot.entry(&ref_name);
             let current = match entry {
                 None => None,
@@ -385,49 +452,91 @@ impl Locks {
                 Decision::Unchanged(unchanged) => return Ok(Done::Unchanged(unchanged)),
                 Decision::Apply(transition) => transition,
             };
-            match self.write(&snapshot, entry, &ref_name, &transition, now) {
-                Ok(lock) => return Ok(Done::Applied(transition.kind, lock)),
+            let (lock, changes, objects) =
+                self.plan(&snapshot, entry, &ref_name, &transition, now)?;
+            match self.commit(session, &changes, &objects, now) {
+                Ok(()) => return Ok(Done::Applied(transition.kind, lock)),
                 Err(e) => retry.after(e)?,
             }
         }
     }
 
-    /// Writes one transition as one ref transaction: the lock ref expecting
-    /// exactly what was read and, when the decision looked at other locks,
-    /// the version ref expecting the version read before them. The lock ref
-    /// comes first: edits are committed in order, so a reader that sees the
-    /// new version also sees the new lock.
-    fn write(
+    /// Writes the objects of one transition and returns the new record, the
+    /// ref changes to make as one transaction, and the new objects: the lock
+    /// ref expecting exactly what was read and, when the decision looked at
+    /// other locks, the version ref expecting the version read before them.
+    /// The lock ref comes first: edits are committed in order, so a reader
+    /// that sees the new version also sees the new lock.
+    fn plan(
         &self,
         snapshot: &Snapshot,
         entry: Option<&Entry>,
         ref_name: &str,
         transition: &Transition,
         now: UnixMillis,
-    ) -> Result<LockRecord, WriteError> {
+    ) -> Result<(LockRecord, Vec<RefChange>, Vec<ObjectId>), Error> {
         let record = match &transition.change {
             Change::Put(record) => record.clone(),
-            Change::Remove => unreachable!("only gc removes, and it writes its own transaction"),
+            Change::Remove => unreachable!("only gc removes, and it plans its own changes"),
         };
         let previous_id = entry.map(|e| e.id);
         let message = commit_message(transition, &record);
-        let commit = write_lock_commit(&self.repo, &record, previous_id, &message, now)
-            .map_err(WriteError::Failed)?;
-        let mut edits =
-            vec![update_edit(ref_name, commit, previous_id).map_err(WriteError::Failed)?];
+        let (commit, mut objects) =
+            write_lock_commit(&self.repo, &record, previous_id, &message, now)?;
+        let mut changes = vec![RefChange {
+            name: ref_name.to_owned(),
+            old: previous_id,
+            new: Some(commit),
+        }];
         if transition.depends_on_others {
             let next = snapshot.version.next(record.fencing_token, &record.nonce);
-            let blob = version::write(&self.repo, &next).map_err(WriteError::Failed)?;
-            edits.push(
-                update_edit(VERSION_REF, blob, snapshot.version.id).map_err(WriteError::Failed)?,
-            );
+            let blob = version::write(&self.repo, &next)?;
+            objects.push(blob);
+            changes.push(RefChange {
+                name: VERSION_REF.to_owned(),
+                old: snapshot.version.id,
+                new: Some(blob),
+            });
         }
-        self.apply(edits, now)?;
-        Ok(record)
+        Ok((record, changes, objects))
     }
 
-    fn apply(&self, edits: Vec<RefEdit>, now: UnixMillis) -> Result<(), WriteError> {
-        let names: Vec<String> = edits.iter().map(|e| e.name.as_bstr().to_string()).collect();
+    /// Makes `changes` as one compare-and-swap: on the remote when there is
+    /// one (and then on the local mirror), else on the local repository.
+    fn commit(
+        &self,
+        session: Option<PushSession>,
+        changes: &[RefChange],
+        objects: &[ObjectId],
+        now: UnixMillis,
+    ) -> Result<(), WriteError> {
+        let Some(session) = session else {
+            return self.apply(changes, now);
+        };
+        let remote = self.remote.as_ref().expect("a session comes from a remote");
+        push_changes(&self.repo, session, changes, objects).map_err(|e| match e {
+            PushOutcome::Lost => WriteError::Lost,
+            PushOutcome::Failed(reason) => WriteError::Failed(Error::Remote {
+                remote: remote.url.clone(),
+                reason,
+            }),
+        })?;
+        // The remote is the authority and now holds the changes; the local
+        // refs mirror it. If another local process moved them meanwhile,
+        // the next command's fetch puts them right.
+        match self.apply(changes, now) {
+            Ok(()) | Err(WriteError::Lost) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn apply(&self, changes: &[RefChange], now: UnixMillis) -> Result<(), WriteError> {
+        let edits = changes
+            .iter()
+            .map(RefChange::edit)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(WriteError::Failed)?;
+        let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
         let signature = signature(now);
         let mut time = gix::date::parse::TimeBuf::default();
         match self
@@ -442,6 +551,26 @@ impl Locks {
                 e,
             ))),
         }
+    }
+
+    /// With a remote: reads its refs, makes the local lock refs what it has,
+    /// and returns the open push session.
+    fn open_remote(&self) -> Result<Option<PushSession>, Error> {
+        let Some(remote) = &self.remote else {
+            return Ok(None);
+        };
+        let failed = |reason: String| Error::Remote {
+            remote: remote.url.clone(),
+            reason,
+        };
+        let session = PushSession::connect(&remote.endpoint).map_err(|e| failed(e.to_string()))?;
+        let has_refs = session
+            .advertisement
+            .refs
+            .iter()
+            .any(|(name, _)| is_lock_state(name));
+        fetch_locks(&self.repo, &remote.url, has_refs).map_err(|e| failed(e.reason))?;
+        Ok(Some(session))
     }
 
     /// Which lock files stood in the way, by name, so that a user can tell
@@ -563,29 +692,139 @@ fn commit_message(transition: &Transition, record: &LockRecord) -> String {
     )
 }
 
-fn full_name(name: &str) -> Result<FullName, Error> {
-    FullName::try_from(name).map_err(|e| Error::repository("naming a lock ref", e))
+/// One ref edit of a transition, for a local transaction or a push: `old`
+/// `None` means the ref must not exist, `new` `None` deletes it.
+#[derive(Debug, Clone)]
+struct RefChange {
+    name: String,
+    old: Option<ObjectId>,
+    new: Option<ObjectId>,
 }
 
-/// An update that expects the ref to hold `previous`, or not to exist.
-fn update_edit(name: &str, new: ObjectId, previous: Option<ObjectId>) -> Result<RefEdit, Error> {
-    let expected = match previous {
-        None => PreviousValue::MustNotExist,
-        Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+impl RefChange {
+    fn edit(&self) -> Result<RefEdit, Error> {
+        let name = FullName::try_from(self.name.as_str())
+            .map_err(|e| Error::repository("naming a lock ref", e))?;
+        let expected = match self.old {
+            None => PreviousValue::MustNotExist,
+            Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+        };
+        Ok(match self.new {
+            Some(new) => RefEdit::update(name, new, expected, "grite lock"),
+            None => RefEdit::delete(name, expected),
+        })
+    }
+
+    fn command(&self) -> Command {
+        let null = ObjectId::null(gix::hash::Kind::Sha1);
+        Command {
+            old: self.old.unwrap_or(null),
+            new: self.new.unwrap_or(null),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// A configured remote: its URL as given to fetch, and where to push.
+struct RemoteTarget {
+    url: String,
+    endpoint: Endpoint,
+}
+
+/// Refs whose values the lock state of a repository is made of.
+fn is_lock_state(name: &str) -> bool {
+    name.starts_with(LOCK_REF_PREFIX) || name == VERSION_REF
+}
+
+/// Whether the local lock refs are exactly what the remote advertised (no
+/// remote: always). A remote that moved between its advertisement and our
+/// fetch is read again.
+fn in_step(snapshot: &Snapshot, session: Option<&PushSession>) -> bool {
+    let Some(session) = session else {
+        return true;
     };
-    Ok(RefEdit::update(
-        full_name(name)?,
-        new,
-        expected,
-        "grite lock",
-    ))
+    let mut advertised: Vec<(&str, ObjectId)> = session
+        .advertisement
+        .refs
+        .iter()
+        .filter(|(name, _)| is_lock_state(name))
+        .map(|(name, id)| (name.as_str(), *id))
+        .collect();
+    advertised.sort();
+    let mut local: Vec<(&str, ObjectId)> = snapshot
+        .entries
+        .iter()
+        .map(|e| (e.ref_name.as_str(), e.id))
+        .chain(snapshot.version.id.map(|id| (VERSION_REF, id)))
+        .collect();
+    local.sort();
+    advertised == local
 }
 
-fn delete_edit(name: &str, previous: ObjectId) -> Result<RefEdit, Error> {
-    Ok(RefEdit::delete(
-        full_name(name)?,
-        PreviousValue::MustExistAndMatch(Target::Object(previous)),
-    ))
+enum PushOutcome {
+    /// Another writer changed a ref first.
+    Lost,
+    /// The server refused for another reason.
+    Failed(String),
+}
+
+/// Pushes `changes` with `objects` (read from `repo`); every command names
+/// the value the remote advertised.
+fn push_changes(
+    repo: &gix::Repository,
+    session: PushSession,
+    changes: &[RefChange],
+    objects: &[ObjectId],
+) -> Result<(), PushOutcome> {
+    let mut data = Vec::new();
+    for id in objects {
+        let object = repo
+            .find_object(*id)
+            .map_err(|e| PushOutcome::Failed(format!("reading object {id}: {e}")))?;
+        data.push((object.kind, object.data.clone()));
+    }
+    let entries: Vec<(gix::object::Kind, &[u8])> =
+        data.iter().map(|(k, d)| (*k, d.as_slice())).collect();
+    let commands: Vec<Command> = changes.iter().map(RefChange::command).collect();
+    let report = session
+        .push(&commands, &write_pack(&entries))
+        .map_err(|e| PushOutcome::Failed(e.to_string()))?;
+    if let Err(reason) = &report.unpack {
+        return Err(PushOutcome::Failed(format!(
+            "the remote could not unpack the objects: {reason}"
+        )));
+    }
+    let mut lost = false;
+    for command in &commands {
+        match report.status(&command.name) {
+            Some(Ok(())) => {}
+            // How receive-pack words a failed compare-and-swap, and what an
+            // atomic push says of the commands that failed with it.
+            Some(Err(reason))
+                if [
+                    "failed to update ref",
+                    "failed to lock",
+                    "atomic transaction failed",
+                ]
+                .contains(&reason.as_str()) =>
+            {
+                lost = true;
+            }
+            Some(Err(reason)) => {
+                return Err(PushOutcome::Failed(format!(
+                    "the remote refused {}: {reason}",
+                    command.name
+                )));
+            }
+            None => {
+                return Err(PushOutcome::Failed(format!(
+                    "the remote did not report on {}",
+                    command.name
+                )));
+            }
+        }
+    }
+    if lost { Err(PushOutcome::Lost) } else { Ok(()) }
 }
 
 fn random_nonce() -> String {

@@ -12,14 +12,15 @@ use crate::lease::{LockRecord, UnixMillis};
 /// The file of a lock commit's tree.
 pub const LOCK_FILE: &str = "lock.json";
 
-/// Writes blob, tree and commit for `record` and returns the commit id.
+/// Writes blob, tree and commit for `record`; returns the commit id and the
+/// ids of the three objects (which a push must send).
 pub(crate) fn write_lock_commit(
     repo: &gix::Repository,
     record: &LockRecord,
     parent: Option<ObjectId>,
     message: &str,
     at: UnixMillis,
-) -> Result<ObjectId, Error> {
+) -> Result<(ObjectId, Vec<ObjectId>), Error> {
     let write = |e: gix::Error| Error::repository("writing lock objects", e);
     let blob = repo.write_blob(record.to_json()).map_err(write)?.detach();
     let tree = gix::objs::Tree {
@@ -40,7 +41,8 @@ pub(crate) fn write_lock_commit(
         message: message.into(),
         extra_headers: Vec::new(),
     };
-    Ok(repo.write_object(&commit).map_err(write)?.detach())
+    let commit = repo.write_object(&commit).map_err(write)?.detach();
+    Ok((commit, vec![commit, tree, blob]))
 }
 
 /// The author and committer of lock commits: the tool, at the decision's
