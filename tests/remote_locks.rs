@@ -182,51 +182,74 @@ fn the_table_holds_across_clones_through_the_remote() {
     shared.fsck();
 }
 
+/// Runs `args(i)` for every clone at once, through `remote`, at `now`.
+fn race(
+    shared: &Shared,
+    remote: &str,
+    now: u64,
+    args: impl Fn(usize) -> Vec<String>,
+) -> Vec<(i32, Value)> {
+    let now = now.to_string();
+    let children: Vec<_> = shared
+        .clones
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            grite_command(dir)
+                .args([
+                    "--json",
+                    "--remote",
+                    remote,
+                    "--actor",
+                    &actor(i + 1),
+                    "--now-ms",
+                    &now,
+                    "lock",
+                ])
+                .args(args(i))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("grite starts")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("grite ends");
+            (code(&out), json(&out))
+        })
+        .collect()
+}
+
+/// Exactly one winner; every loser refused with `conflict` naming it.
+fn one_winner(results: &[(i32, Value)], context: &str) -> Value {
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(c, _)| *c == 0)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(winners.len(), 1, "{context}: {results:#?}");
+    for (c, v) in results.iter().filter(|(c, _)| *c != 0) {
+        assert_eq!(*c, 4, "{context}: {v}");
+    }
+    winners[0].clone()
+}
+
+fn round_time(round: usize) -> u64 {
+    T0 + round as u64 * (TTL_MS + GRACE_MS + 1_000)
+}
+
 fn race_acquirers(shared: &Shared, remote: &str, rounds: usize, label: &str) {
     let non_lock = shared.non_lock_refs();
     for round in 0..rounds {
         let resource = format!("issue:{label}-{round}");
-        let now = (T0 + round as u64 * (TTL_MS + GRACE_MS + 1_000)).to_string();
-        let children: Vec<_> = shared
-            .clones
-            .iter()
-            .enumerate()
-            .map(|(i, dir)| {
-                grite_command(dir)
-                    .args([
-                        "--json",
-                        "--remote",
-                        remote,
-                        "--actor",
-                        &actor(i + 1),
-                        "--now-ms",
-                        &now,
-                        "lock",
-                        "acquire",
-                        &resource,
-                    ])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .expect("grite starts")
-            })
-            .collect();
-        let results: Vec<(i32, Value)> = children
-            .into_iter()
-            .map(|c| {
-                let out = c.wait_with_output().expect("grite ends");
-                (code(&out), json(&out))
-            })
-            .collect();
-        let winners: Vec<&Value> = results
-            .iter()
-            .filter(|(c, _)| *c == 0)
-            .map(|(_, v)| v)
-            .collect();
-        assert_eq!(winners.len(), 1, "{label} round {round}: {results:#?}");
-        let lock = &winners[0]["data"]["lock"];
-        for (c, v) in results.iter().filter(|(c, _)| *c != 0) {
-            assert_eq!(*c, 4, "{label} round {round}: {v}");
+        let results = race(shared, remote, round_time(round), |_| {
+            vec!["acquire".into(), resource.clone()]
+        });
+        let winner = one_winner(&results, &format!("{label} round {round}"));
+        let lock = &winner["data"]["lock"];
+        for (_, v) in results.iter().filter(|(c, _)| *c != 0) {
             assert_eq!(
                 v["error"]["details"]["holder"]["owner"], lock["owner"],
                 "{label} round {round}: {v}"
@@ -243,6 +266,52 @@ fn race_acquirers(shared: &Shared, remote: &str, rounds: usize, label: &str) {
         non_lock,
         "refs outside refs/grite/ changed"
     );
+}
+
+#[test]
+fn eight_clones_stealing_an_expired_lock_through_the_remote_have_one_winner() {
+    let shared = Shared::new(8);
+    let remote = shared.remote.display().to_string();
+    for round in 0..rounds() / 2 {
+        let resource = format!("issue:steal-{round}");
+        let (c, _) = run(
+            &shared.clones[0],
+            &remote,
+            &actor(99),
+            round_time(round),
+            &["acquire", &resource, "--ttl", "60s"],
+        );
+        assert_eq!(c, 0);
+        let at = round_time(round) + TTL_MS + GRACE_MS;
+        let results = race(&shared, &remote, at, |_| {
+            vec!["acquire".into(), resource.clone()]
+        });
+        let winner = one_winner(&results, &format!("steal round {round}"));
+        assert_eq!(winner["data"]["outcome"], "stolen");
+        assert_eq!(
+            shared.remote_record(&resource).expect("on the remote")["nonce"],
+            winner["data"]["lock"]["nonce"]
+        );
+    }
+    shared.fsck();
+}
+
+#[test]
+fn conflicting_resources_through_the_remote_are_never_both_held() {
+    let shared = Shared::new(8);
+    let remote = shared.remote.display().to_string();
+    for round in 0..rounds() / 2 {
+        let pair = if round % 2 == 0 {
+            [format!("path:r{round}/"), format!("path:r{round}/a.rs")]
+        } else {
+            [format!("repo:x{round}"), format!("issue:y{round}")]
+        };
+        let results = race(&shared, &remote, round_time(round), |i| {
+            vec!["acquire".into(), pair[i % 2].clone()]
+        });
+        one_winner(&results, &format!("conflict round {round}"));
+    }
+    shared.fsck();
 }
 
 #[test]
