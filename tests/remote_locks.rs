@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{A, B, Daemon, T0, actor, code, git, git_command, grite_command, json};
+use support::{A, B, Daemon, Sshd, T0, actor, code, git, git_command, grite_command, json};
 
 const TTL_MS: u64 = 60_000;
 const GRACE_MS: u64 = 5_000;
@@ -26,6 +26,8 @@ struct Shared {
     tmp: tempfile::TempDir,
     remote: PathBuf,
     clones: Vec<PathBuf>,
+    /// `GIT_SSH_COMMAND` for the grite processes, when the remote is ssh.
+    ssh_command: Option<String>,
 }
 
 impl Shared {
@@ -53,6 +55,7 @@ impl Shared {
             remote: base.join("remote.git"),
             tmp,
             clones,
+            ssh_command: None,
         }
     }
 
@@ -95,6 +98,44 @@ impl Shared {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn eight_clones_racing_over_ssh_have_one_winner() {
+    let mut shared = Shared::new(8);
+    let keys = shared.tmp.path().join("ssh");
+    std::fs::create_dir_all(&keys).expect("mkdir");
+    let sshd = Sshd::start(&keys);
+    shared.ssh_command = Some(sshd.ssh_command.clone());
+    let remote = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        sshd.user,
+        sshd.port,
+        shared.remote.display()
+    );
+    // Every grite here opens two ssh connections (push and fetch), about
+    // 0.4 s of key exchange each on these machines: fewer rounds.
+    race_acquirers(&shared, &remote, rounds() / 10, "ssh");
+    // Every clone's status through ssh shows every lock the races left.
+    let results = race(&shared, &remote, T0, |_| vec!["status".into()]);
+    for (c, v) in &results {
+        let count = |key: &str| v["data"][key].as_array().map_or(0, Vec::len);
+        assert_eq!(
+            (*c, count("locks") + count("expired")),
+            (0, rounds() / 10),
+            "{v}"
+        );
+    }
+    // scp-style `user@host:path` carries no port; the ssh command does.
+    shared.ssh_command = Some(format!("{} -o Port={}", sshd.ssh_command, sshd.port));
+    let scp = format!("{}@127.0.0.1:{}", sshd.user, shared.remote.display());
+    let (c, v) = race(&shared, &scp, T0, |_| vec!["status".into()]).remove(0);
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(
+        v["data"]["locks"].as_array().map(Vec::len),
+        Some(rounds() / 10),
+        "{v}"
+    );
 }
 
 fn run(dir: &Path, remote: &str, actor: &str, at: u64, args: &[&str]) -> (i32, Value) {
@@ -195,7 +236,11 @@ fn race(
         .iter()
         .enumerate()
         .map(|(i, dir)| {
-            grite_command(dir)
+            let mut command = grite_command(dir);
+            if let Some(ssh) = &shared.ssh_command {
+                command.env("GIT_SSH_COMMAND", ssh);
+            }
+            command
                 .args([
                     "--json",
                     "--remote",

@@ -210,3 +210,83 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// An OpenSSH server on a free loopback port that accepts one throwaway
+/// key for the current user; stopped when dropped. `ssh_command` is the
+/// `GIT_SSH_COMMAND` that logs in with that key.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    pub user: String,
+    pub ssh_command: String,
+}
+
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(
+            sshd.exists(),
+            "the ssh tests need openssh-server (.ci/run installs it)"
+        );
+        let keygen = |name: &str| {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(name))
+                .status()
+                .expect("ssh-keygen runs");
+            assert!(status.success());
+        };
+        keygen("host_key");
+        keygen("client_key");
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).expect("copy key");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {auth}\nPidFile {pid}\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nAllowUsers {user}\n",
+            host = dir.join("host_key").display(),
+            auth = dir.join("authorized_keys").display(),
+            pid = dir.join("sshd.pid").display(),
+        );
+        std::fs::write(dir.join("sshd_config"), config).expect("config");
+        // Privilege separation needs this directory when sshd runs as root.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ssh_command = format!(
+            "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+            dir.join("client_key").display()
+        );
+        Sshd {
+            child,
+            port,
+            user,
+            ssh_command,
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
