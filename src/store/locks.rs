@@ -4,23 +4,22 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use gix::ObjectId;
-use gix::refs::transaction::{PreviousValue, RefEdit};
-use gix::refs::{FullName, Target};
 
 use super::Error;
+use super::authority::{
+    PushOutcome, RemoteTarget, advertised_state, in_step, is_lock_state, local_state, push_changes,
+};
+use super::changes::RefChange;
 use super::clock::Clock;
 use super::config::{self, Settings};
 use super::objects::{signature, write_lock_commit};
 use super::snapshot::{Entry, Snapshot};
 use super::version::{self, VERSION_REF};
 use crate::lease::{
-    ActorId, Change, Context, Decision, LOCK_REF_PREFIX, LockRecord, Refusal, Request, Resource,
-    Transition, TransitionKind, Ttl, Unchanged, UnixMillis, decide, live_conflicts,
-    locks_in_the_way,
+    ActorId, Change, Context, Decision, LockRecord, Refusal, Request, Resource, Transition,
+    TransitionKind, Ttl, Unchanged, UnixMillis, decide, live_conflicts, locks_in_the_way,
 };
 use crate::remote::fetch::{Fetched, fetch_locks};
-use crate::remote::pack::write_pack;
-use crate::remote::protocol::Command;
 use crate::remote::push::PushSession;
 use crate::remote::transport::Endpoint;
 
@@ -564,12 +563,14 @@ impl Locks {
             reason,
         };
         let session = PushSession::connect(&remote.endpoint).map_err(|e| failed(e.to_string()))?;
-        let has_refs = session
-            .advertisement
-            .refs
-            .iter()
-            .any(|(name, _)| is_lock_state(name));
-        fetch_locks(&self.repo, &remote.url, has_refs).map_err(|e| failed(e.reason))?;
+        let advertised = advertised_state(&session);
+        // When the local mirror already is what the remote advertises (as
+        // after our own last push), there is nothing to fetch: one
+        // connection instead of two.
+        if local_state(&self.repo).as_ref() != Some(&advertised) {
+            fetch_locks(&self.repo, &remote.url, !advertised.is_empty())
+                .map_err(|e| failed(e.reason))?;
+        }
         Ok(Some(session))
     }
 
@@ -690,141 +691,6 @@ fn commit_message(transition: &Transition, record: &LockRecord) -> String {
         record.fencing_token,
         record.expires()
     )
-}
-
-/// One ref edit of a transition, for a local transaction or a push: `old`
-/// `None` means the ref must not exist, `new` `None` deletes it.
-#[derive(Debug, Clone)]
-struct RefChange {
-    name: String,
-    old: Option<ObjectId>,
-    new: Option<ObjectId>,
-}
-
-impl RefChange {
-    fn edit(&self) -> Result<RefEdit, Error> {
-        let name = FullName::try_from(self.name.as_str())
-            .map_err(|e| Error::repository("naming a lock ref", e))?;
-        let expected = match self.old {
-            None => PreviousValue::MustNotExist,
-            Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
-        };
-        Ok(match self.new {
-            Some(new) => RefEdit::update(name, new, expected, "grite lock"),
-            None => RefEdit::delete(name, expected),
-        })
-    }
-
-    fn command(&self) -> Command {
-        let null = ObjectId::null(gix::hash::Kind::Sha1);
-        Command {
-            old: self.old.unwrap_or(null),
-            new: self.new.unwrap_or(null),
-            name: self.name.clone(),
-        }
-    }
-}
-
-/// A configured remote: its URL as given to fetch, and where to push.
-struct RemoteTarget {
-    url: String,
-    endpoint: Endpoint,
-}
-
-/// Refs whose values the lock state of a repository is made of.
-fn is_lock_state(name: &str) -> bool {
-    name.starts_with(LOCK_REF_PREFIX) || name == VERSION_REF
-}
-
-/// Whether the local lock refs are exactly what the remote advertised (no
-/// remote: always). A remote that moved between its advertisement and our
-/// fetch is read again.
-fn in_step(snapshot: &Snapshot, session: Option<&PushSession>) -> bool {
-    let Some(session) = session else {
-        return true;
-    };
-    let mut advertised: Vec<(&str, ObjectId)> = session
-        .advertisement
-        .refs
-        .iter()
-        .filter(|(name, _)| is_lock_state(name))
-        .map(|(name, id)| (name.as_str(), *id))
-        .collect();
-    advertised.sort();
-    let mut local: Vec<(&str, ObjectId)> = snapshot
-        .entries
-        .iter()
-        .map(|e| (e.ref_name.as_str(), e.id))
-        .chain(snapshot.version.id.map(|id| (VERSION_REF, id)))
-        .collect();
-    local.sort();
-    advertised == local
-}
-
-enum PushOutcome {
-    /// Another writer changed a ref first.
-    Lost,
-    /// The server refused for another reason.
-    Failed(String),
-}
-
-/// Pushes `changes` with `objects` (read from `repo`); every command names
-/// the value the remote advertised.
-fn push_changes(
-    repo: &gix::Repository,
-    session: PushSession,
-    changes: &[RefChange],
-    objects: &[ObjectId],
-) -> Result<(), PushOutcome> {
-    let mut data = Vec::new();
-    for id in objects {
-        let object = repo
-            .find_object(*id)
-            .map_err(|e| PushOutcome::Failed(format!("reading object {id}: {e}")))?;
-        data.push((object.kind, object.data.clone()));
-    }
-    let entries: Vec<(gix::object::Kind, &[u8])> =
-        data.iter().map(|(k, d)| (*k, d.as_slice())).collect();
-    let commands: Vec<Command> = changes.iter().map(RefChange::command).collect();
-    let report = session
-        .push(&commands, &write_pack(&entries))
-        .map_err(|e| PushOutcome::Failed(e.to_string()))?;
-    if let Err(reason) = &report.unpack {
-        return Err(PushOutcome::Failed(format!(
-            "the remote could not unpack the objects: {reason}"
-        )));
-    }
-    let mut lost = false;
-    for command in &commands {
-        match report.status(&command.name) {
-            Some(Ok(())) => {}
-            // How receive-pack words a failed compare-and-swap, and what an
-            // atomic push says of the commands that failed with it.
-            Some(Err(reason))
-                if [
-                    "failed to update ref",
-                    "failed to lock",
-                    "atomic transaction failed",
-                ]
-                .contains(&reason.as_str()) =>
-            {
-                lost = true;
-            }
-            Some(Err(reason)) => {
-                return Err(PushOutcome::Failed(format!(
-                    "the remote refused {}: {reason}",
-                    command.name
-                )));
-            }
-            None => {
-                return Err(PushOutcome::Failed(format!(
-                    "the remote did not report on {}",
-                    command.name
-                )));
-            }
-        }
-    }
-    if lost { Err(PushOutcome::Lost) } else { Ok(()) }
 }
 
 fn random_nonce() -> String {

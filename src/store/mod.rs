@@ -36,6 +36,16 @@
 //! - Ref lock files held by another process (`<ref>.lock`, `packed-refs.lock`)
 //!   are waited for with jittered backoff, for up to five seconds in all.
 //!
+//! # With a remote as the authority
+//!
+//! [`Locks::with_remote`] makes the same decisions on the remote's state:
+//! each attempt opens a receive-pack session ([`crate::remote`]), fetches
+//! the lock refs it advertises into the local refs, checks that they are
+//! exactly what it advertised, decides, and pushes the same ref changes as
+//! commands expecting the advertised values, atomically. A stale
+//! expectation is a lost race, read and decided again; on success the
+//! local refs mirror the remote.
+//!
 //! A process killed at any instant leaves each ref as it was or as it was
 //! to be: objects are written before any ref moves, and each ref moves by
 //! an atomic rename. A kill between the two renames of one transaction
@@ -44,6 +54,8 @@
 //! ref's `.lock` file behind, which makes later writes report the repository
 //! busy and name the file, as git does.
 
+mod authority;
+mod changes;
 mod clock;
 mod config;
 mod error;

@@ -1,0 +1,124 @@
+//! A remote acquire and release through `--remote`, against `git push
+//! --force-with-lease` of one ref to the same remote, over `file://` and a
+//! `git daemon` on 127.0.0.1. Run with `cargo bench --bench remote`
+//! (`-- --quick` for fewer runs). Prints figures and ratios; asserts
+//! nothing.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{A, Daemon, git};
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runs = if quick { 5 } else { 21 };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let base = tmp.path();
+    git(base, &["init", "-q", "-b", "main", "seed"]);
+    git(
+        &base.join("seed"),
+        &["commit", "-q", "--allow-empty", "-m", "init"],
+    );
+    git(base, &["clone", "-q", "--bare", "seed", "remote.git"]);
+    git(base, &["clone", "-q", "remote.git", "clone"]);
+    let clone = base.join("clone");
+    let daemon = Daemon::start(base);
+
+    println!(
+        "{:<44} {:>10} {:>12} {:>7}",
+        "operation (median)", "grite", "git push", "ratio"
+    );
+    for (transport, (label, url)) in [
+        (
+            "file://",
+            format!("file://{}", base.join("remote.git").display()),
+        ),
+        (
+            "git daemon",
+            format!("git://127.0.0.1:{}/remote.git", daemon.port),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let target = format!("refs/bench/lock-{transport}");
+        let (mut acquire, mut release, mut push) = (vec![], vec![], vec![]);
+        for i in 0..runs {
+            let resource = format!("issue:{label}-{i}");
+            acquire.push(time(|| {
+                grite(&clone, &url, &["lock", "acquire", &resource])
+            }));
+            release.push(time(|| {
+                grite(&clone, &url, &["lock", "release", &resource])
+            }));
+            // One ref moved with a lease on its old value, as a careful
+            // `git push` of a lock would.
+            git(
+                &clone,
+                &["commit", "-q", "--allow-empty", "-m", &format!("bench {i}")],
+            );
+            let old = if i == 0 {
+                String::new()
+            } else {
+                git(&clone, &["rev-parse", "HEAD^"]).trim().to_owned()
+            };
+            let lease = format!("--force-with-lease={target}:{old}");
+            let refspec = format!("HEAD:{target}");
+            push.push(time(|| {
+                git(&clone, &["push", "-q", &lease, &url, &refspec]);
+            }));
+        }
+        row(
+            &format!("acquire over {label} vs one push"),
+            &acquire,
+            &push,
+        );
+        let cycle: Vec<Duration> = acquire.iter().zip(&release).map(|(a, r)| *a + *r).collect();
+        let two_pushes: Vec<Duration> = push.iter().map(|p| *p * 2).collect();
+        row(
+            &format!("acquire + release over {label} vs two pushes"),
+            &cycle,
+            &two_pushes,
+        );
+    }
+}
+
+fn grite(dir: &Path, url: &str, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_grite"))
+        .current_dir(dir)
+        .args(["--actor", A, "--remote", url])
+        .args(args)
+        .output()
+        .expect("grite runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn row(label: &str, ours: &[Duration], theirs: &[Duration]) {
+    let (a, b) = (median(ours), median(theirs));
+    println!(
+        "{label:<44} {:>8.1}ms {:>10.1}ms {:>6.2}x",
+        a.as_secs_f64() * 1e3,
+        b.as_secs_f64() * 1e3,
+        a.as_secs_f64() / b.as_secs_f64()
+    );
+}
