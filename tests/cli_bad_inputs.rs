@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{A, B, Repo, T0, code, git_command, stderr};
+use support::{A, B, Repo, T0, code, stderr};
 
 struct Case {
     name: &'static str,
@@ -57,48 +57,7 @@ fn plant_lock(repo: &Repo, resource: &str, json: &str) -> String {
 }
 
 fn plant_ref(repo: &Repo, name: &str, content: &str, as_commit: bool) {
-    let mut hash = git_command(&repo.dir)
-        .args(["hash-object", "-w", "--stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("git runs");
-    use std::io::Write as _;
-    hash.stdin
-        .take()
-        .expect("stdin")
-        .write_all(content.as_bytes())
-        .expect("write");
-    let blob = String::from_utf8(hash.wait_with_output().expect("git").stdout).expect("utf-8");
-    let mut id = blob.trim().to_owned();
-    if as_commit {
-        let tree = mktree(repo, &format!("100644 blob {id}\tlock.json\n"));
-        id = repo
-            .git(&["commit-tree", &tree, "-m", "planted"])
-            .trim()
-            .to_owned();
-    }
-    repo.git(&["update-ref", name, &id]);
-}
-
-fn mktree(repo: &Repo, listing: &str) -> String {
-    let mut child = git_command(&repo.dir)
-        .arg("mktree")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("git runs");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(listing.as_bytes())
-        .expect("write");
-    String::from_utf8(child.wait_with_output().expect("git").stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    support::plant_with_git(repo, name, content, as_commit);
 }
 
 fn cases() -> Vec<Case> {

@@ -426,33 +426,8 @@ fn plant_foreign_lock(repo: &Repo, resource: &str, owner: &str, expires: u64) {
     let json = format!(
         "{{\n  \"owner\": \"{owner}\",\n  \"nonce\": \"foreign\",\n  \"expires_unix_ms\": {expires},\n  \"resource\": \"{resource}\"\n}}\n"
     );
-    let dir = repo.tmp.path().join("plant");
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("lock.json"), json).expect("write");
-    let blob = repo.git(&[
-        "hash-object",
-        "-w",
-        dir.join("lock.json").to_str().expect("utf-8"),
-    ]);
-    let tree = {
-        let mut child = support::git_command(&repo.dir)
-            .arg("mktree")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("git");
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("100644 blob {}\tlock.json\n", blob.trim()).as_bytes())
-            .expect("write");
-        String::from_utf8(child.wait_with_output().expect("git").stdout).expect("utf-8")
-    };
-    let commit = repo.git(&["commit-tree", tree.trim(), "-m", "foreign lock"]);
     let name = grite_locks::lease::Resource::parse(resource)
         .expect("valid")
         .ref_name();
-    repo.git(&["update-ref", &name, commit.trim()]);
+    support::plant_with_git(repo, &name, &json, true);
 }

@@ -4,9 +4,7 @@
 
 mod support;
 
-use std::io::Write as _;
-
-use support::{A, B, Repo, T0, code, git, git_command, json, stored_record};
+use support::{A, B, Repo, T0, code, git, json, stored_record};
 
 const R: &str = "issue:8057324b";
 
@@ -16,37 +14,10 @@ fn git_written_lock(repo: &Repo, owner: &str, expires: u64) -> String {
     let record = format!(
         "{{\n    \"owner\": \"{owner}\",\n    \"nonce\": \"written-by-git\",\n    \"expires_unix_ms\": {expires},\n    \"resource\": \"{R}\"\n}}\n"
     );
-    let pipe = |args: &[&str], input: &str| {
-        let mut child = git_command(&repo.dir)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("git runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write");
-        let out = child.wait_with_output().expect("git finishes");
-        assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
-    };
-    let blob = pipe(&["hash-object", "-w", "--stdin"], &record);
-    let tree = pipe(&["mktree"], &format!("100644 blob {blob}\tlock.json\n"));
-    let commit = repo
-        .git(&["commit-tree", &tree, "-m", "lock"])
-        .trim()
-        .to_owned();
     let name = grite_locks::lease::Resource::parse(R)
         .expect("valid")
         .ref_name();
-    repo.git(&["update-ref", &name, &commit, ""]);
-    commit
+    support::plant_with_git(repo, &name, &record, true)
 }
 
 #[test]

@@ -140,6 +140,51 @@ pub fn json(out: &Output) -> serde_json::Value {
     })
 }
 
+/// Runs `git ARGS` with `input` on standard input; returns its trimmed
+/// standard output.
+pub fn git_with_input(dir: &Path, args: &[&str], input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = git_command(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("git reads its input");
+    let out = child.wait_with_output().expect("git finishes");
+    assert!(out.status.success(), "git {args:?} failed");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+/// Points `ref_name` at `content` written with git plumbing alone, as
+/// other tools would: a blob, or (`as_commit`) a commit whose tree holds it
+/// as `lock.json`. Returns the id the ref now has.
+pub fn plant_with_git(repo: &Repo, ref_name: &str, content: &str, as_commit: bool) -> String {
+    let blob = git_with_input(&repo.dir, &["hash-object", "-w", "--stdin"], content);
+    let id = if as_commit {
+        let tree = git_with_input(
+            &repo.dir,
+            &["mktree"],
+            &format!("100644 blob {blob}\tlock.json\n"),
+        );
+        repo.git(&["commit-tree", &tree, "-m", "lock"])
+            .trim()
+            .to_owned()
+    } else {
+        blob
+    };
+    repo.git(&["update-ref", ref_name, &id]);
+    id
+}
+
 /// The record stored for `resource`, as `git` reads it.
 pub fn stored_record(repo: &Repo, resource: &str) -> Option<serde_json::Value> {
     let name = grite_locks::lease::Resource::parse(resource)
