@@ -342,6 +342,86 @@ fn eight_clones_stealing_an_expired_lock_through_the_remote_have_one_winner() {
 }
 
 #[test]
+fn renew_release_and_gc_through_the_remote_never_undo_a_steal() {
+    let shared = Shared::new(8);
+    let remote = shared.remote.display().to_string();
+    let old = actor(99);
+    let mut steals = 0;
+    for round in 0..rounds() / 2 {
+        let resource = format!("issue:undo-{round}");
+        let (c, _) = run(
+            &shared.clones[0],
+            &remote,
+            &old,
+            round_time(round),
+            &["acquire", &resource, "--ttl", "60s"],
+        );
+        assert_eq!(c, 0);
+        // Clones 0-3 steal; 4-6 are the old holder renewing and releasing
+        // (with its own actor id); 7 collects garbage.
+        let now = (round_time(round) + TTL_MS + GRACE_MS).to_string();
+        let children: Vec<_> = shared
+            .clones
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                let (who, args): (String, Vec<&str>) = match i {
+                    0..=3 => (actor(i + 1), vec!["acquire", &resource]),
+                    4 | 6 => (old.clone(), vec!["renew", &resource]),
+                    5 => (old.clone(), vec!["release", &resource]),
+                    _ => (actor(50), vec!["gc"]),
+                };
+                grite_command(dir)
+                    .args([
+                        "--json", "--remote", &remote, "--actor", &who, "--now-ms", &now, "lock",
+                    ])
+                    .args(args)
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("grite starts")
+            })
+            .collect();
+        let results: Vec<(i32, Value)> = children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().expect("grite ends");
+                (code(&out), json(&out))
+            })
+            .collect();
+        for (c, v) in &results {
+            assert!([0, 3, 4].contains(c), "round {round}: {v}");
+        }
+        let acquired: Vec<&Value> = results[..4]
+            .iter()
+            .filter(|(c, _)| *c == 0)
+            .map(|(_, v)| v)
+            .collect();
+        assert!(
+            acquired.len() <= 1,
+            "round {round}: two acquirers won: {results:#?}"
+        );
+        if let Some(winner) = acquired.first() {
+            steals += usize::from(winner["data"]["outcome"] == "stolen");
+            let stored = shared.remote_record(&resource).expect("on the remote");
+            assert_eq!(
+                stored["nonce"], winner["data"]["lock"]["nonce"],
+                "round {round}: {results:#?}"
+            );
+            assert_eq!(
+                stored.get("released"),
+                None,
+                "round {round}: the winner's lock was released"
+            );
+        }
+    }
+    assert!(
+        steals > 0,
+        "no round had a steal win: the race never exercised it"
+    );
+    shared.fsck();
+}
+
+#[test]
 fn conflicting_resources_through_the_remote_are_never_both_held() {
     let shared = Shared::new(8);
     let remote = shared.remote.display().to_string();
