@@ -267,12 +267,22 @@ pub struct Sshd {
 }
 
 impl Sshd {
-    pub fn start(dir: &Path) -> Sshd {
+    /// `None`, with a notice, where openssh-server is not installed: the
+    /// README's test command must pass with only Rust and git. `.ci/run`
+    /// installs it and sets `GRITE_REQUIRE_SSHD`, which makes its absence a
+    /// failure, so CI never skips the ssh tests.
+    pub fn start(dir: &Path) -> Option<Sshd> {
         let sshd = Path::new("/usr/sbin/sshd");
-        assert!(
-            sshd.exists(),
-            "the ssh tests need openssh-server (.ci/run installs it)"
-        );
+        if !sshd.exists() {
+            assert!(
+                std::env::var_os("GRITE_REQUIRE_SSHD").is_none(),
+                "GRITE_REQUIRE_SSHD is set but /usr/sbin/sshd is missing"
+            );
+            eprintln!(
+                "notice: /usr/sbin/sshd is missing; the ssh transport test did not run (apt-get install openssh-server)"
+            );
+            return None;
+        }
         let keygen = |name: &str| {
             let status = Command::new("ssh-keygen")
                 .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -320,12 +330,12 @@ impl Sshd {
             "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
             dir.join("client_key").display()
         );
-        Sshd {
+        Some(Sshd {
             child,
             port,
             user,
             ssh_command,
-        }
+        })
     }
 }
 
