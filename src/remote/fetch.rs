@@ -35,7 +35,7 @@ pub struct Fetched {
 }
 
 /// Makes the local lock refs and version ref what `url` has now.
-/// `remote_has_locks` says whether the remote advertised any lock ref at
+/// `remote_has_refs` says whether the remote advertised any lock ref at
 /// all: a fetch whose refspecs match nothing is skipped and everything
 /// local is pruned.
 pub fn fetch_locks(
