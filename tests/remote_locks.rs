@@ -226,11 +226,23 @@ fn the_table_holds_across_clones_through_the_remote() {
 }
 
 /// Runs `args(i)` for every clone at once, through `remote`, at `now`.
+/// Runs `args(i)` for every clone at once, as actor i + 1, through
+/// `remote`, at `now`.
 fn race(
     shared: &Shared,
     remote: &str,
     now: u64,
     args: impl Fn(usize) -> Vec<String>,
+) -> Vec<(i32, Value)> {
+    race_as(shared, remote, now, |i| (actor(i + 1), args(i)))
+}
+
+/// Like [`race`], with the actor chosen per clone.
+fn race_as(
+    shared: &Shared,
+    remote: &str,
+    now: u64,
+    who_and_args: impl Fn(usize) -> (String, Vec<String>),
 ) -> Vec<(i32, Value)> {
     let now = now.to_string();
     let children: Vec<_> = shared
@@ -238,22 +250,16 @@ fn race(
         .iter()
         .enumerate()
         .map(|(i, dir)| {
+            let (who, args) = who_and_args(i);
             let mut command = grite_command(dir);
             if let Some(ssh) = &shared.ssh_command {
                 command.env("GIT_SSH_COMMAND", ssh);
             }
             command
                 .args([
-                    "--json",
-                    "--remote",
-                    remote,
-                    "--actor",
-                    &actor(i + 1),
-                    "--now-ms",
-                    &now,
-                    "lock",
+                    "--json", "--remote", remote, "--actor", &who, "--now-ms", &now, "lock",
                 ])
-                .args(args(i))
+                .args(args)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -361,35 +367,13 @@ fn renew_release_and_gc_through_the_remote_never_undo_a_steal() {
         assert_eq!(c, 0);
         // Clones 0-3 steal; 4-6 are the old holder renewing and releasing
         // (with its own actor id); 7 collects garbage.
-        let now = (round_time(round) + TTL_MS + GRACE_MS).to_string();
-        let children: Vec<_> = shared
-            .clones
-            .iter()
-            .enumerate()
-            .map(|(i, dir)| {
-                let (who, args): (String, Vec<&str>) = match i {
-                    0..=3 => (actor(i + 1), vec!["acquire", &resource]),
-                    4 | 6 => (old.clone(), vec!["renew", &resource]),
-                    5 => (old.clone(), vec!["release", &resource]),
-                    _ => (actor(50), vec!["gc"]),
-                };
-                grite_command(dir)
-                    .args([
-                        "--json", "--remote", &remote, "--actor", &who, "--now-ms", &now, "lock",
-                    ])
-                    .args(args)
-                    .stdout(std::process::Stdio::piped())
-                    .spawn()
-                    .expect("grite starts")
-            })
-            .collect();
-        let results: Vec<(i32, Value)> = children
-            .into_iter()
-            .map(|c| {
-                let out = c.wait_with_output().expect("grite ends");
-                (code(&out), json(&out))
-            })
-            .collect();
+        let at = round_time(round) + TTL_MS + GRACE_MS;
+        let results = race_as(&shared, &remote, at, |i| match i {
+            0..=3 => (actor(i + 1), vec!["acquire".into(), resource.clone()]),
+            4 | 6 => (old.clone(), vec!["renew".into(), resource.clone()]),
+            5 => (old.clone(), vec!["release".into(), resource.clone()]),
+            _ => (actor(50), vec!["gc".into()]),
+        });
         for (c, v) in &results {
             assert!([0, 3, 4].contains(c), "round {round}: {v}");
         }
