@@ -26,8 +26,9 @@ struct Shared {
     tmp: tempfile::TempDir,
     remote: PathBuf,
     clones: Vec<PathBuf>,
-    /// `GIT_SSH_COMMAND` for the grite processes, when the remote is ssh.
-    ssh_command: Option<String>,
+    /// Environment variables for the grite processes (`GIT_SSH_COMMAND`
+    /// for ssh, an empty `PATH` to run without the `git` program).
+    env: Vec<(String, String)>,
 }
 
 impl Shared {
@@ -55,7 +56,7 @@ impl Shared {
             remote: base.join("remote.git"),
             tmp,
             clones,
-            ssh_command: None,
+            env: Vec::new(),
         }
     }
 
@@ -101,6 +102,60 @@ impl Shared {
 }
 
 #[test]
+fn without_git_on_path_a_local_remote_is_opened_directly() {
+    let mut shared = Shared::new(8);
+    // No `git` program for grite: the remote path is opened with gix.
+    shared.env = vec![("PATH".into(), String::new())];
+    let remote = shared.remote.display().to_string();
+    race_acquirers(&shared, &remote, rounds() / 2, "direct");
+    // A steal, an old holder refused, and gc through the same path.
+    let resource = "issue:direct-table";
+    let results = race(&shared, &remote, T0, |i| match i {
+        0 => vec![
+            "acquire".into(),
+            resource.into(),
+            "--ttl".into(),
+            "60s".into(),
+        ],
+        _ => vec!["status".into()],
+    });
+    assert_eq!(results[0].0, 0, "{:?}", results[0]);
+    let later = T0 + TTL_MS + GRACE_MS;
+    let results = race(&shared, &remote, later, |i| match i {
+        1 => vec!["acquire".into(), resource.into()],
+        _ => vec!["status".into()],
+    });
+    assert_eq!(
+        results[1].1["data"]["outcome"], "stolen",
+        "{:?}",
+        results[1]
+    );
+    let results = race(&shared, &remote, later + 1, |i| match i {
+        0 => vec!["renew".into(), resource.into()],
+        _ => vec!["status".into()],
+    });
+    assert_eq!(results[0].0, 4, "{:?}", results[0]);
+    assert_eq!(
+        shared.remote_record(resource).expect("on the remote")["owner"],
+        actor(2)
+    );
+    shared.fsck();
+    // Every clone's own repository is complete too (objects were copied
+    // with their history).
+    for clone in &shared.clones {
+        let out = git_command(clone)
+            .args(["fsck", "--strict", "--no-dangling"])
+            .output()
+            .expect("git fsck");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn eight_clones_racing_over_ssh_have_one_winner() {
     let mut shared = Shared::new(8);
     let keys = shared.tmp.path().join("ssh");
@@ -108,7 +163,7 @@ fn eight_clones_racing_over_ssh_have_one_winner() {
     let Some(sshd) = Sshd::start(&keys) else {
         return;
     };
-    shared.ssh_command = Some(sshd.ssh_command.clone());
+    shared.env = vec![("GIT_SSH_COMMAND".into(), sshd.ssh_command.clone())];
     let remote = format!(
         "ssh://{}@127.0.0.1:{}{}",
         sshd.user,
@@ -129,7 +184,10 @@ fn eight_clones_racing_over_ssh_have_one_winner() {
         );
     }
     // scp-style `user@host:path` carries no port; the ssh command does.
-    shared.ssh_command = Some(format!("{} -o Port={}", sshd.ssh_command, sshd.port));
+    shared.env = vec![(
+        "GIT_SSH_COMMAND".into(),
+        format!("{} -o Port={}", sshd.ssh_command, sshd.port),
+    )];
     let scp = format!("{}@127.0.0.1:{}", sshd.user, shared.remote.display());
     let (c, v) = race(&shared, &scp, T0, |_| vec!["status".into()]).remove(0);
     assert_eq!(c, 0, "{v}");
@@ -252,9 +310,7 @@ fn race_as(
         .map(|(i, dir)| {
             let (who, args) = who_and_args(i);
             let mut command = grite_command(dir);
-            if let Some(ssh) = &shared.ssh_command {
-                command.env("GIT_SSH_COMMAND", ssh);
-            }
+            command.envs(shared.env.iter().map(|(k, v)| (k, v)));
             command
                 .args([
                     "--json", "--remote", remote, "--actor", &who, "--now-ms", &now, "lock",

@@ -1,12 +1,15 @@
 //! A remote as the authority: what is needed to decide on its state and
 //! write to it with the same compare-and-swap as locally.
 
+use std::path::PathBuf;
+
 use gix::ObjectId;
 
 use super::changes::RefChange;
 use super::snapshot::Snapshot;
 use super::version::VERSION_REF;
 use crate::lease::LOCK_REF_PREFIX;
+use crate::remote::fetch::Fetched;
 use crate::remote::pack::write_pack;
 use crate::remote::protocol::Command;
 use crate::remote::push::PushSession;
@@ -16,6 +19,98 @@ use crate::remote::transport::Endpoint;
 pub(super) struct RemoteTarget {
     pub url: String,
     pub endpoint: Endpoint,
+    /// A repository on this machine reached without the `git` program
+    /// (which is not on PATH): opened with gix, written with the same
+    /// compare-and-swap transaction as locally. No hooks run then.
+    pub direct: Option<PathBuf>,
+}
+
+/// An open connection to the authority.
+pub(super) enum Session {
+    /// A receive-pack session that has advertised the remote's refs.
+    Push(PushSession),
+    /// The remote repository itself, opened with gix.
+    Direct(Box<gix::Repository>),
+}
+
+impl Session {
+    /// The remote's lock refs and version ref, sorted.
+    pub fn state(&self) -> Vec<(String, ObjectId)> {
+        match self {
+            Session::Push(session) => advertised_state(session),
+            Session::Direct(remote) => local_state(remote).unwrap_or_default(),
+        }
+    }
+
+    /// Makes `changes` on the remote, sending `objects` from `local`.
+    pub fn push(
+        self,
+        local: &gix::Repository,
+        changes: &[RefChange],
+        objects: &[ObjectId],
+        signature: gix::actor::SignatureRef<'_>,
+    ) -> Result<(), PushOutcome> {
+        match self {
+            Session::Push(session) => push_changes(local, session, changes, objects),
+            Session::Direct(remote) => {
+                for id in objects {
+                    copy_objects(local, &remote, *id).map_err(PushOutcome::Failed)?;
+                }
+                let edits = changes
+                    .iter()
+                    .map(RefChange::edit)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| PushOutcome::Failed(e.to_string()))?;
+                match remote.edit_references_as(edits, Some(signature)) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_conflict() || e.is_not_found() => Err(PushOutcome::Lost),
+                    Err(e) => Err(PushOutcome::Failed(format!("updating its lock refs: {e}"))),
+                }
+            }
+        }
+    }
+}
+
+/// Copies `id` and everything it reaches that `to` lacks (a lock commit's
+/// tree, blob and ancestors), so that `to` stays a complete repository.
+pub(super) fn copy_objects(
+    from: &gix::Repository,
+    to: &gix::Repository,
+    id: ObjectId,
+) -> Result<(), String> {
+    use gix::objs::Write as _;
+    let mut pending = vec![id];
+    while let Some(id) = pending.pop() {
+        if to.has_object(id) {
+            continue;
+        }
+        let object = from
+            .find_object(id)
+            .map_err(|e| format!("reading object {id}: {e}"))?;
+        match object.kind {
+            gix::object::Kind::Commit => {
+                let commit = object.clone().into_commit();
+                pending.push(
+                    commit
+                        .tree_id()
+                        .map_err(|e| format!("commit {id}: {e}"))?
+                        .detach(),
+                );
+                pending.extend(commit.parent_ids().map(gix::Id::detach));
+            }
+            gix::object::Kind::Tree => {
+                let tree = object.clone().into_tree();
+                for entry in tree.iter() {
+                    let entry = entry.map_err(|e| format!("tree {id}: {e}"))?;
+                    pending.push(entry.oid().to_owned());
+                }
+            }
+            gix::object::Kind::Blob | gix::object::Kind::Tag => {}
+        }
+        to.write_buf(object.kind, &object.data)
+            .map_err(|e| format!("writing object {id}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Refs whose values the lock state of a repository is made of.
@@ -26,7 +121,7 @@ pub(super) fn is_lock_state(name: &str) -> bool {
 /// Whether the local lock refs are exactly what the remote advertised (no
 /// remote: always). A remote that moved between its advertisement and our
 /// fetch is read again.
-pub(super) fn in_step(snapshot: &Snapshot, session: Option<&PushSession>) -> bool {
+pub(super) fn in_step(snapshot: &Snapshot, session: Option<&Session>) -> bool {
     let Some(session) = session else {
         return true;
     };
@@ -37,7 +132,7 @@ pub(super) fn in_step(snapshot: &Snapshot, session: Option<&PushSession>) -> boo
         .chain(snapshot.version.id.map(|id| (VERSION_REF.to_owned(), id)))
         .collect();
     local.sort();
-    advertised_state(session) == local
+    session.state() == local
 }
 
 /// The lock refs and version ref the remote advertised, sorted.
@@ -137,4 +232,51 @@ pub(super) fn push_changes(
         }
     }
     if lost { Err(PushOutcome::Lost) } else { Ok(()) }
+}
+
+/// Makes the local lock refs `state` (the remote's), copying the objects
+/// they need from `remote` and deleting local lock refs it does not have:
+/// the `git`-less counterpart of a fetch with prune. Each ref edit expects
+/// the local value read just before; a concurrent local change fails it.
+pub(super) fn mirror(
+    local: &gix::Repository,
+    remote: &gix::Repository,
+    state: &[(String, ObjectId)],
+) -> Result<Fetched, String> {
+    use gix::refs::transaction::{PreviousValue, RefEdit};
+    use gix::refs::{FullName, Target};
+    let current = local_state(local).ok_or("the local lock refs cannot be listed")?;
+    let mut fetched = Fetched::default();
+    let mut edits = Vec::new();
+    let expected = |name: &str| match current.iter().find(|(n, _)| n == name) {
+        Some((_, id)) => PreviousValue::MustExistAndMatch(Target::Object(*id)),
+        None => PreviousValue::MustNotExist,
+    };
+    for (name, id) in state {
+        if current.iter().any(|(n, v)| n == name && v == id) {
+            continue;
+        }
+        copy_objects(remote, local, *id)?;
+        let full = FullName::try_from(name.as_str()).map_err(|e| e.to_string())?;
+        edits.push(RefEdit::update(
+            full,
+            *id,
+            expected(name),
+            "grite lock sync",
+        ));
+        fetched.updated.push(name.clone());
+    }
+    for (name, _) in &current {
+        if name.starts_with(LOCK_REF_PREFIX) && !state.iter().any(|(n, _)| n == name) {
+            let full = FullName::try_from(name.as_str()).map_err(|e| e.to_string())?;
+            edits.push(RefEdit::delete(full, expected(name)));
+            fetched.pruned.push(name.clone());
+        }
+    }
+    if !edits.is_empty() {
+        local
+            .edit_references_as(edits, None)
+            .map_err(|e| format!("updating the local lock refs: {e}"))?;
+    }
+    Ok(fetched)
 }

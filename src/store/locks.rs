@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 use gix::ObjectId;
 
 use super::Error;
-use super::authority::{
-    PushOutcome, RemoteTarget, advertised_state, in_step, is_lock_state, local_state, push_changes,
-};
+use super::authority::{PushOutcome, RemoteTarget, Session, in_step, local_state, mirror};
 use super::changes::RefChange;
 use super::clock::Clock;
 use super::config::{self, Settings};
@@ -172,28 +170,25 @@ impl Locks {
             remote: name_or_url.to_owned(),
             reason: e.to_string(),
         })?;
-        self.remote = Some(RemoteTarget { url, endpoint });
+        let direct = match &endpoint {
+            Endpoint::Local(path) if !git_on_path() => Some(path.clone()),
+            _ => None,
+        };
+        self.remote = Some(RemoteTarget {
+            url,
+            endpoint,
+            direct,
+        });
         Ok(self)
     }
 
     /// Makes the local lock refs what the remote has: fetch, and delete the
     /// ones it no longer has. Without a remote there is nothing to do.
     pub fn sync(&self) -> Result<Fetched, Error> {
-        let Some(remote) = &self.remote else {
-            return Ok(Fetched::default());
-        };
-        let failed = |reason: String| Error::Remote {
-            remote: remote.url.clone(),
-            reason,
-        };
-        let session = PushSession::connect(&remote.endpoint).map_err(|e| failed(e.to_string()))?;
-        let has_refs = session
-            .advertisement
-            .refs
-            .iter()
-            .any(|(name, _)| is_lock_state(name));
-        drop(session);
-        fetch_locks(&self.repo, &remote.url, has_refs).map_err(|e| failed(e.reason))
+        match self.connect()? {
+            None => Ok(Fetched::default()),
+            Some((_, fetched)) => Ok(fetched),
+        }
     }
 
     /// Replaces the source of lease nonces (random by default): for
@@ -504,7 +499,7 @@ impl Locks {
     /// one (and then on the local mirror), else on the local repository.
     fn commit(
         &self,
-        session: Option<PushSession>,
+        session: Option<Session>,
         changes: &[RefChange],
         objects: &[ObjectId],
         now: UnixMillis,
@@ -513,13 +508,17 @@ impl Locks {
             return self.apply(changes, now);
         };
         let remote = self.remote.as_ref().expect("a session comes from a remote");
-        push_changes(&self.repo, session, changes, objects).map_err(|e| match e {
-            PushOutcome::Lost => WriteError::Lost,
-            PushOutcome::Failed(reason) => WriteError::Failed(Error::Remote {
-                remote: remote.url.clone(),
-                reason,
-            }),
-        })?;
+        let signature = signature(now);
+        let mut time = gix::date::parse::TimeBuf::default();
+        session
+            .push(&self.repo, changes, objects, signature.to_ref(&mut time))
+            .map_err(|e| match e {
+                PushOutcome::Lost => WriteError::Lost,
+                PushOutcome::Failed(reason) => WriteError::Failed(Error::Remote {
+                    remote: remote.url.clone(),
+                    reason,
+                }),
+            })?;
         // The remote is the authority and now holds the changes; the local
         // refs mirror it. If another local process moved them meanwhile,
         // the next command's fetch puts them right.
@@ -553,8 +552,15 @@ impl Locks {
     }
 
     /// With a remote: reads its refs, makes the local lock refs what it has,
-    /// and returns the open push session.
-    fn open_remote(&self) -> Result<Option<PushSession>, Error> {
+    /// and returns the open session.
+    fn open_remote(&self) -> Result<Option<Session>, Error> {
+        Ok(self.connect()?.map(|(session, _)| session))
+    }
+
+    /// Opens the authority and brings the local lock refs in line with it.
+    /// When the local mirror already is what the remote has (as after our
+    /// own last push), nothing is fetched: one connection instead of two.
+    fn connect(&self) -> Result<Option<(Session, Fetched)>, Error> {
         let Some(remote) = &self.remote else {
             return Ok(None);
         };
@@ -562,16 +568,24 @@ impl Locks {
             remote: remote.url.clone(),
             reason,
         };
-        let session = PushSession::connect(&remote.endpoint).map_err(|e| failed(e.to_string()))?;
-        let advertised = advertised_state(&session);
-        // When the local mirror already is what the remote advertises (as
-        // after our own last push), there is nothing to fetch: one
-        // connection instead of two.
-        if local_state(&self.repo).as_ref() != Some(&advertised) {
-            fetch_locks(&self.repo, &remote.url, !advertised.is_empty())
-                .map_err(|e| failed(e.reason))?;
+        let session = match &remote.direct {
+            Some(path) => Session::Direct(Box::new(
+                gix::open(path).map_err(|e| failed(e.to_string()))?,
+            )),
+            None => Session::Push(
+                PushSession::connect(&remote.endpoint).map_err(|e| failed(e.to_string()))?,
+            ),
+        };
+        let state = session.state();
+        if local_state(&self.repo).as_ref() == Some(&state) {
+            return Ok(Some((session, Fetched::default())));
         }
-        Ok(Some(session))
+        let fetched = match &session {
+            Session::Direct(repo) => mirror(&self.repo, repo, &state).map_err(failed)?,
+            Session::Push(_) => fetch_locks(&self.repo, &remote.url, !state.is_empty())
+                .map_err(|e| failed(e.reason))?,
+        };
+        Ok(Some((session, fetched)))
     }
 
     /// Which lock files stood in the way, by name, so that a user can tell
@@ -691,6 +705,17 @@ fn commit_message(transition: &Transition, record: &LockRecord) -> String {
         record.fencing_token,
         record.expires()
     )
+}
+
+/// Whether the `git` program can be started: without it, a remote on this
+/// machine is opened directly.
+fn git_on_path() -> bool {
+    std::process::Command::new("git")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
 }
 
 fn random_nonce() -> String {
