@@ -34,11 +34,12 @@ pub(super) enum Session {
 }
 
 impl Session {
-    /// The remote's lock refs and version ref, sorted.
-    pub fn state(&self) -> Vec<(String, ObjectId)> {
+    /// The remote's lock refs and version ref, sorted; `None` when a
+    /// directly opened remote's refs cannot be listed.
+    pub fn state(&self) -> Option<Vec<(String, ObjectId)>> {
         match self {
-            Session::Push(session) => advertised_state(session),
-            Session::Direct(remote) => local_state(remote).unwrap_or_default(),
+            Session::Push(session) => Some(advertised_state(session)),
+            Session::Direct(remote) => local_state(remote),
         }
     }
 
@@ -64,6 +65,7 @@ impl Session {
                 match remote.edit_references_as(edits, Some(signature)) {
                     Ok(_) => Ok(()),
                     Err(e) if e.is_conflict() || e.is_not_found() => Err(PushOutcome::Lost),
+                    Err(e) if e.is_retryable() => Err(PushOutcome::Busy(e.to_string())),
                     Err(e) => Err(PushOutcome::Failed(format!("updating its lock refs: {e}"))),
                 }
             }
@@ -132,7 +134,7 @@ pub(super) fn in_step(snapshot: &Snapshot, session: Option<&Session>) -> bool {
         .chain(snapshot.version.id.map(|id| (VERSION_REF.to_owned(), id)))
         .collect();
     local.sort();
-    session.state() == local
+    session.state().as_ref() == Some(&local)
 }
 
 /// The lock refs and version ref the remote advertised, sorted.
@@ -171,6 +173,8 @@ pub(super) fn local_state(repo: &gix::Repository) -> Option<Vec<(String, ObjectI
 pub(super) enum PushOutcome {
     /// Another writer changed a ref first.
     Lost,
+    /// Another process holds a ref lock file of a directly opened remote.
+    Busy(String),
     /// The server refused for another reason.
     Failed(String),
 }

@@ -514,6 +514,7 @@ impl Locks {
             .push(&self.repo, changes, objects, signature.to_ref(&mut time))
             .map_err(|e| match e {
                 PushOutcome::Lost => WriteError::Lost,
+                PushOutcome::Busy(reason) => WriteError::Busy(reason),
                 PushOutcome::Failed(reason) => WriteError::Failed(Error::Remote {
                     remote: remote.url.clone(),
                     reason,
@@ -576,7 +577,9 @@ impl Locks {
                 PushSession::connect(&remote.endpoint).map_err(|e| failed(e.to_string()))?,
             ),
         };
-        let state = session.state();
+        let state = session
+            .state()
+            .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
         if local_state(&self.repo).as_ref() == Some(&state) {
             return Ok(Some((session, Fetched::default())));
         }
