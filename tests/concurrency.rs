@@ -16,10 +16,7 @@ const TTL_MS: u64 = 60_000;
 const GRACE_MS: u64 = 5_000;
 
 fn rounds() -> usize {
-    std::env::var("GRITE_RACE_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(200)
+    support::rounds_from_env("GRITE_RACE_ROUNDS", 200)
 }
 
 /// Each round happens long after the previous one's locks expired, so they

@@ -15,10 +15,7 @@ const TTL_MS: u64 = 60_000;
 const GRACE_MS: u64 = 5_000;
 
 fn rounds() -> usize {
-    std::env::var("GRITE_REMOTE_RACE_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(50)
+    support::rounds_from_env("GRITE_REMOTE_RACE_ROUNDS", 50)
 }
 
 /// A bare remote with one branch and `n` clones of it.
@@ -89,15 +86,7 @@ impl Shared {
     }
 
     fn fsck(&self) {
-        let out = git_command(&self.remote)
-            .args(["fsck", "--strict", "--no-dangling"])
-            .output()
-            .expect("git fsck");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::fsck(&self.remote);
     }
 }
 
@@ -143,15 +132,7 @@ fn without_git_on_path_a_local_remote_is_opened_directly() {
     // Every clone's own repository is complete too (objects were copied
     // with their history).
     for clone in &shared.clones {
-        let out = git_command(clone)
-            .args(["fsck", "--strict", "--no-dangling"])
-            .output()
-            .expect("git fsck");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::fsck(clone);
     }
 }
 

@@ -178,15 +178,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
         assert_eq!(report.status(&name), Some(&Ok(())), "{label}");
         assert_eq!(remote_ref(&remote, &name), None, "{label}");
     }
-    let fsck = support::git_command(&remote)
-        .args(["fsck", "--strict"])
-        .output()
-        .expect("git fsck");
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    support::fsck(&remote);
 }
 
 #[test]

@@ -88,17 +88,32 @@ impl Repo {
     }
 
     pub fn fsck(&self) {
-        let out = git_command(&self.dir)
-            .args(["fsck", "--strict", "--no-dangling"])
-            .output()
-            .expect("git fsck runs");
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "git fsck --strict: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        fsck(&self.dir);
     }
+}
+
+/// `git fsck --strict` of the repository at `dir` passes and reports
+/// nothing but notices (an empty bare repository's unborn HEAD).
+pub fn fsck(dir: &Path) {
+    let out = git_command(dir)
+        .args(["fsck", "--strict", "--no-dangling"])
+        .output()
+        .expect("git fsck runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.lines().all(|l| l.starts_with("notice:")),
+        "git fsck --strict in {}: {}{stderr}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Race rounds: the environment variable `var` if set, else `default`.
+pub fn rounds_from_env(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(default)
 }
 
 pub fn grite_command(dir: &Path) -> Command {
