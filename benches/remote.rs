@@ -1,6 +1,7 @@
 //! A remote acquire and release through `--remote`, against `git push
-//! --force-with-lease` of one ref to the same remote, over `file://` and a
-//! `git daemon` on 127.0.0.1. Run with `cargo bench --bench remote`
+//! --force-with-lease` of one ref to the same remote, over `file://`, a
+//! `git daemon`, and (where lighttpd is installed) smart HTTP and HTTPS
+//! through `git http-backend`, all on 127.0.0.1. Run with `cargo bench --bench remote`
 //! (`-- --quick` for fewer runs). Prints figures and ratios; asserts
 //! nothing.
 
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{A, Daemon, git};
+use support::{A, Daemon, HttpServer, git};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -27,12 +28,10 @@ fn main() {
     git(base, &["clone", "-q", "remote.git", "clone"]);
     let clone = base.join("clone");
     let daemon = Daemon::start(base);
-
-    println!(
-        "{:<44} {:>10} {:>12} {:>7}",
-        "operation (median)", "grite", "git push", "ratio"
-    );
-    for (transport, (label, url)) in [
+    let http_dir = base.join("http");
+    std::fs::create_dir_all(&http_dir).expect("mkdir");
+    let http = HttpServer::start(base, &http_dir);
+    let mut transports = vec![
         (
             "file://",
             format!("file://{}", base.join("remote.git").display()),
@@ -41,10 +40,26 @@ fn main() {
             "git daemon",
             format!("git://127.0.0.1:{}/remote.git", daemon.port),
         ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ];
+    if let Some(server) = &http {
+        // grite and git both read the certificate to trust from here.
+        let certificate = server.certificate.display().to_string();
+        git(&clone, &["config", "http.sslCAInfo", &certificate]);
+        transports.push((
+            "HTTP",
+            format!("http://127.0.0.1:{}/git/remote.git", server.port),
+        ));
+        transports.push((
+            "HTTPS",
+            format!("https://127.0.0.1:{}/git/remote.git", server.tls_port),
+        ));
+    }
+
+    println!(
+        "{:<44} {:>10} {:>12} {:>7}",
+        "operation (median)", "grite", "git push", "ratio"
+    );
+    for (transport, (label, url)) in transports.into_iter().enumerate() {
         let target = format!("refs/bench/lock-{transport}");
         let (mut acquire, mut release, mut push) = (vec![], vec![], vec![]);
         for i in 0..runs {

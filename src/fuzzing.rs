@@ -71,4 +71,8 @@ pub fn check_receive_pack(data: &[u8]) {
     if let Ok(report) = protocol::parse_report(data) {
         assert!(report.refs.iter().all(|(name, _)| !name.is_empty()));
     }
+    if let Ok(used) = protocol::parse_service_announcement(data, "git-receive-pack") {
+        assert!(used <= data.len());
+        assert!(data[4..used].starts_with(b"# service=git-receive-pack"));
+    }
 }

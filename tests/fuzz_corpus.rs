@@ -37,5 +37,5 @@ fn record_corpus_passes_the_record_checks() {
 
 #[test]
 fn receive_pack_corpus_passes_the_protocol_checks() {
-    assert!(replay("receive_pack", check_receive_pack) >= 7);
+    assert!(replay("receive_pack", check_receive_pack) >= 8);
 }

@@ -1,15 +1,28 @@
 //! Two machines' worth of agents, simulated as clones, sharing one remote
-//! as the lock authority through `--remote`: SPEC section 4's table across
-//! clones, races of clones with exactly one winner that the remote holds,
-//! and failures that change nothing. Over a path, `file://` and a git
-//! daemon on 127.0.0.1. Race rounds: `GRITE_REMOTE_RACE_ROUNDS` (default 50).
+//! as the lock authority through `--remote`, over every transport: a path,
+//! the same path without the `git` program (opened with gix), `file://`, a
+//! git daemon, smart HTTP and HTTPS (lighttpd running git http-backend, the
+//! HTTPS one behind basic authentication), and ssh (a throwaway sshd), all
+//! on 127.0.0.1. For each: SPEC section 4's table across clones, races of
+//! clones with exactly one winner that the remote holds, stealers, old
+//! holders, gc and conflicting resources; then failures that change
+//! nothing.
+//!
+//! Race rounds: `GRITE_REMOTE_RACE_ROUNDS` (default 50) for a path,
+//! `file://` and the direct path; half as many through a server process per
+//! connection (daemon, HTTP), which costs about 3× as much on these
+//! 2-core machines, and a fifth or a tenth over ssh. Set 100 to give every
+//! transport but ssh 50.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{A, B, Daemon, Sshd, T0, actor, code, git, git_command, grite_command, json};
+use support::{
+    A, B, Daemon, HTTP_PASSWORD, HTTP_USER, HttpServer, Sshd, T0, actor, code, git, git_command,
+    grite_command, json,
+};
 
 const TTL_MS: u64 = 60_000;
 const GRACE_MS: u64 = 5_000;
@@ -23,9 +36,6 @@ struct Shared {
     tmp: tempfile::TempDir,
     remote: PathBuf,
     clones: Vec<PathBuf>,
-    /// Environment variables for the grite processes (`GIT_SSH_COMMAND`
-    /// for ssh, an empty `PATH` to run without the `git` program).
-    env: Vec<(String, String)>,
 }
 
 impl Shared {
@@ -53,7 +63,6 @@ impl Shared {
             remote: base.join("remote.git"),
             tmp,
             clones,
-            env: Vec::new(),
         }
     }
 
@@ -85,218 +94,192 @@ impl Shared {
             .then(|| serde_json::from_slice(&out.stdout).expect("JSON"))
     }
 
+    /// The remote and every clone are complete repositories: objects went
+    /// both ways with their history.
     fn fsck(&self) {
         support::fsck(&self.remote);
+        for clone in &self.clones {
+            support::fsck(clone);
+        }
     }
 }
 
-#[test]
-fn without_git_on_path_a_local_remote_is_opened_directly() {
-    let mut shared = Shared::new(8);
-    // No `git` program for grite: the remote path is opened with gix.
-    shared.env = vec![("PATH".into(), String::new())];
-    let remote = shared.remote.display().to_string();
-    race_acquirers(&shared, &remote, rounds() / 2, "direct");
-    // A steal, an old holder refused, and gc through the same path.
-    let resource = "issue:direct-table";
-    let results = race(&shared, &remote, T0, |i| match i {
-        0 => vec![
-            "acquire".into(),
-            resource.into(),
-            "--ttl".into(),
-            "60s".into(),
-        ],
-        _ => vec!["status".into()],
-    });
-    assert_eq!(results[0].0, 0, "{:?}", results[0]);
-    let later = T0 + TTL_MS + GRACE_MS;
-    let results = race(&shared, &remote, later, |i| match i {
-        1 => vec!["acquire".into(), resource.into()],
-        _ => vec!["status".into()],
-    });
-    assert_eq!(
-        results[1].1["data"]["outcome"], "stolen",
-        "{:?}",
-        results[1]
-    );
-    let results = race(&shared, &remote, later + 1, |i| match i {
-        0 => vec!["renew".into(), resource.into()],
-        _ => vec!["status".into()],
-    });
-    assert_eq!(results[0].0, 4, "{:?}", results[0]);
-    assert_eq!(
-        shared.remote_record(resource).expect("on the remote")["owner"],
-        actor(2)
-    );
-    shared.fsck();
-    // Every clone's own repository is complete too (objects were copied
-    // with their history).
-    for clone in &shared.clones {
-        support::fsck(clone);
+/// One way to reach the shared remote: its URL, the environment grite
+/// needs for it, and how many race rounds it gets.
+#[derive(Clone)]
+struct Via {
+    label: &'static str,
+    url: String,
+    env: Vec<(&'static str, String)>,
+    rounds: usize,
+}
+
+impl Via {
+    fn new(label: &'static str, url: String) -> Via {
+        Via {
+            label,
+            url,
+            env: Vec::new(),
+            rounds: rounds(),
+        }
+    }
+
+    fn with_env(mut self, key: &'static str, value: String) -> Via {
+        self.env.push((key, value));
+        self
     }
 }
 
-#[test]
-fn eight_clones_racing_over_ssh_have_one_winner() {
-    let mut shared = Shared::new(8);
-    let keys = shared.tmp.path().join("ssh");
-    std::fs::create_dir_all(&keys).expect("mkdir");
-    let Some(sshd) = Sshd::start(&keys) else {
-        return;
-    };
-    shared.env = vec![("GIT_SSH_COMMAND".into(), sshd.ssh_command.clone())];
-    let remote = format!(
-        "ssh://{}@127.0.0.1:{}{}",
-        sshd.user,
-        sshd.port,
-        shared.remote.display()
-    );
-    // Every grite here opens two ssh connections (push and fetch), about
-    // 0.4 s of key exchange each on these machines: fewer rounds.
-    race_acquirers(&shared, &remote, rounds() / 10, "ssh");
-    // Every clone's status through ssh shows every lock the races left.
-    let results = race(&shared, &remote, T0, |_| vec!["status".into()]);
-    for (c, v) in &results {
-        let count = |key: &str| v["data"][key].as_array().map_or(0, Vec::len);
-        assert_eq!(
-            (*c, count("locks") + count("expired")),
-            (0, rounds() / 10),
-            "{v}"
-        );
-    }
-    // scp-style `user@host:path` carries no port; the ssh command does.
-    shared.env = vec![(
-        "GIT_SSH_COMMAND".into(),
-        format!("{} -o Port={}", sshd.ssh_command, sshd.port),
-    )];
-    let scp = format!("{}@127.0.0.1:{}", sshd.user, shared.remote.display());
-    let (c, v) = race(&shared, &scp, T0, |_| vec!["status".into()]).remove(0);
-    assert_eq!(c, 0, "{v}");
-    assert_eq!(
-        v["data"]["locks"].as_array().map(Vec::len),
-        Some(rounds() / 10),
-        "{v}"
-    );
+/// The servers in front of a shared remote (stopped when dropped) and
+/// every way to reach it. Servers that are not installed are left out
+/// with a notice, unless `GRITE_REQUIRE_SERVERS` is set.
+struct Servers {
+    vias: Vec<Via>,
+    _daemon: Daemon,
+    _http: Option<HttpServer>,
+    _sshd: Option<Sshd>,
 }
 
-fn run(dir: &Path, remote: &str, actor: &str, at: u64, args: &[&str]) -> (i32, Value) {
-    let now = at.to_string();
-    let out = grite_command(dir)
-        .args([
-            "--json", "--remote", remote, "--actor", actor, "--now-ms", &now, "lock",
-        ])
-        .args(args)
+impl Servers {
+    fn start(shared: &Shared) -> Servers {
+        let base = shared.tmp.path();
+        let path = shared.remote.display().to_string();
+        let mut vias = vec![
+            Via::new("path", path.clone()),
+            // No `git` program for grite: the remote is opened with gix.
+            Via::new("direct", path.clone()).with_env("PATH", String::new()),
+            Via::new("file", format!("file://{path}")),
+        ];
+        let daemon = Daemon::start(base);
+        let mut served = vec![Via::new(
+            "daemon",
+            format!("git://127.0.0.1:{}/remote.git", daemon.port),
+        )];
+        let http_dir = base.join("http");
+        std::fs::create_dir_all(&http_dir).expect("mkdir");
+        let http = HttpServer::start(base, &http_dir);
+        if let Some(server) = &http {
+            served.push(Via::new(
+                "http",
+                format!("http://127.0.0.1:{}/git/remote.git", server.port),
+            ));
+            // The user from the URL, the password from git's credential
+            // helper, the certificate trusted through GIT_SSL_CAINFO.
+            for clone in &shared.clones {
+                let helper = format!(
+                    "!f() {{ test \"$1\" = get && echo password={HTTP_PASSWORD}; true; }}; f"
+                );
+                git(clone, &["config", "credential.helper", &helper]);
+            }
+            served.push(
+                Via::new(
+                    "https",
+                    format!(
+                        "https://{HTTP_USER}@127.0.0.1:{}/auth/remote.git",
+                        server.tls_port
+                    ),
+                )
+                .with_env("GIT_SSL_CAINFO", server.certificate.display().to_string()),
+            );
+        }
+        for mut via in served {
+            via.rounds = rounds() / 2;
+            vias.push(via);
+        }
+        let keys = base.join("ssh");
+        std::fs::create_dir_all(&keys).expect("mkdir");
+        let sshd = Sshd::start(&keys);
+        if let Some(sshd) = &sshd {
+            // Every grite opens two or more ssh sessions (push, fetch), and
+            // even multiplexed over one connection each costs sshd about
+            // 0.1 s on these machines: fewer rounds over ssh.
+            let mut ssh = Via::new(
+                "ssh",
+                format!("ssh://{}@127.0.0.1:{}{path}", sshd.user, sshd.port),
+            )
+            .with_env(
+                "GIT_SSH_COMMAND",
+                format!(
+                    "{} -o ControlMaster=auto -o ControlPersist=30 -o ControlPath={}/mux-%C",
+                    sshd.ssh_command,
+                    keys.display()
+                ),
+            );
+            ssh.rounds = rounds() / 5;
+            // scp-style `user@host:path` carries no port; the ssh command does.
+            let mut scp = Via::new("scp", format!("{}@127.0.0.1:{path}", sshd.user)).with_env(
+                "GIT_SSH_COMMAND",
+                format!("{} -o Port={}", sshd.ssh_command, sshd.port),
+            );
+            scp.rounds = rounds() / 10;
+            vias.extend([ssh, scp]);
+        }
+        Servers {
+            vias,
+            _daemon: daemon,
+            _http: http,
+            _sshd: sshd,
+        }
+    }
+}
+
+/// Runs one grite command in `dir` through `via`; its exit code and JSON.
+fn run(dir: &Path, via: &Via, actor: &str, at: u64, args: &[&str]) -> (i32, Value) {
+    let out = command(dir, via, actor, at, args.iter().map(|a| a.to_string()))
         .output()
         .expect("grite runs");
     (code(&out), json(&out))
 }
 
-#[test]
-fn the_table_holds_across_clones_through_the_remote() {
-    let shared = Shared::new(2);
-    let remote = shared.remote.display().to_string();
-    let (one, two) = (&shared.clones[0], &shared.clones[1]);
-    let r = "issue:8057324b";
-
-    let (c, v) = run(one, &remote, A, T0, &["acquire", r, "--ttl", "60s"]);
-    assert_eq!(c, 0, "{v}");
-    assert_eq!(shared.remote_record(r).expect("on the remote")["owner"], A);
-
-    // The other clone, which has never fetched, is refused and told who holds it.
-    let (c, v) = run(two, &remote, B, T0 + 1, &["acquire", r]);
-    assert_eq!(
-        (c, v["error"]["code"].as_str()),
-        (4, Some("conflict")),
-        "{v}"
-    );
-    assert_eq!(v["error"]["details"]["holder"]["owner"], A);
-    let (_, v) = run(two, &remote, B, T0 + 1, &["status"]);
-    assert_eq!(v["data"]["locks"][0]["owner"], A);
-    let (c, _) = run(two, &remote, B, T0 + 1, &["renew", r]);
-    assert_eq!(c, 4);
-    let (c, _) = run(two, &remote, B, T0 + 1, &["release", r]);
-    assert_eq!(c, 4);
-
-    // Renew from the holder's clone, then a steal after expiry and grace.
-    let (c, _) = run(one, &remote, A, T0 + 30_000, &["renew", r, "--ttl", "60s"]);
-    assert_eq!(c, 0);
-    let expiry = T0 + 30_000 + TTL_MS;
-    let (c, _) = run(two, &remote, B, expiry + GRACE_MS - 1, &["acquire", r]);
-    assert_eq!(c, 4, "no steal within the grace period");
-    let (c, v) = run(
-        two,
-        &remote,
-        B,
-        expiry + GRACE_MS,
-        &["acquire", r, "--ttl", "60s"],
-    );
-    assert_eq!(
-        (c, v["data"]["outcome"].as_str()),
-        (0, Some("stolen")),
-        "{v}"
-    );
-    let stolen = shared.remote_record(r).expect("on the remote");
-    assert_eq!(stolen["owner"], B);
-
-    // The old holder's clone still has A's lock locally; the remote decides.
-    let (c, v) = run(one, &remote, A, expiry + GRACE_MS + 1, &["renew", r]);
-    assert_eq!(c, 4, "{v}");
-    let (c, _) = run(one, &remote, A, expiry + GRACE_MS + 1, &["release", r]);
-    assert_eq!(c, 4);
-    assert_eq!(
-        shared.remote_record(r).expect("on the remote")["nonce"],
-        stolen["nonce"]
-    );
-
-    let (c, v) = run(two, &remote, B, expiry + GRACE_MS + 2, &["release", r]);
-    assert_eq!((c, v["data"]["released"].as_bool()), (0, Some(true)));
-    let (c, v) = run(one, &remote, A, expiry + GRACE_MS + 3, &["acquire", r]);
-    assert_eq!(c, 0, "{v}");
-    assert_eq!(v["data"]["lock"]["fencing_token"], 3);
-
-    // sync prunes what the remote no longer has.
-    let (c, _) = run(one, &remote, A, expiry + 10_000_000, &["gc"]);
-    assert_eq!(c, 0);
-    let (c, v) = run(two, &remote, B, expiry + 10_000_000, &["sync"]);
-    assert_eq!(c, 0, "{v}");
-    assert_eq!(v["data"]["pruned"].as_array().map(Vec::len), Some(1), "{v}");
-    assert_eq!(git(two, &["for-each-ref", "refs/grite/locks/"]), "");
-    shared.fsck();
+fn command(
+    dir: &Path,
+    via: &Via,
+    actor: &str,
+    at: u64,
+    args: impl IntoIterator<Item = String>,
+) -> std::process::Command {
+    let mut command = grite_command(dir);
+    command
+        .envs(via.env.iter().map(|(k, v)| (k, v)))
+        .args([
+            "--json",
+            "--remote",
+            &via.url,
+            "--actor",
+            actor,
+            "--now-ms",
+            &at.to_string(),
+            "lock",
+        ])
+        .args(args);
+    command
 }
 
-/// Runs `args(i)` for every clone at once, through `remote`, at `now`.
-/// Runs `args(i)` for every clone at once, as actor i + 1, through
-/// `remote`, at `now`.
+/// Runs `args(i)` for every clone at once, as actor i + 1, through `via`,
+/// at `now`.
 fn race(
     shared: &Shared,
-    remote: &str,
+    via: &Via,
     now: u64,
     args: impl Fn(usize) -> Vec<String>,
 ) -> Vec<(i32, Value)> {
-    race_as(shared, remote, now, |i| (actor(i + 1), args(i)))
+    race_as(shared, via, now, |i| (actor(i + 1), args(i)))
 }
 
 /// Like [`race`], with the actor chosen per clone.
 fn race_as(
     shared: &Shared,
-    remote: &str,
+    via: &Via,
     now: u64,
     who_and_args: impl Fn(usize) -> (String, Vec<String>),
 ) -> Vec<(i32, Value)> {
-    let now = now.to_string();
     let children: Vec<_> = shared
         .clones
         .iter()
         .enumerate()
         .map(|(i, dir)| {
             let (who, args) = who_and_args(i);
-            let mut command = grite_command(dir);
-            command.envs(shared.env.iter().map(|(k, v)| (k, v)));
-            command
-                .args([
-                    "--json", "--remote", remote, "--actor", &who, "--now-ms", &now, "lock",
-                ])
-                .args(args)
+            command(dir, via, &who, now, args)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -326,178 +309,402 @@ fn one_winner(results: &[(i32, Value)], context: &str) -> Value {
     winners[0].clone()
 }
 
+/// Rounds of the races beside the plain acquirers' (stealers, old
+/// holders, gc, conflicting resources), which each transport runs too.
+fn side_rounds(via: &Via) -> usize {
+    (via.rounds / 10).max(3)
+}
+
 fn round_time(round: usize) -> u64 {
     T0 + round as u64 * (TTL_MS + GRACE_MS + 1_000)
 }
 
-fn race_acquirers(shared: &Shared, remote: &str, rounds: usize, label: &str) {
-    let non_lock = shared.non_lock_refs();
-    for round in 0..rounds {
-        let resource = format!("issue:{label}-{round}");
-        let results = race(shared, remote, round_time(round), |_| {
-            vec!["acquire".into(), resource.clone()]
-        });
-        let winner = one_winner(&results, &format!("{label} round {round}"));
-        let lock = &winner["data"]["lock"];
-        for (_, v) in results.iter().filter(|(c, _)| *c != 0) {
-            assert_eq!(
-                v["error"]["details"]["holder"]["owner"], lock["owner"],
-                "{label} round {round}: {v}"
-            );
-        }
-        assert_eq!(
-            shared.remote_record(&resource).expect("on the remote")["nonce"],
-            lock["nonce"]
-        );
-    }
+/// Checks, after a via's races, that the remote and every clone are
+/// complete and that nothing outside `refs/grite/` moved.
+fn after_races(shared: &Shared, non_lock: &str, via: &Via) {
     shared.fsck();
     assert_eq!(
         shared.non_lock_refs(),
         non_lock,
-        "refs outside refs/grite/ changed"
+        "{}: refs outside refs/grite/ changed",
+        via.label
     );
 }
 
 #[test]
-fn eight_clones_stealing_an_expired_lock_through_the_remote_have_one_winner() {
-    let shared = Shared::new(8);
-    let remote = shared.remote.display().to_string();
-    for round in 0..rounds() / 2 {
-        let resource = format!("issue:steal-{round}");
-        let (c, _) = run(
-            &shared.clones[0],
-            &remote,
-            &actor(99),
-            round_time(round),
-            &["acquire", &resource, "--ttl", "60s"],
-        );
-        assert_eq!(c, 0);
-        let at = round_time(round) + TTL_MS + GRACE_MS;
-        let results = race(&shared, &remote, at, |_| {
-            vec!["acquire".into(), resource.clone()]
-        });
-        let winner = one_winner(&results, &format!("steal round {round}"));
-        assert_eq!(winner["data"]["outcome"], "stolen");
-        assert_eq!(
-            shared.remote_record(&resource).expect("on the remote")["nonce"],
-            winner["data"]["lock"]["nonce"]
-        );
+fn the_table_holds_across_clones_over_every_transport() {
+    let shared = Shared::new(2);
+    let servers = Servers::start(&shared);
+    for (k, via) in servers.vias.iter().enumerate() {
+        // Each transport gets its own resource and its own stretch of time.
+        table(&shared, via, T0 + k as u64 * 100_000_000);
     }
+}
+
+fn table(shared: &Shared, via: &Via, t0: u64) {
+    let (one, two) = (&shared.clones[0], &shared.clones[1]);
+    let r = &format!("issue:table-{}", via.label);
+    let label = via.label;
+
+    let (c, v) = run(one, via, A, t0, &["acquire", r, "--ttl", "60s"]);
+    assert_eq!(c, 0, "{label}: {v}");
+    let first_token = v["data"]["lock"]["fencing_token"]
+        .as_u64()
+        .expect("a token");
+    assert_eq!(shared.remote_record(r).expect("on the remote")["owner"], A);
+
+    // The other clone, which has not fetched it, is refused and told who
+    // holds it.
+    let (c, v) = run(two, via, B, t0 + 1, &["acquire", r]);
+    assert_eq!(
+        (c, v["error"]["code"].as_str()),
+        (4, Some("conflict")),
+        "{label}: {v}"
+    );
+    assert_eq!(v["error"]["details"]["holder"]["owner"], A, "{label}");
+    let (_, v) = run(two, via, B, t0 + 1, &["status"]);
+    let holders: Vec<&Value> = v["data"]["locks"]
+        .as_array()
+        .expect("locks")
+        .iter()
+        .filter(|l| l["resource"] == r.as_str())
+        .collect();
+    assert_eq!(holders.len(), 1, "{label}: {v}");
+    assert_eq!(holders[0]["owner"], A, "{label}");
+    let (c, _) = run(two, via, B, t0 + 1, &["renew", r]);
+    assert_eq!(c, 4, "{label}");
+    let (c, _) = run(two, via, B, t0 + 1, &["release", r]);
+    assert_eq!(c, 4, "{label}");
+
+    // Renew from the holder's clone, then a steal after expiry and grace.
+    let (c, _) = run(one, via, A, t0 + 30_000, &["renew", r, "--ttl", "60s"]);
+    assert_eq!(c, 0, "{label}");
+    let expiry = t0 + 30_000 + TTL_MS;
+    let (c, _) = run(two, via, B, expiry + GRACE_MS - 1, &["acquire", r]);
+    assert_eq!(c, 4, "{label}: no steal within the grace period");
+    let (c, v) = run(
+        two,
+        via,
+        B,
+        expiry + GRACE_MS,
+        &["acquire", r, "--ttl", "60s"],
+    );
+    assert_eq!(
+        (c, v["data"]["outcome"].as_str()),
+        (0, Some("stolen")),
+        "{label}: {v}"
+    );
+    let stolen = shared.remote_record(r).expect("on the remote");
+    assert_eq!(stolen["owner"], B, "{label}");
+
+    // The old holder's clone still has A's lock locally; the remote decides.
+    let (c, v) = run(one, via, A, expiry + GRACE_MS + 1, &["renew", r]);
+    assert_eq!(c, 4, "{label}: {v}");
+    let (c, _) = run(one, via, A, expiry + GRACE_MS + 1, &["release", r]);
+    assert_eq!(c, 4, "{label}");
+    assert_eq!(
+        shared.remote_record(r).expect("on the remote")["nonce"],
+        stolen["nonce"],
+        "{label}"
+    );
+
+    let (c, v) = run(two, via, B, expiry + GRACE_MS + 2, &["release", r]);
+    assert_eq!(
+        (c, v["data"]["released"].as_bool()),
+        (0, Some(true)),
+        "{label}"
+    );
+    let (c, v) = run(one, via, A, expiry + GRACE_MS + 3, &["acquire", r]);
+    assert_eq!(c, 0, "{label}: {v}");
+    assert_eq!(
+        v["data"]["lock"]["fencing_token"].as_u64(),
+        Some(first_token + 2),
+        "{label}"
+    );
+
+    // gc through one clone; sync prunes it from the other.
+    let (c, _) = run(one, via, A, expiry + 10_000_000, &["gc"]);
+    assert_eq!(c, 0, "{label}");
+    let (c, v) = run(two, via, B, expiry + 10_000_000, &["sync"]);
+    assert_eq!(c, 0, "{label}: {v}");
+    assert_eq!(
+        v["data"]["pruned"].as_array().map(Vec::len),
+        Some(1),
+        "{label}: {v}"
+    );
+    assert_eq!(
+        git(two, &["for-each-ref", "refs/grite/locks/"]),
+        "",
+        "{label}"
+    );
     shared.fsck();
 }
 
 #[test]
-fn renew_release_and_gc_through_the_remote_never_undo_a_steal() {
+fn eight_clones_acquiring_over_every_transport_have_one_winner_the_remote_holds() {
     let shared = Shared::new(8);
-    let remote = shared.remote.display().to_string();
-    let old = actor(99);
-    let mut steals = 0;
-    for round in 0..rounds() / 2 {
-        let resource = format!("issue:undo-{round}");
-        let (c, _) = run(
-            &shared.clones[0],
-            &remote,
-            &old,
-            round_time(round),
-            &["acquire", &resource, "--ttl", "60s"],
-        );
-        assert_eq!(c, 0);
-        // Clones 0-3 steal; 4-6 are the old holder renewing and releasing
-        // (with its own actor id); 7 collects garbage.
-        let at = round_time(round) + TTL_MS + GRACE_MS;
-        let results = race_as(&shared, &remote, at, |i| match i {
-            0..=3 => (actor(i + 1), vec!["acquire".into(), resource.clone()]),
-            4 | 6 => (old.clone(), vec!["renew".into(), resource.clone()]),
-            5 => (old.clone(), vec!["release".into(), resource.clone()]),
-            _ => (actor(50), vec!["gc".into()]),
-        });
-        for (c, v) in &results {
-            assert!([0, 3, 4].contains(c), "round {round}: {v}");
+    let servers = Servers::start(&shared);
+    let non_lock = shared.non_lock_refs();
+    for via in &servers.vias {
+        for round in 0..via.rounds {
+            let resource = format!("issue:{}-{round}", via.label);
+            let results = race(&shared, via, round_time(round), |_| {
+                vec!["acquire".into(), resource.clone()]
+            });
+            let winner = one_winner(&results, &format!("{} round {round}", via.label));
+            let lock = &winner["data"]["lock"];
+            for (_, v) in results.iter().filter(|(c, _)| *c != 0) {
+                assert_eq!(
+                    v["error"]["details"]["holder"]["owner"], lock["owner"],
+                    "{} round {round}: {v}",
+                    via.label
+                );
+            }
+            assert_eq!(
+                shared.remote_record(&resource).expect("on the remote")["nonce"],
+                lock["nonce"],
+                "{} round {round}",
+                via.label
+            );
         }
-        let acquired: Vec<&Value> = results[..4]
-            .iter()
-            .filter(|(c, _)| *c == 0)
-            .map(|(_, v)| v)
-            .collect();
-        assert!(
-            acquired.len() <= 1,
-            "round {round}: two acquirers won: {results:#?}"
+        // Every clone's status shows every lock the races left.
+        let results = race(&shared, via, T0, |_| vec!["status".into()]);
+        for (c, v) in &results {
+            let count = |key: &str| v["data"][key].as_array().map_or(0, Vec::len);
+            assert_eq!(
+                (*c, count("locks") + count("expired")),
+                (0, via.rounds),
+                "{}: {v}",
+                via.label
+            );
+        }
+        after_races(&shared, &non_lock, via);
+        // gc through the same transport clears them all, so that the next
+        // transport races on a remote of the same size.
+        let (c, v) = run(&shared.clones[0], via, A, T0 + 10_000_000_000, &["gc"]);
+        assert_eq!(
+            (c, v["data"]["removed"].as_u64()),
+            (0, Some(via.rounds as u64)),
+            "{}: {v}",
+            via.label
         );
-        if let Some(winner) = acquired.first() {
-            steals += usize::from(winner["data"]["outcome"] == "stolen");
-            let stored = shared.remote_record(&resource).expect("on the remote");
+        assert!(
+            !shared.remote_refs().contains("refs/grite/locks/"),
+            "{}: gc left locks on the remote",
+            via.label
+        );
+    }
+}
+
+#[test]
+fn eight_clones_stealing_an_expired_lock_over_every_transport_have_one_winner() {
+    let shared = Shared::new(8);
+    let servers = Servers::start(&shared);
+    let non_lock = shared.non_lock_refs();
+    for via in &servers.vias {
+        for round in 0..side_rounds(via) {
+            let resource = format!("issue:steal-{}-{round}", via.label);
+            let (c, _) = run(
+                &shared.clones[0],
+                via,
+                &actor(99),
+                round_time(round),
+                &["acquire", &resource, "--ttl", "60s"],
+            );
+            assert_eq!(c, 0, "{}", via.label);
+            let at = round_time(round) + TTL_MS + GRACE_MS;
+            let results = race(&shared, via, at, |_| {
+                vec!["acquire".into(), resource.clone()]
+            });
+            let winner = one_winner(&results, &format!("{} steal round {round}", via.label));
+            assert_eq!(winner["data"]["outcome"], "stolen", "{}", via.label);
+            assert_eq!(
+                shared.remote_record(&resource).expect("on the remote")["nonce"],
+                winner["data"]["lock"]["nonce"],
+                "{}",
+                via.label
+            );
+        }
+        after_races(&shared, &non_lock, via);
+    }
+}
+
+#[test]
+fn renew_release_and_gc_over_every_transport_never_undo_a_steal() {
+    let shared = Shared::new(8);
+    let servers = Servers::start(&shared);
+    let non_lock = shared.non_lock_refs();
+    let old = actor(99);
+    for via in &servers.vias {
+        let mut steals = 0;
+        let rounds = side_rounds(via);
+        for round in 0..rounds {
+            let resource = format!("issue:undo-{}-{round}", via.label);
+            let (c, _) = run(
+                &shared.clones[0],
+                via,
+                &old,
+                round_time(round),
+                &["acquire", &resource, "--ttl", "60s"],
+            );
+            assert_eq!(c, 0, "{}", via.label);
+            // Clones 0-3 steal; 4-6 are the old holder renewing and
+            // releasing (with its own actor id); 7 collects garbage.
+            let at = round_time(round) + TTL_MS + GRACE_MS;
+            let results = race_as(&shared, via, at, |i| match i {
+                0..=3 => (actor(i + 1), vec!["acquire".into(), resource.clone()]),
+                4 | 6 => (old.clone(), vec!["renew".into(), resource.clone()]),
+                5 => (old.clone(), vec!["release".into(), resource.clone()]),
+                _ => (actor(50), vec!["gc".into()]),
+            });
+            let context = format!("{} round {round}", via.label);
+            for (c, v) in &results {
+                assert!([0, 3, 4].contains(c), "{context}: {v}");
+            }
+            let acquired: Vec<&Value> = results[..4]
+                .iter()
+                .filter(|(c, _)| *c == 0)
+                .map(|(_, v)| v)
+                .collect();
+            assert!(
+                acquired.len() <= 1,
+                "{context}: two acquirers won: {results:#?}"
+            );
+            if let Some(winner) = acquired.first() {
+                steals += usize::from(winner["data"]["outcome"] == "stolen");
+                let stored = shared.remote_record(&resource).expect("on the remote");
+                assert_eq!(
+                    stored["nonce"], winner["data"]["lock"]["nonce"],
+                    "{context}: {results:#?}"
+                );
+                assert_eq!(
+                    stored.get("released"),
+                    None,
+                    "{context}: the winner's lock was released"
+                );
+            }
+        }
+        assert!(
+            steals > 0,
+            "{}: no round had a steal win: the race never exercised it",
+            via.label
+        );
+        after_races(&shared, &non_lock, via);
+    }
+}
+
+#[test]
+fn gc_racing_acquirers_over_every_transport_never_removes_a_live_lock() {
+    let shared = Shared::new(8);
+    let servers = Servers::start(&shared);
+    let non_lock = shared.non_lock_refs();
+    for via in &servers.vias {
+        for round in 0..side_rounds(via) {
+            // Garbage for gc: a released lock and an expired one; and the
+            // resource the acquirers want, expired too.
+            let t = round_time(round);
+            let label = via.label;
+            let wanted = format!("issue:gc-{label}-{round}");
+            for (resource, ttl) in [
+                (format!("issue:gc-released-{label}-{round}"), "1h"),
+                (format!("issue:gc-expired-{label}-{round}"), "60s"),
+                (wanted.clone(), "60s"),
+            ] {
+                let (c, v) = run(
+                    &shared.clones[0],
+                    via,
+                    &actor(99),
+                    t,
+                    &["acquire", &resource, "--ttl", ttl],
+                );
+                assert_eq!(c, 0, "{label}: {v}");
+            }
+            let released = format!("issue:gc-released-{label}-{round}");
+            let (c, _) = run(
+                &shared.clones[0],
+                via,
+                &actor(99),
+                t,
+                &["release", &released],
+            );
+            assert_eq!(c, 0, "{label}");
+            let old_token = shared.remote_record(&wanted).expect("on the remote")["fencing_token"]
+                .as_u64()
+                .expect("a token");
+            // Clones 0-3 collect garbage while 4-7 take the expired lock.
+            let at = t + TTL_MS + GRACE_MS;
+            let results = race(&shared, via, at, |i| match i {
+                0..=3 => vec!["gc".into()],
+                _ => vec!["acquire".into(), wanted.clone()],
+            });
+            let context = format!("{label} gc round {round}");
+            for (c, v) in &results[..4] {
+                assert_eq!(*c, 0, "{context}: gc failed: {v}");
+            }
+            let winner = one_winner(&results[4..], &context);
+            let stored = shared
+                .remote_record(&wanted)
+                .expect("gc kept the live lock");
             assert_eq!(
                 stored["nonce"], winner["data"]["lock"]["nonce"],
-                "round {round}: {results:#?}"
+                "{context}"
             );
-            assert_eq!(
-                stored.get("released"),
-                None,
-                "round {round}: the winner's lock was released"
+            assert!(
+                stored["fencing_token"].as_u64() > Some(old_token),
+                "{context}: a fencing token went back after gc: {stored}"
             );
+            assert_eq!(shared.remote_record(&released), None, "{context}");
         }
+        after_races(&shared, &non_lock, via);
     }
-    assert!(
-        steals > 0,
-        "no round had a steal win: the race never exercised it"
-    );
-    shared.fsck();
 }
 
 #[test]
-fn conflicting_resources_through_the_remote_are_never_both_held() {
+fn conflicting_resources_over_every_transport_are_never_both_held() {
     let shared = Shared::new(8);
-    let remote = shared.remote.display().to_string();
-    for round in 0..rounds() / 2 {
-        let pair = if round % 2 == 0 {
-            [format!("path:r{round}/"), format!("path:r{round}/a.rs")]
-        } else {
-            [format!("repo:x{round}"), format!("issue:y{round}")]
-        };
-        let results = race(&shared, &remote, round_time(round), |i| {
-            vec!["acquire".into(), pair[i % 2].clone()]
-        });
-        one_winner(&results, &format!("conflict round {round}"));
+    let servers = Servers::start(&shared);
+    let non_lock = shared.non_lock_refs();
+    // Rounds are numbered on across transports: a `repo:` lock of one
+    // must have expired before the next begins.
+    let mut step = 0;
+    for via in &servers.vias {
+        for round in 0..side_rounds(via) {
+            step += 1;
+            let label = via.label;
+            let pair = if round % 2 == 0 {
+                [
+                    format!("path:{label}{round}/"),
+                    format!("path:{label}{round}/a.rs"),
+                ]
+            } else {
+                [
+                    format!("repo:{label}{round}"),
+                    format!("issue:{label}{round}"),
+                ]
+            };
+            let results = race(&shared, via, round_time(step), |i| {
+                vec!["acquire".into(), pair[i % 2].clone()]
+            });
+            one_winner(&results, &format!("{label} conflict round {round}"));
+        }
+        after_races(&shared, &non_lock, via);
     }
-    shared.fsck();
-}
-
-#[test]
-fn eight_clones_racing_through_a_path_have_one_winner_the_remote_holds() {
-    let shared = Shared::new(8);
-    let remote = shared.remote.display().to_string();
-    race_acquirers(&shared, &remote, rounds(), "path");
-}
-
-#[test]
-fn eight_clones_racing_through_file_urls_and_git_daemon_have_one_winner() {
-    let shared = Shared::new(8);
-    race_acquirers(
-        &shared,
-        &format!("file://{}", shared.remote.display()),
-        rounds() / 2,
-        "file",
-    );
-    let daemon = Daemon::start(shared.tmp.path());
-    race_acquirers(
-        &shared,
-        &format!("git://127.0.0.1:{}/remote.git", daemon.port),
-        rounds() / 2,
-        "daemon",
-    );
 }
 
 #[test]
 fn failures_say_what_happened_and_change_nothing() {
     let shared = Shared::new(1);
     let one = &shared.clones[0];
-    let remote = shared.remote.display().to_string();
+    let remote = Via::new("path", shared.remote.display().to_string());
     let (c, _) = run(one, &remote, A, T0, &["acquire", "issue:held"]);
     assert_eq!(c, 0);
     let local_before = git(one, &["for-each-ref"]);
     let remote_before = shared.remote_refs();
 
-    let missing = shared.tmp.path().join("missing.git").display().to_string();
+    let missing = Via::new(
+        "missing",
+        shared.tmp.path().join("missing.git").display().to_string(),
+    );
     let (c, v) = run(one, &missing, A, T0, &["acquire", "issue:1"]);
     assert_eq!(
         (c, v["error"]["code"].as_str()),
@@ -517,7 +724,7 @@ fn failures_say_what_happened_and_change_nothing() {
         .port();
     let (c, v) = run(
         one,
-        &format!("git://127.0.0.1:{closed}/remote.git"),
+        &Via::new("closed", format!("git://127.0.0.1:{closed}/remote.git")),
         A,
         T0,
         &["acquire", "issue:1"],
@@ -530,7 +737,7 @@ fn failures_say_what_happened_and_change_nothing() {
 
     let (c, v) = run(
         one,
-        "ftp://example.invalid/x",
+        &Via::new("ftp", "ftp://example.invalid/x".into()),
         A,
         T0,
         &["acquire", "issue:1"],
@@ -567,4 +774,143 @@ fn failures_say_what_happened_and_change_nothing() {
         "local refs changed"
     );
     assert_eq!(shared.remote_refs(), remote_before, "remote refs changed");
+}
+
+#[test]
+fn http_failures_say_what_happened_change_nothing_and_show_no_secret() {
+    let shared = Shared::new(1);
+    let one = &shared.clones[0];
+    let dir = shared.tmp.path().join("http");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let Some(server) = HttpServer::start(shared.tmp.path(), &dir) else {
+        return;
+    };
+    let (port, tls_port) = (server.port, server.tls_port);
+    let trusted =
+        |via: Via| via.with_env("GIT_SSL_CAINFO", server.certificate.display().to_string());
+    let good = trusted(Via::new(
+        "good",
+        format!("https://{HTTP_USER}:{HTTP_PASSWORD}@127.0.0.1:{tls_port}/auth/remote.git"),
+    ));
+    let (c, v) = run(one, &good, A, T0, &["acquire", "issue:held"]);
+    assert_eq!(c, 0, "{v}");
+    let local_before = git(one, &["for-each-ref"]);
+    let remote_before = shared.remote_refs();
+    // A dumb HTTP server: the files of a repository, no git behind them.
+    std::fs::create_dir_all(dir.join("www/dumb.git/info")).expect("mkdir");
+    std::fs::write(dir.join("www/dumb.git/info/refs"), "").expect("refs");
+    let helper_log = shared.tmp.path().join("helper.log");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+
+    let cases = [
+        (
+            Via::new(
+                "wrong password in the URL",
+                format!("http://{HTTP_USER}:wrong-pa55@127.0.0.1:{port}/auth/remote.git"),
+            ),
+            None,
+            "authentication refused",
+        ),
+        (
+            Via::new(
+                "wrong password from a helper",
+                format!("http://{HTTP_USER}@127.0.0.1:{port}/auth/remote.git"),
+            ),
+            Some("wrong-pa55"),
+            "authentication refused",
+        ),
+        (
+            Via::new(
+                "no credentials at all",
+                format!("http://127.0.0.1:{port}/auth/remote.git"),
+            ),
+            None,
+            "authentication required",
+        ),
+        (
+            Via::new(
+                "missing repository",
+                format!("http://127.0.0.1:{port}/git/missing.git"),
+            ),
+            None,
+            "repository not found",
+        ),
+        (
+            Via::new(
+                "untrusted certificate",
+                format!("https://127.0.0.1:{tls_port}/git/remote.git"),
+            ),
+            None,
+            "certificate",
+        ),
+        (
+            Via::new("dumb HTTP", format!("http://127.0.0.1:{port}/dumb.git")),
+            None,
+            "not a smart git server",
+        ),
+        (
+            Via::new(
+                "closed port",
+                format!("http://127.0.0.1:{closed}/git/remote.git"),
+            ),
+            None,
+            "Connection refused",
+        ),
+    ];
+    for (via, helper_password, expected) in &cases {
+        let label = via.label;
+        if let Some(password) = helper_password {
+            let helper = format!(
+                "!f() {{ echo \"$1\" >> '{}'; test \"$1\" = get && echo password={password}; true; }}; f",
+                helper_log.display()
+            );
+            git(one, &["config", "credential.helper", &helper]);
+        }
+        for args in [
+            &["acquire", "issue:1"][..],
+            &["release", "issue:held"],
+            &["status"],
+            &["sync"],
+        ] {
+            let out = command(one, via, A, T0 + 1, args.iter().map(|a| a.to_string()))
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .output()
+                .expect("grite runs");
+            let v = json(&out);
+            assert_eq!(
+                (code(&out), v["error"]["code"].as_str()),
+                (5, Some("remote_error")),
+                "{label} {args:?}: {v}"
+            );
+            let message = v["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(expected), "{label} {args:?}: {message}");
+            for secret in [HTTP_PASSWORD, "wrong-pa55"] {
+                assert!(
+                    !support::stdout(&out).contains(secret)
+                        && !support::stderr(&out).contains(secret),
+                    "{label}: a password was shown: {v}"
+                );
+            }
+        }
+        if helper_password.is_some() {
+            // git's protocol: the helper is asked, then told to forget
+            // what the server refused.
+            let log = std::fs::read_to_string(&helper_log).expect("the helper ran");
+            assert!(log.starts_with("get\nerase\n"), "{label}: {log}");
+            git(one, &["config", "--unset", "credential.helper"]);
+        }
+        assert_eq!(
+            git(one, &["for-each-ref"]),
+            local_before,
+            "{label}: local refs changed"
+        );
+        assert_eq!(
+            shared.remote_refs(),
+            remote_before,
+            "{label}: remote refs changed"
+        );
+    }
 }

@@ -88,11 +88,13 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
     let remote = bare_remote(base);
     let daemon = Daemon::start(base);
     let null = ObjectId::null(gix::hash::Kind::Sha1);
+    let local = gix::open(&repo.dir).expect("opens");
     for (i, (label, endpoint)) in endpoints(base, &daemon).into_iter().enumerate() {
         let name = format!("refs/grite/locks/t{i}");
         let (commit, pack) = lock_objects(&repo, &format!("issue:push-{i}"));
 
-        let session = PushSession::connect(&endpoint).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let session =
+            PushSession::connect(&endpoint, &local).unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!(session.advertisement.get(&name), None, "{label}");
         let create = [Command {
             old: null,
@@ -115,7 +117,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
         // succeeds, as in git; lock commits are unique, so only a retry of
         // the same push can meet that.)
         let (other, other_pack) = lock_objects(&repo, &format!("issue:other-{i}"));
-        let session = PushSession::connect(&endpoint).expect("connects");
+        let session = PushSession::connect(&endpoint, &local).expect("connects");
         assert_eq!(session.advertisement.get(&name), Some(commit), "{label}");
         let second = [Command {
             old: null,
@@ -135,7 +137,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
 
         // A delete that expects another value the server has: refused.
         let beside = format!("{name}-b");
-        let report = PushSession::connect(&endpoint)
+        let report = PushSession::connect(&endpoint, &local)
             .expect("connects")
             .push(
                 &[Command {
@@ -152,7 +154,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
             new: null,
             name: name.clone(),
         }];
-        let report = PushSession::connect(&endpoint)
+        let report = PushSession::connect(&endpoint, &local)
             .expect("connects")
             .push(&stale, &[])
             .expect("a report");
@@ -171,7 +173,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
             new: null,
             name: name.clone(),
         }];
-        let report = PushSession::connect(&endpoint)
+        let report = PushSession::connect(&endpoint, &local)
             .expect("connects")
             .push(&delete, &[])
             .expect("a report");
@@ -188,6 +190,7 @@ fn an_atomic_push_with_one_stale_command_applies_nothing() {
     let remote = bare_remote(base);
     let null = ObjectId::null(gix::hash::Kind::Sha1);
     let (commit, pack) = lock_objects(&repo, "issue:atomic");
+    let local = gix::open(&repo.dir).expect("opens");
     let wrong = ObjectId::from_hex(b"1111111111111111111111111111111111111111").expect("id");
     let commands = [
         Command {
@@ -201,7 +204,7 @@ fn an_atomic_push_with_one_stale_command_applies_nothing() {
             name: "refs/grite/locks/stale".into(),
         },
     ];
-    let session = PushSession::connect(&Endpoint::Local(remote.clone())).expect("connects");
+    let session = PushSession::connect(&Endpoint::Local(remote.clone()), &local).expect("connects");
     assert!(session.advertisement.has("atomic"));
     let report = session.push(&commands, &pack).expect("a report");
     assert!(report.refs.iter().all(|(_, s)| s.is_err()), "{report:?}");
@@ -216,11 +219,12 @@ fn an_atomic_push_with_one_stale_command_applies_nothing() {
 fn an_unreachable_remote_is_an_error_not_a_hang() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let missing = tmp.path().join("no-such.git");
-    assert!(PushSession::connect(&Endpoint::Local(missing)).is_err());
+    let local = gix::init(tmp.path().join("local")).expect("init");
+    assert!(PushSession::connect(&Endpoint::Local(missing), &local).is_err());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
     let closed = Endpoint::parse(&format!("git://127.0.0.1:{port}/x.git")).expect("valid");
-    assert!(PushSession::connect(&closed).is_err());
+    assert!(PushSession::connect(&closed, &local).is_err());
 }

@@ -7,6 +7,7 @@ use super::args::{Cli, Command, LockCommand, ResourceArg};
 use super::error::CliError;
 use super::output::Report;
 use crate::lease::{ActorId, Resource, Ttl};
+use crate::remote::transport::redact;
 use crate::store::{Clock, LockPolicy, Locks};
 
 /// The environment variable that names the actor (SPEC section 2).
@@ -113,7 +114,7 @@ fn open_with(cli: &Cli, dir: &Path) -> Result<(Locks, Option<String>), CliError>
             .or_else(|| locks.settings().remote.clone())
     };
     match remote {
-        Some(remote) => Ok((locks.with_remote(&remote)?, Some(remote))),
+        Some(remote) => Ok((locks.with_remote(&remote)?, Some(redact(&remote)))),
         None => Ok((locks, None)),
     }
 }

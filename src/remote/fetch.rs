@@ -9,6 +9,8 @@ use gix::refs::Target;
 use gix::refs::transaction::{PreviousValue, RefEdit};
 use gix::remote::fetch::refs::update::Mode;
 
+use super::transport::{redact, scrub};
+
 const LOCKS: &str = "refs/grite/locks/";
 const REFSPECS: [&str; 2] = [
     "+refs/grite/locks/*:refs/grite/locks/*",
@@ -44,8 +46,8 @@ pub fn fetch_locks(
     remote_has_refs: bool,
 ) -> Result<Fetched, FetchError> {
     let fail = |reason: String| FetchError {
-        url: url.to_owned(),
-        reason,
+        url: redact(url),
+        reason: scrub(&reason, url),
     };
     let mut fetched = Fetched::default();
     let mut on_remote = BTreeSet::new();
@@ -55,9 +57,18 @@ pub fn fetch_locks(
             .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
             .map_err(|e| fail(e.to_string()))?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
-        let outcome = remote
+        #[cfg_attr(not(feature = "https"), allow(unused_mut))]
+        let mut connection = remote
             .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
+        #[cfg(feature = "https")]
+        if let Some(options) = super::http::fetch_options(repo, url).map_err(fail)? {
+            let credentials = super::http::fetch_credentials(repo, url).map_err(fail)?;
+            connection = connection
+                .with_transport_options(options)
+                .with_credentials(credentials);
+        }
+        let outcome = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(|e| fail(e.to_string()))?
             .receive(gix::progress::Discard, &AtomicBool::new(false))

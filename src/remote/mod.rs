@@ -6,6 +6,8 @@
 //! unit tests reach all of it.
 
 pub mod fetch;
+#[cfg(feature = "https")]
+pub mod http;
 pub mod pack;
 pub mod protocol;
 pub mod push;

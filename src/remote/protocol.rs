@@ -183,6 +183,24 @@ pub fn parse_advertisement(bytes: &[u8]) -> Result<(Advertisement, usize), Proto
     Ok((advertisement, used))
 }
 
+/// Reads the line smart HTTP puts before an advertisement,
+/// `# service=<service>` and its flush; returns the bytes taken. Anything
+/// else means the server is not a smart git server for `service` (a dumb
+/// HTTP server, or a web page where a repository was expected).
+pub fn parse_service_announcement(bytes: &[u8], service: &str) -> Result<usize, ProtocolError> {
+    let (packet, mut used) = read_packet(bytes)?;
+    let expected = format!("# service={service}");
+    match packet {
+        Packet::Data(line) if line.strip_suffix(b"\n").unwrap_or(line) == expected.as_bytes() => {}
+        Packet::Data(line) => return Err(malformed("smart HTTP service line", line)),
+        Packet::Flush => return Err(malformed("smart HTTP service line", b"0000")),
+    }
+    if let (Packet::Flush, flush) = read_packet(&bytes[used..])? {
+        used += flush;
+    }
+    Ok(used)
+}
+
 /// One ref update of a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -306,6 +324,28 @@ mod tests {
         assert!(advertisement.refs.is_empty());
         assert!(advertisement.has("report-status") && advertisement.has("atomic"));
         assert!(advertisement.has("object-format") && !advertisement.has("report"));
+    }
+
+    #[test]
+    fn reads_the_smart_http_announcement_git_http_backend_sends() {
+        let bytes = fixture("http-advertisement-refs.bin");
+        let used = parse_service_announcement(&bytes, "git-receive-pack").expect("valid");
+        let (advertisement, rest) = parse_advertisement(&bytes[used..]).expect("valid");
+        assert_eq!(used + rest, bytes.len());
+        assert!(advertisement.get("refs/grite/locks/aaaa").is_some());
+        assert!(advertisement.has("report-status"));
+        assert!(matches!(
+            parse_service_announcement(&bytes, "git-upload-pack"),
+            Err(ProtocolError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_service_announcement(b"<html>", "git-receive-pack"),
+            Err(ProtocolError::BadHeader { .. })
+        ));
+        assert_eq!(
+            parse_service_announcement(&bytes[..10], "git-receive-pack"),
+            Err(ProtocolError::Incomplete { need: 21 })
+        );
     }
 
     #[test]

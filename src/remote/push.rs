@@ -50,9 +50,10 @@ pub struct PushSession {
 }
 
 impl PushSession {
-    /// Connects to receive-pack at `endpoint` and reads its advertisement.
-    pub fn connect(endpoint: &Endpoint) -> Result<PushSession, PushError> {
-        let mut connection = Connection::open(endpoint, "git-receive-pack")?;
+    /// Connects to receive-pack at `endpoint` and reads its advertisement;
+    /// `repo`'s configuration says how to authenticate over HTTP.
+    pub fn connect(endpoint: &Endpoint, repo: &gix::Repository) -> Result<PushSession, PushError> {
+        let mut connection = Connection::open(endpoint, "git-receive-pack", repo)?;
         let mut buffer = Vec::new();
         let parsed = connection.read_until(&mut buffer, protocol::parse_advertisement, |e| {
             matches!(e, ProtocolError::Incomplete { .. })
@@ -112,7 +113,7 @@ impl PushSession {
         if commands.iter().any(|c| !c.new.is_null()) {
             self.connection.send(pack)?;
         }
-        self.connection.finish_request();
+        self.connection.finish_request()?;
         let parsed = self
             .connection
             .read_until(&mut self.buffer, protocol::parse_report, |e| {

@@ -1,7 +1,9 @@
 //! How bytes reach a git server: a `git-receive-pack` process for a local
 //! path or `file://` URL, the `ssh` program for `ssh://` and scp-style
-//! `host:path` (as git does), and a TCP connection for `git://`. Every
-//! transport is a byte stream each way; the protocol is the caller's.
+//! `host:path` (as git does), a TCP connection for `git://`, and smart
+//! HTTP(S) for `http://` and `https://`. Every transport is a byte stream
+//! each way (HTTP's request goes out whole when it is finished); the
+//! protocol is the caller's.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -30,6 +32,12 @@ pub enum Endpoint {
         /// The repository path on the server.
         path: String,
     },
+    /// Smart HTTP(S).
+    Http {
+        /// The repository URL as given, credentials included; shown only
+        /// through [`redact`].
+        url: String,
+    },
 }
 
 /// Why a remote could not be reached.
@@ -51,6 +59,14 @@ pub enum TransportError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// An HTTP request failed or was refused.
+    #[error("{endpoint}: {message}")]
+    Http {
+        /// The endpoint, for the message.
+        endpoint: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The connection broke while talking.
     #[error("the connection to {endpoint} broke: {source}")]
     Io {
@@ -64,12 +80,20 @@ pub enum TransportError {
 impl Endpoint {
     /// Reads a URL as git does: `file://` and plain paths are local,
     /// `ssh://[user@]host[:port]/path` and `[user@]host:path` use ssh,
-    /// `git://host[:port]/path` the daemon.
+    /// `git://host[:port]/path` the daemon, `http(s)://` smart HTTP.
     pub fn parse(url: &str) -> Result<Endpoint, TransportError> {
         let bad = |reason| TransportError::BadUrl {
-            url: url.to_owned(),
+            url: redact(url),
             reason,
         };
+        if url.starts_with("http://") || url.starts_with("https://") {
+            if cfg!(feature = "https") {
+                return Ok(Endpoint::Http {
+                    url: url.to_owned(),
+                });
+            }
+            return Err(bad("this grite was built without the https feature"));
+        }
         if let Some(path) = url.strip_prefix("file://") {
             return Ok(Endpoint::Local(PathBuf::from(path)));
         }
@@ -99,7 +123,7 @@ impl Endpoint {
         }
         if url.contains("://") {
             return Err(bad(
-                "only file://, ssh://, git:// URLs, scp-style host:path and paths are supported",
+                "only file://, ssh://, git://, http(s):// URLs, scp-style host:path and paths are supported",
             ));
         }
         // scp-style `host:path`: a colon before any slash, as git reads it.
@@ -132,8 +156,35 @@ impl std::fmt::Display for Endpoint {
                 path,
             } => write!(f, "{host}:{path}"),
             Endpoint::Git { host, port, path } => write!(f, "git://{host}:{port}{path}"),
+            Endpoint::Http { url } => f.write_str(&redact(url)),
         }
     }
+}
+
+/// `url` without the password of its `user:password@` part, for messages.
+pub fn redact(url: &str) -> String {
+    match password(url) {
+        Some(secret) => url.replacen(&format!(":{secret}@"), ":***@", 1),
+        None => url.to_owned(),
+    }
+}
+
+/// `text` (a message from a library that saw `url`) with the password of
+/// `url` masked wherever it appears.
+pub fn scrub(text: &str, url: &str) -> String {
+    match password(url) {
+        Some(secret) => text.replace(secret, "***"),
+        None => text.to_owned(),
+    }
+}
+
+/// The password of a `scheme://user:password@host/…` URL.
+fn password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, secret) = userinfo.split_once(':')?;
+    (!secret.is_empty()).then_some(secret)
 }
 
 fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
@@ -147,16 +198,32 @@ fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
 pub struct Connection {
     endpoint: String,
     reader: Box<dyn Read>,
-    writer: Option<Box<dyn Write>>,
+    request: Request,
     child: Option<Child>,
     /// What the helper program wrote on standard error, collected by a
     /// thread so that a chatty hook can never block it.
     stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
+/// Where what we send goes.
+enum Request {
+    /// Straight to the server.
+    Stream(Box<dyn Write>),
+    /// Into an HTTP request body, sent when the request is finished.
+    #[cfg(feature = "https")]
+    Http(Box<super::http::Post>),
+    Finished,
+}
+
 impl Connection {
-    /// Starts `service` for the repository at `endpoint`.
-    pub fn open(endpoint: &Endpoint, service: &str) -> Result<Connection, TransportError> {
+    /// Starts `service` for the repository at `endpoint`; `repo`'s
+    /// configuration says how to authenticate and whom to trust over HTTPS.
+    #[cfg_attr(not(feature = "https"), allow(unused_variables))]
+    pub fn open(
+        endpoint: &Endpoint,
+        service: &str,
+        repo: &gix::Repository,
+    ) -> Result<Connection, TransportError> {
         let name = endpoint.to_string();
         let connect_error = |source| TransportError::Connect {
             endpoint: name.clone(),
@@ -200,11 +267,27 @@ impl Connection {
                 Ok(Connection {
                     endpoint: name,
                     reader: Box::new(stream),
-                    writer: Some(Box::new(writer)),
+                    request: Request::Stream(Box::new(writer)),
                     child: None,
                     stderr: None,
                 })
             }
+            #[cfg(feature = "https")]
+            Endpoint::Http { url } => {
+                let (reader, post) = super::http::open(url, service, repo, &name)?;
+                Ok(Connection {
+                    endpoint: name,
+                    reader,
+                    request: Request::Http(Box::new(post)),
+                    child: None,
+                    stderr: None,
+                })
+            }
+            #[cfg(not(feature = "https"))]
+            Endpoint::Http { .. } => Err(TransportError::BadUrl {
+                url: name,
+                reason: "this grite was built without the https feature",
+            }),
         }
     }
 
@@ -235,23 +318,37 @@ impl Connection {
 
     /// Sends `bytes` to the server.
     pub fn send(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
-        let endpoint = self.endpoint.clone();
-        let writer = self.writer.as_mut().ok_or_else(|| TransportError::Io {
-            endpoint,
-            source: std::io::Error::other("the request was already finished"),
-        })?;
-        writer
-            .write_all(bytes)
-            .and_then(|()| writer.flush())
-            .map_err(|source| TransportError::Io {
+        match &mut self.request {
+            Request::Stream(writer) => writer
+                .write_all(bytes)
+                .and_then(|()| writer.flush())
+                .map_err(|source| TransportError::Io {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                }),
+            #[cfg(feature = "https")]
+            Request::Http(post) => {
+                post.body.extend_from_slice(bytes);
+                Ok(())
+            }
+            Request::Finished => Err(TransportError::Io {
                 endpoint: self.endpoint.clone(),
-                source,
-            })
+                source: std::io::Error::other("the request was already finished"),
+            }),
+        }
     }
 
-    /// Ends the request: closes our side so the server sees its end.
-    pub fn finish_request(&mut self) {
-        self.writer = None;
+    /// Ends the request: closes our side so the server sees its end (over
+    /// HTTP: sends it), after which the reply can be read.
+    pub fn finish_request(&mut self) -> Result<(), TransportError> {
+        match std::mem::replace(&mut self.request, Request::Finished) {
+            #[cfg(feature = "https")]
+            Request::Http(post) => {
+                self.reader = post.send()?;
+                Ok(())
+            }
+            Request::Stream(_) | Request::Finished => Ok(()),
+        }
     }
 
     /// The endpoint, for messages.
@@ -262,7 +359,7 @@ impl Connection {
     /// Waits for the helper program to end and returns the last line it
     /// wrote on standard error (git's `fatal: …` says why it failed).
     pub fn helper_message(&mut self) -> Option<String> {
-        self.writer = None;
+        self.request = Request::Finished;
         let child = self.child.as_mut()?;
         let _ = child.wait();
         let bytes = self.stderr.take()?.join().ok()?;
@@ -283,7 +380,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.writer = None;
+        self.request = Request::Finished;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -308,7 +405,7 @@ fn spawn(mut command: Command, endpoint: String) -> std::io::Result<Connection> 
     Ok(Connection {
         endpoint,
         reader: Box::new(reader),
-        writer: Some(Box::new(writer)),
+        request: Request::Stream(Box::new(writer)),
         child: Some(child),
         stderr: Some(stderr),
     })
@@ -355,6 +452,34 @@ mod tests {
             }
         );
         assert_eq!(parse("./a:b"), Endpoint::Local("./a:b".into()));
+    }
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        let url = "https://ann:s3cr%40t@example.org:8443/team/repo.git";
+        assert_eq!(
+            redact(url),
+            "https://ann:***@example.org:8443/team/repo.git"
+        );
+        let endpoint = Endpoint::parse(url).expect("valid");
+        assert!(!endpoint.to_string().contains("s3cr"), "{endpoint}");
+        assert_eq!(
+            scrub("could not reach https://ann:s3cr%40t@example.org", url),
+            "could not reach https://ann:***@example.org"
+        );
+        for plain in [
+            "https://ann@example.org/r.git",
+            "https://example.org/r.git",
+            "/srv/r.git",
+        ] {
+            assert_eq!(redact(plain), plain);
+            assert_eq!(scrub("text", plain), "text");
+        }
+        let Err(TransportError::BadUrl { url: shown, .. }) = Endpoint::parse("gopher://u:pw@h/x")
+        else {
+            panic!("refused");
+        };
+        assert_eq!(shown, "gopher://u:***@h/x");
     }
 
     #[test]

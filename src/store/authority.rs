@@ -13,7 +13,7 @@ use crate::remote::fetch::Fetched;
 use crate::remote::pack::write_pack;
 use crate::remote::protocol::Command;
 use crate::remote::push::PushSession;
-use crate::remote::transport::Endpoint;
+use crate::remote::transport::{Endpoint, redact, scrub};
 
 /// A configured remote: its URL as given to fetch, and where to push.
 pub(super) struct RemoteTarget {
@@ -23,6 +23,16 @@ pub(super) struct RemoteTarget {
     /// (which is not on PATH): opened with gix, written with the same
     /// compare-and-swap transaction as locally. No hooks run then.
     pub direct: Option<PathBuf>,
+}
+
+impl RemoteTarget {
+    /// A failure to talk to this remote, its password masked.
+    pub fn error(&self, reason: String) -> super::Error {
+        super::Error::Remote {
+            remote: redact(&self.url),
+            reason: scrub(&reason, &self.url),
+        }
+    }
 }
 
 /// An open connection to the authority.

@@ -19,7 +19,7 @@ use crate::lease::{
 };
 use crate::remote::fetch::{Fetched, fetch_locks};
 use crate::remote::push::PushSession;
-use crate::remote::transport::Endpoint;
+use crate::remote::transport::{Endpoint, redact};
 
 /// How long a write waits, in all, for ref lock files held by other
 /// processes before it gives up with [`Error::Busy`].
@@ -161,13 +161,13 @@ impl Locks {
                 .url(gix::remote::Direction::Push)
                 .map(|u| u.to_bstring().to_string())
                 .ok_or_else(|| Error::BadRemote {
-                    remote: name_or_url.to_owned(),
+                    remote: redact(name_or_url),
                     reason: "it has no URL".to_owned(),
                 })?,
             Err(_) => name_or_url.to_owned(),
         };
         let endpoint = Endpoint::parse(&url).map_err(|e| Error::BadRemote {
-            remote: name_or_url.to_owned(),
+            remote: redact(name_or_url),
             reason: e.to_string(),
         })?;
         let direct = match &endpoint {
@@ -515,10 +515,7 @@ impl Locks {
             .map_err(|e| match e {
                 PushOutcome::Lost => WriteError::Lost,
                 PushOutcome::Busy(reason) => WriteError::Busy(reason),
-                PushOutcome::Failed(reason) => WriteError::Failed(Error::Remote {
-                    remote: remote.url.clone(),
-                    reason,
-                }),
+                PushOutcome::Failed(reason) => WriteError::Failed(remote.error(reason)),
             })?;
         // The remote is the authority and now holds the changes; the local
         // refs mirror it. If another local process moved them meanwhile,
@@ -565,16 +562,14 @@ impl Locks {
         let Some(remote) = &self.remote else {
             return Ok(None);
         };
-        let failed = |reason: String| Error::Remote {
-            remote: remote.url.clone(),
-            reason,
-        };
+        let failed = |reason: String| remote.error(reason);
         let session = match &remote.direct {
             Some(path) => Session::Direct(Box::new(
                 gix::open(path).map_err(|e| failed(e.to_string()))?,
             )),
             None => Session::Push(
-                PushSession::connect(&remote.endpoint).map_err(|e| failed(e.to_string()))?,
+                PushSession::connect(&remote.endpoint, &self.repo)
+                    .map_err(|e| failed(e.to_string()))?,
             ),
         };
         let state = session

@@ -223,10 +223,7 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(base: &Path) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         // The daemon itself, not the `git` wrapper that would fork it, so
         // that killing the child stops the server.
         let exec_path = String::from_utf8(
@@ -252,19 +249,162 @@ impl Daemon {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("git daemon starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "git daemon did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_listener(port, "git daemon");
         Daemon { child, port }
     }
 }
 
 impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the server program `path` exists. The README's test command
+/// must pass with only Rust and git, so a missing one skips its tests with
+/// a notice; `.ci/run` installs them all and sets `GRITE_REQUIRE_SERVERS`,
+/// which makes a missing one a failure, so CI never skips.
+fn server_installed(path: &Path, package: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("GRITE_REQUIRE_SERVERS").is_none(),
+        "GRITE_REQUIRE_SERVERS is set but {} is missing",
+        path.display()
+    );
+    eprintln!(
+        "notice: {} is missing; its transport tests did not run (apt-get install {package})",
+        path.display()
+    );
+    false
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn wait_for_listener(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// lighttpd on free loopback ports running `git http-backend` as CGI for
+/// the repositories under `base`: `/git/<repo>` anonymous (pushes
+/// allowed), `/auth/<repo>` behind basic authentication of [`HTTP_USER`]
+/// with [`HTTP_PASSWORD`]; plain HTTP on `port`, and the same over TLS on
+/// `tls_port` with a throwaway certificate for 127.0.0.1 (`certificate`,
+/// the PEM to trust). Stopped when dropped.
+pub struct HttpServer {
+    child: Child,
+    pub port: u16,
+    pub tls_port: u16,
+    pub certificate: PathBuf,
+}
+
+pub const HTTP_USER: &str = "ann";
+pub const HTTP_PASSWORD: &str = "s3cr3t-pa55";
+
+impl HttpServer {
+    /// `None`, with a notice, where lighttpd is not installed (see
+    /// [`server_installed`]). Its state goes in `dir`.
+    pub fn start(base: &Path, dir: &Path) -> Option<HttpServer> {
+        let lighttpd = Path::new("/usr/sbin/lighttpd");
+        if !server_installed(lighttpd, "lighttpd lighttpd-mod-openssl") {
+            return None;
+        }
+        let certificate = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        let status = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&certificate)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl made no certificate");
+        std::fs::write(dir.join("users"), format!("{HTTP_USER}:{HTTP_PASSWORD}\n")).expect("users");
+        std::fs::create_dir_all(dir.join("www")).expect("mkdir");
+        let exec_path = String::from_utf8(
+            Command::new("git")
+                .arg("--exec-path")
+                .output()
+                .expect("git")
+                .stdout,
+        )
+        .expect("utf-8");
+        let backend = Path::new(exec_path.trim()).join("git-http-backend");
+        let (port, tls_port) = (free_port(), free_port());
+        // As git-http-backend(1) shows for lighttpd; receive-pack is on for
+        // anonymous users too, so that /git/ takes pushes.
+        let config = format!(
+            r#"server.modules = ("mod_alias", "mod_setenv", "mod_auth", "mod_authn_file", "mod_cgi", "mod_openssl")
+server.document-root = "{www}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.errorlog = "{log}"
+alias.url = ("/git" => "{backend}", "/auth" => "{backend}")
+# Only the backend is CGI (a static file stays a file). The condition is
+# checked again on the script's own URL, /git, once the path info is split off.
+$HTTP["url"] =~ "^/(git|auth)($|/)" {{
+    cgi.assign = ("" => "")
+}}
+setenv.add-environment = ("GIT_PROJECT_ROOT" => "{base}", "GIT_HTTP_EXPORT_ALL" => "1",
+    "GIT_CONFIG_COUNT" => "1", "GIT_CONFIG_KEY_0" => "http.receivepack", "GIT_CONFIG_VALUE_0" => "true")
+auth.backend = "plain"
+auth.backend.plain.userfile = "{users}"
+auth.require = ("/auth/" => ("method" => "basic", "realm" => "grite", "require" => "valid-user"))
+$SERVER["socket"] == "127.0.0.1:{tls_port}" {{
+    ssl.engine = "enable"
+    ssl.pemfile = "{cert}"
+    ssl.privkey = "{key}"
+}}
+"#,
+            www = dir.join("www").display(),
+            log = dir.join("error.log").display(),
+            backend = backend.display(),
+            base = base.display(),
+            users = dir.join("users").display(),
+            cert = certificate.display(),
+            key = key.display(),
+        );
+        std::fs::write(dir.join("lighttpd.conf"), config).expect("config");
+        let child = Command::new(lighttpd)
+            .arg("-D")
+            .arg("-f")
+            .arg(dir.join("lighttpd.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("lighttpd starts");
+        wait_for_listener(port, "lighttpd");
+        wait_for_listener(tls_port, "lighttpd (TLS)");
+        Some(HttpServer {
+            child,
+            port,
+            tls_port,
+            certificate,
+        })
+    }
+}
+
+impl Drop for HttpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -282,20 +422,11 @@ pub struct Sshd {
 }
 
 impl Sshd {
-    /// `None`, with a notice, where openssh-server is not installed: the
-    /// README's test command must pass with only Rust and git. `.ci/run`
-    /// installs it and sets `GRITE_REQUIRE_SSHD`, which makes its absence a
-    /// failure, so CI never skips the ssh tests.
+    /// `None`, with a notice, where openssh-server is not installed (see
+    /// [`server_installed`]).
     pub fn start(dir: &Path) -> Option<Sshd> {
         let sshd = Path::new("/usr/sbin/sshd");
-        if !sshd.exists() {
-            assert!(
-                std::env::var_os("GRITE_REQUIRE_SSHD").is_none(),
-                "GRITE_REQUIRE_SSHD is set but /usr/sbin/sshd is missing"
-            );
-            eprintln!(
-                "notice: /usr/sbin/sshd is missing; the ssh transport test did not run (apt-get install openssh-server)"
-            );
+        if !server_installed(sshd, "openssh-server") {
             return None;
         }
         let keygen = |name: &str| {
@@ -309,10 +440,7 @@ impl Sshd {
         keygen("host_key");
         keygen("client_key");
         std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).expect("copy key");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let user = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout)
             .expect("utf-8")
             .trim()
@@ -336,11 +464,7 @@ impl Sshd {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("sshd starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "sshd did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_listener(port, "sshd");
         let ssh_command = format!(
             "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
             dir.join("client_key").display()

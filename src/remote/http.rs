@@ -1,0 +1,420 @@
+//! Smart HTTP(S), as git's http-protocol describes it: the advertisement
+//! comes from `GET <repo>/info/refs?service=<service>`, and the request
+//! (commands and pack) goes in one `POST <repo>/<service>` whose reply is
+//! the report. TLS is rustls. Credentials come from the URL or, when the
+//! server asks for them, from git's credential helpers (and its prompt), as
+//! git would get them; no message ever carries a password.
+
+use std::io::{Cursor, Read};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use gix::bstr::ByteSlice;
+use gix::credentials::helper::{Action, Cascade, NextAction};
+use gix::sec::identity::Account;
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, ClientBuilder, RequestBuilder, Response};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+
+use super::protocol::{ProtocolError, parse_service_announcement};
+use super::transport::TransportError;
+
+const USER_AGENT: &str = concat!("git/grite-", env!("CARGO_PKG_VERSION"));
+
+/// How far to trust the server's certificate: git's `http.sslCAInfo` and
+/// `http.sslVerify`, or their `GIT_SSL_CAINFO` and `GIT_SSL_NO_VERIFY`
+/// environment overrides.
+#[derive(Debug, Clone)]
+struct Tls {
+    ca_info: Option<PathBuf>,
+    verify: bool,
+}
+
+impl Tls {
+    fn from_config(repo: &gix::Repository) -> Result<Tls, String> {
+        let config = repo.config_snapshot();
+        let ca_info = match std::env::var_os("GIT_SSL_CAINFO") {
+            Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+            _ => config
+                .trusted_path("http.sslCAInfo")
+                .map_err(|e| format!("http.sslCAInfo: {}", describe(&e)))?,
+        };
+        let verify = std::env::var_os("GIT_SSL_NO_VERIFY").is_none()
+            && config.boolean("http.sslVerify").unwrap_or(true);
+        Ok(Tls { ca_info, verify })
+    }
+
+    /// Applies these settings to a client: the one we push with, and the
+    /// one gix fetches with.
+    fn configure(&self, mut builder: ClientBuilder) -> Result<ClientBuilder, String> {
+        if let Some(path) = &self.ca_info {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading the CA bundle {}: {e}", path.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("the CA bundle {}: {}", path.display(), describe(&e)))?;
+            // As with git and curl, the configured bundle replaces the
+            // system's roots rather than adding to them.
+            builder = builder.tls_certs_only(certificates);
+        }
+        if !self.verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        Ok(builder)
+    }
+}
+
+/// Transport options that make gix fetch over HTTP(S) with the same TLS
+/// settings as our pushes.
+pub fn fetch_options(
+    repo: &gix::Repository,
+    url: &str,
+) -> Result<Option<Box<dyn std::any::Any>>, String> {
+    use gix::protocol::transport::client::blocking_io::http;
+    let Some(options) = repo
+        .transport_options(url, None)
+        .map_err(|e| describe(&e))?
+    else {
+        return Ok(None);
+    };
+    let Ok(mut options) = options.downcast::<http::Options>() else {
+        return Ok(None);
+    };
+    let tls = Tls::from_config(repo)?;
+    let backend = http::reqwest::Options {
+        configure_client: Some(Box::new(move |builder| {
+            tls.configure(builder)
+                .map_err(|e| gix::Error::from_error(std::io::Error::other(e)))
+        })),
+        configure_request: None,
+    };
+    options.backend = Some(Arc::new(Mutex::new(backend)));
+    Ok(Some(options))
+}
+
+/// The credentials gix fetches with: git's helpers for `url`, told the
+/// URL's user (which gix leaves out of the URL it asks them about), so
+/// that a fetch authenticates as our push does.
+pub fn fetch_credentials(
+    repo: &gix::Repository,
+    url: &str,
+) -> Result<
+    impl FnMut(Action) -> Result<Option<gix::credentials::protocol::Outcome>, gix::Error> + 'static,
+    String,
+> {
+    let parsed = gix::url::parse(gix::bstr::BStr::new(url)).map_err(|e| describe(&e))?;
+    let user = parsed.user().map(ToOwned::to_owned);
+    let (mut cascade, _, prompt) = repo
+        .config_snapshot()
+        .credential_helpers(parsed)
+        .map_err(|e| format!("the credential helper configuration: {}", describe(&e)))?;
+    Ok(move |mut action: Action| {
+        // The helpers read the user from the context's URL.
+        if let Some(context) = action.context_mut()
+            && let Some(mut asked) = context
+                .url
+                .as_ref()
+                .and_then(|u| gix::url::parse(u.as_bstr()).ok())
+            && asked.user().is_none()
+            && user.is_some()
+        {
+            asked.set_user(user.clone());
+            context.url = Some(asked.to_bstring());
+        }
+        cascade.invoke(action, prompt.clone())
+    })
+}
+
+/// The second half of a smart HTTP exchange: the request body collects
+/// what the protocol sends, and goes out in one POST when it is complete.
+pub(super) struct Post {
+    client: Client,
+    url: reqwest::Url,
+    service: String,
+    account: Option<Account>,
+    endpoint: String,
+    /// The request body so far.
+    pub body: Vec<u8>,
+}
+
+/// Asks the server at `url` for `service`'s advertisement; returns it (the
+/// service announcement already read) and the request to send next.
+pub(super) fn open(
+    url: &str,
+    service: &str,
+    repo: &gix::Repository,
+    endpoint: &str,
+) -> Result<(Box<dyn Read>, Post), TransportError> {
+    let fail = |message: String| TransportError::Http {
+        endpoint: endpoint.to_owned(),
+        message,
+    };
+    let mut base = reqwest::Url::parse(url).map_err(|e| fail(format!("not a URL: {e}")))?;
+    let mut account = (!base.username().is_empty())
+        .then(|| base.password())
+        .flatten()
+        .map(|password| Account {
+            username: percent_decoded(base.username()),
+            password: percent_decoded(password),
+            oauth_refresh_token: None,
+        });
+    let user = base.username().to_owned();
+    // The credentials go in a header of our own making, never in a URL that
+    // an error message could show.
+    let _ = base.set_password(None);
+    let _ = base.set_username("");
+    let client = Tls::from_config(repo)
+        .and_then(|tls| {
+            tls.configure(
+                Client::builder()
+                    .user_agent(USER_AGENT)
+                    .connect_timeout(std::time::Duration::from_secs(20)),
+            )
+        })
+        .map_err(fail)?
+        .build()
+        .map_err(|e| fail(describe(&e)))?;
+    let info_refs = join(&base, &format!("info/refs?service={service}"));
+    let get = |account: &Option<Account>| {
+        authorised(client.get(info_refs.clone()), account)
+            .send()
+            .map_err(|e| fail(describe(&e)))
+    };
+    let mut response = get(&account)?;
+    if response.status() == StatusCode::UNAUTHORIZED && account.is_none() {
+        let mut helpers = Helpers::for_url(repo, &base, &user).map_err(fail)?;
+        account = Some(helpers.fill().map_err(fail)?);
+        response = get(&account)?;
+        match response.status() {
+            status if status.is_success() => helpers.conclude(true),
+            StatusCode::UNAUTHORIZED => helpers.conclude(false),
+            // Neither accepted nor refused (a missing repository, say).
+            _ => {}
+        }
+    }
+    let response =
+        check(response, &format!("application/x-{service}-advertisement")).map_err(fail)?;
+    // The server may have redirected us; the POST goes where the
+    // advertisement came from, never from https down to http, and the
+    // credentials go only to the server they were given for.
+    if let Some(moved) = response
+        .url()
+        .as_str()
+        .split_once("/info/refs")
+        .and_then(|(moved, _)| reqwest::Url::parse(moved).ok())
+        && (moved.scheme() == base.scheme() || moved.scheme() == "https")
+    {
+        if moved.origin() != base.origin() {
+            account = None;
+        }
+        base = moved;
+    }
+    let mut bytes = Vec::new();
+    response
+        .take(64 << 20)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("reading the advertisement: {e}")))?;
+    let announced = parse_service_announcement(&bytes, service).map_err(|e| match e {
+        ProtocolError::Incomplete { .. } => fail("the advertisement ended early".to_owned()),
+        other => fail(format!(
+            "it is not a smart git server for {service} (dumb HTTP cannot take a push): {other}"
+        )),
+    })?;
+    bytes.drain(..announced);
+    let post = Post {
+        url: join(&base, service),
+        client,
+        service: service.to_owned(),
+        account,
+        endpoint: endpoint.to_owned(),
+        body: Vec::new(),
+    };
+    Ok((Box::new(Cursor::new(bytes)), post))
+}
+
+impl Post {
+    /// Sends the request; returns the reply to read.
+    pub fn send(self) -> Result<Box<dyn Read>, TransportError> {
+        let fail = |message: String| TransportError::Http {
+            endpoint: self.endpoint.clone(),
+            message,
+        };
+        let service = &self.service;
+        let request = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, format!("application/x-{service}-request"))
+            .header(ACCEPT, format!("application/x-{service}-result"))
+            .body(self.body);
+        let response = authorised(request, &self.account)
+            .send()
+            .map_err(|e| fail(describe(&e)))?;
+        let response = check(response, &format!("application/x-{service}-result")).map_err(fail)?;
+        Ok(Box::new(response))
+    }
+}
+
+fn authorised(request: RequestBuilder, account: &Option<Account>) -> RequestBuilder {
+    match account {
+        Some(account) => request.basic_auth(&account.username, Some(&account.password)),
+        None => request,
+    }
+}
+
+/// The response if it is a success of the expected kind; what went wrong
+/// otherwise, in the words a user can act on.
+fn check(response: Response, content_type: &str) -> Result<Response, String> {
+    let status = response.status();
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            return Err("authentication refused (HTTP 401): check the credentials".to_owned());
+        }
+        StatusCode::FORBIDDEN => {
+            return Err(
+                "access refused (HTTP 403): the server does not let this user push".to_owned(),
+            );
+        }
+        StatusCode::NOT_FOUND => {
+            return Err("repository not found (HTTP 404)".to_owned());
+        }
+        status if !status.is_success() => return Err(format!("the server answered HTTP {status}")),
+        _ => {}
+    }
+    let actual = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none");
+    if actual != content_type {
+        return Err(format!(
+            "it is not a smart git server: the reply is {actual}, not {content_type}"
+        ));
+    }
+    Ok(response)
+}
+
+/// git's credential helpers for one URL: asked once, then told whether
+/// what they gave was accepted, so that they store or forget it.
+struct Helpers {
+    cascade: Cascade,
+    prompt: gix::prompt::Options,
+    action: Option<Action>,
+    next: Option<NextAction>,
+}
+
+impl Helpers {
+    fn for_url(repo: &gix::Repository, base: &reqwest::Url, user: &str) -> Result<Helpers, String> {
+        let mut url = base.clone();
+        let _ = url.set_username(user);
+        let parsed =
+            gix::url::parse(gix::bstr::BStr::new(url.as_str())).map_err(|e| e.to_string())?;
+        let (cascade, action, prompt) = repo
+            .config_snapshot()
+            .credential_helpers(parsed)
+            .map_err(|e| format!("the credential helper configuration: {}", describe(&e)))?;
+        Ok(Helpers {
+            cascade,
+            prompt,
+            action: Some(action),
+            next: None,
+        })
+    }
+
+    fn fill(&mut self) -> Result<Account, String> {
+        let refused = "authentication required (HTTP 401), and no credential helper or prompt gave credentials";
+        let action = self.action.take().ok_or(refused)?;
+        let outcome = self
+            .cascade
+            .invoke(action, self.prompt.clone())
+            .map_err(|e| format!("{refused}: {}", describe(&e)))?
+            .ok_or(refused)?;
+        self.next = Some(outcome.next);
+        Ok(outcome.identity)
+    }
+
+    /// Tells the helpers to store accepted credentials and forget refused
+    /// ones, as `git credential approve/reject` would.
+    fn conclude(mut self, accepted: bool) {
+        if let Some(next) = self.next.take() {
+            let action = if accepted { next.store() } else { next.erase() };
+            // A helper that cannot store is no reason to fail the push.
+            let _ = self.cascade.invoke(action, self.prompt.clone());
+        }
+    }
+}
+
+/// `base` with `path` appended below it (a repository URL names a
+/// directory, with or without its trailing slash).
+fn join(base: &reqwest::Url, path: &str) -> reqwest::Url {
+    let mut joined = base.as_str().trim_end_matches('/').to_owned();
+    joined.push('/');
+    joined.push_str(path);
+    reqwest::Url::parse(&joined).unwrap_or_else(|_| base.clone())
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An error with its causes, on one line: reqwest's own message is only
+/// "error sending request"; what happened (refused connection, unknown
+/// certificate, timeout) is in the causes.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    if text.contains("certificate") {
+        text.push_str(
+            " (to trust a private CA, set http.sslCAInfo or GIT_SSL_CAINFO to its PEM file)",
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_and_password_are_percent_decoded_as_url_parts() {
+        assert_eq!(percent_decoded("p%40ss%3Aword"), "p@ss:word");
+        assert_eq!(percent_decoded("100%"), "100%");
+        assert_eq!(percent_decoded("%zz"), "%zz");
+    }
+
+    #[test]
+    fn service_urls_sit_below_the_repository() {
+        let url = |u: &str| reqwest::Url::parse(u).expect("valid");
+        for base in ["http://h/r.git", "http://h/r.git/"] {
+            assert_eq!(
+                join(&url(base), "info/refs?service=git-receive-pack").as_str(),
+                "http://h/r.git/info/refs?service=git-receive-pack"
+            );
+        }
+    }
+}
