@@ -9,10 +9,10 @@
 //! nothing.
 //!
 //! Race rounds: `GRITE_REMOTE_RACE_ROUNDS` (default 50) for a path,
-//! `file://` and the direct path; half as many through a server process per
-//! connection (daemon, HTTP), which costs about 3× as much on these
-//! 2-core machines, and a fifth or a tenth over ssh. Set 100 to give every
-//! transport but ssh 50.
+//! `file://` and the direct path; two fifths of that through a server
+//! process per connection (daemon, HTTP), which costs about 3× as much on
+//! these 2-core machines, and a fifth or a tenth over ssh (ssh:// and
+//! scp-style). Set 125 to give every transport but ssh 50.
 
 mod support;
 
@@ -183,7 +183,7 @@ impl Servers {
             );
         }
         for mut via in served {
-            via.rounds = rounds() / 2;
+            via.rounds = rounds() * 2 / 5;
             vias.push(via);
         }
         let keys = base.join("ssh");
@@ -193,23 +193,21 @@ impl Servers {
             // Every grite opens two or more ssh sessions (push, fetch), and
             // even multiplexed over one connection each costs sshd about
             // 0.1 s on these machines: fewer rounds over ssh.
+            let multiplexed = format!(
+                "{} -o ControlMaster=auto -o ControlPersist=30 -o ControlPath={}/mux-%C",
+                sshd.ssh_command,
+                keys.display()
+            );
             let mut ssh = Via::new(
                 "ssh",
                 format!("ssh://{}@127.0.0.1:{}{path}", sshd.user, sshd.port),
             )
-            .with_env(
-                "GIT_SSH_COMMAND",
-                format!(
-                    "{} -o ControlMaster=auto -o ControlPersist=30 -o ControlPath={}/mux-%C",
-                    sshd.ssh_command,
-                    keys.display()
-                ),
-            );
+            .with_env("GIT_SSH_COMMAND", multiplexed.clone());
             ssh.rounds = rounds() / 5;
             // scp-style `user@host:path` carries no port; the ssh command does.
             let mut scp = Via::new("scp", format!("{}@127.0.0.1:{path}", sshd.user)).with_env(
                 "GIT_SSH_COMMAND",
-                format!("{} -o Port={}", sshd.ssh_command, sshd.port),
+                format!("{multiplexed} -o Port={}", sshd.port),
             );
             scp.rounds = rounds() / 10;
             vias.extend([ssh, scp]);

@@ -9,6 +9,7 @@ use gix::refs::Target;
 use gix::refs::transaction::{PreviousValue, RefEdit};
 use gix::remote::fetch::refs::update::Mode;
 
+use super::error_chain;
 use super::transport::{redact, scrub};
 
 const LOCKS: &str = "refs/grite/locks/";
@@ -55,12 +56,12 @@ pub fn fetch_locks(
         let remote = repo
             .remote_at(url)
             .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(error_chain(&e)))?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
         #[cfg_attr(not(feature = "https"), allow(unused_mut))]
         let mut connection = remote
             .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(error_chain(&e)))?;
         #[cfg(feature = "https")]
         if let Some(options) = super::http::fetch_options(repo, url).map_err(fail)? {
             let credentials = super::http::fetch_credentials(repo, url).map_err(fail)?;
@@ -70,9 +71,9 @@ pub fn fetch_locks(
         }
         let outcome = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(error_chain(&e)))?
             .receive(gix::progress::Discard, &AtomicBool::new(false))
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(error_chain(&e)))?;
         let updates = match &outcome.status {
             gix::remote::fetch::Status::NoPackReceived { update_refs, .. }
             | gix::remote::fetch::Status::Change { update_refs, .. } => update_refs,
@@ -90,10 +91,13 @@ pub fn fetch_locks(
             on_remote.insert(local);
         }
     }
-    let platform = repo.references().map_err(|e| fail(e.to_string()))?;
+    let platform = repo.references().map_err(|e| fail(error_chain(&e)))?;
     let mut deletions = Vec::new();
-    for reference in platform.prefixed(LOCKS).map_err(|e| fail(e.to_string()))? {
-        let reference = reference.map_err(|e| fail(e.to_string()))?;
+    for reference in platform
+        .prefixed(LOCKS)
+        .map_err(|e| fail(error_chain(&e)))?
+    {
+        let reference = reference.map_err(|e| fail(error_chain(&e)))?;
         let name = reference.name().as_bstr().to_string();
         if on_remote.contains(&name) {
             continue;
@@ -108,7 +112,7 @@ pub fn fetch_locks(
     }
     if !deletions.is_empty() {
         repo.edit_references_as(deletions, None)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(error_chain(&e)))?;
     }
     Ok(fetched)
 }

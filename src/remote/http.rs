@@ -16,6 +16,7 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, ClientBuilder, RequestBuilder, Response};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
+use super::error_chain;
 use super::protocol::{ProtocolError, parse_service_announcement};
 use super::transport::TransportError;
 
@@ -167,7 +168,11 @@ pub(super) fn open(
             tls.configure(
                 Client::builder()
                     .user_agent(USER_AGENT)
-                    .connect_timeout(std::time::Duration::from_secs(20)),
+                    .connect_timeout(std::time::Duration::from_secs(20))
+                    // reqwest's default of 30 s for a whole request is too
+                    // short for a server whose hooks run long; one that
+                    // accepts and then says nothing is left after 10 min.
+                    .timeout(std::time::Duration::from_secs(600)),
             )
         })
         .map_err(fail)?
@@ -374,20 +379,10 @@ fn percent_decoded(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// An error with its causes, on one line: reqwest's own message is only
-/// "error sending request"; what happened (refused connection, unknown
-/// certificate, timeout) is in the causes.
+/// An error with its causes on one line (reqwest's own message is only
+/// "error sending request"), and what to do about an untrusted certificate.
 fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
+    let mut text = error_chain(error);
     if text.contains("certificate") {
         text.push_str(
             " (to trust a private CA, set http.sslCAInfo or GIT_SSL_CAINFO to its PEM file)",

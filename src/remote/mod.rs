@@ -12,3 +12,20 @@ pub mod pack;
 pub mod protocol;
 pub mod push;
 pub mod transport;
+
+/// An error with its causes, on one line: libraries' top messages are often
+/// only "failed to …"; what happened (a refused connection, an unknown
+/// certificate, a server that hung up) is in the causes.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

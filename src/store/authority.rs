@@ -45,11 +45,13 @@ pub(super) enum Session {
 
 impl Session {
     /// The remote's lock refs and version ref, sorted; `None` when a
-    /// directly opened remote's refs cannot be listed.
+    /// directly opened remote's refs cannot be listed. A ref that another
+    /// process deletes while we list fails that listing, so a failed one is
+    /// tried again a few times.
     pub fn state(&self) -> Option<Vec<(String, ObjectId)>> {
         match self {
             Session::Push(session) => Some(advertised_state(session)),
-            Session::Direct(remote) => local_state(remote),
+            Session::Direct(remote) => (0..5).find_map(|_| local_state(remote)),
         }
     }
 

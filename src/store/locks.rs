@@ -30,6 +30,10 @@ const BUSY_BUDGET: Duration = Duration::from_secs(5);
 /// livelock, not a limit a real workload meets.
 const MAX_LOST_RACES: u32 = 10_000;
 
+/// How often a fetch from the remote is tried, from a fresh
+/// advertisement each time, before its failure is reported.
+const FETCH_ATTEMPTS: u32 = 3;
+
 /// Memory for decoded delta bases when reading packed lock objects.
 const PACK_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -563,27 +567,39 @@ impl Locks {
             return Ok(None);
         };
         let failed = |reason: String| remote.error(reason);
-        let session = match &remote.direct {
-            Some(path) => Session::Direct(Box::new(
-                gix::open(path).map_err(|e| failed(e.to_string()))?,
-            )),
-            None => Session::Push(
-                PushSession::connect(&remote.endpoint, &self.repo)
-                    .map_err(|e| failed(e.to_string()))?,
-            ),
-        };
-        let state = session
-            .state()
-            .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
-        if local_state(&self.repo).as_ref() == Some(&state) {
-            return Ok(Some((session, Fetched::default())));
+        let mut attempt = 1;
+        loop {
+            let session = match &remote.direct {
+                Some(path) => Session::Direct(Box::new(
+                    gix::open(path).map_err(|e| failed(e.to_string()))?,
+                )),
+                None => Session::Push(
+                    PushSession::connect(&remote.endpoint, &self.repo)
+                        .map_err(|e| failed(e.to_string()))?,
+                ),
+            };
+            let state = session
+                .state()
+                .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
+            if local_state(&self.repo).as_ref() == Some(&state) {
+                return Ok(Some((session, Fetched::default())));
+            }
+            let fetched = match &session {
+                Session::Direct(repo) => mirror(&self.repo, repo, &state),
+                Session::Push(_) => {
+                    fetch_locks(&self.repo, &remote.url, !state.is_empty()).map_err(|e| e.reason)
+                }
+            };
+            match fetched {
+                Ok(fetched) => return Ok(Some((session, fetched))),
+                // The remote keeps changing while we fetch (gc deletes
+                // refs, others push): a fetch that fails is tried again
+                // from a fresh advertisement. A failure that stays is
+                // reported, with its causes.
+                Err(_) if attempt < FETCH_ATTEMPTS => attempt += 1,
+                Err(reason) => return Err(failed(reason)),
+            }
         }
-        let fetched = match &session {
-            Session::Direct(repo) => mirror(&self.repo, repo, &state).map_err(failed)?,
-            Session::Push(_) => fetch_locks(&self.repo, &remote.url, !state.is_empty())
-                .map_err(|e| failed(e.reason))?,
-        };
-        Ok(Some((session, fetched)))
     }
 
     /// Which lock files stood in the way, by name, so that a user can tell
