@@ -44,7 +44,7 @@ fn lock_objects(repo: &Repo, resource: &str) -> (ObjectId, Vec<u8>) {
         .collect();
     let refs: Vec<(gix::object::Kind, &[u8])> =
         objects.iter().map(|(k, d)| (*k, d.as_slice())).collect();
-    (commit, write_pack(&refs))
+    (commit, write_pack(&refs).expect("a pack"))
 }
 
 fn remote_ref(remote: &Path, name: &str) -> Option<String> {

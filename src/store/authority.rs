@@ -210,7 +210,11 @@ pub(super) fn push_changes(
         data.iter().map(|(k, d)| (*k, d.as_slice())).collect();
     let commands: Vec<Command> = changes.iter().map(RefChange::command).collect();
     let report = session
-        .push(&commands, &write_pack(&entries))
+        .push(
+            &commands,
+            &write_pack(&entries)
+                .map_err(|e| PushOutcome::Failed(format!("writing the pack: {e}")))?,
+        )
         .map_err(|e| PushOutcome::Failed(e.to_string()))?;
     if let Err(reason) = &report.unpack {
         return Err(PushOutcome::Failed(format!(
