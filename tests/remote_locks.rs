@@ -912,3 +912,80 @@ fn http_failures_say_what_happened_change_nothing_and_show_no_secret() {
         );
     }
 }
+
+#[test]
+fn https_trusts_what_git_settings_say() {
+    let shared = Shared::new(1);
+    let one = &shared.clones[0];
+    let dir = shared.tmp.path().join("http");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let Some(server) = HttpServer::start(shared.tmp.path(), &dir) else {
+        return;
+    };
+    let https = Via::new(
+        "https",
+        format!("https://127.0.0.1:{}/git/remote.git", server.tls_port),
+    );
+    let certificate = server.certificate.display().to_string();
+    // The machine's own GIT_SSL_CAINFO, if any, is not ours to inherit.
+    let status = |config: &[&str], env: &[(&str, &str)]| {
+        let mut command = command(one, &https, A, T0, ["status".to_owned()]);
+        command
+            .env_remove("GIT_SSL_CAINFO")
+            .env_remove("GIT_SSL_NO_VERIFY");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        for setting in config {
+            let (key, value) = setting.split_once('=').expect("key=value");
+            git(one, &["config", key, value]);
+        }
+        let out = command.output().expect("grite runs");
+        for setting in config {
+            let key = setting.split_once('=').expect("key=value").0;
+            git(one, &["config", "--unset", key]);
+        }
+        let v = json(&out);
+        (code(&out), v)
+    };
+    let (c, v) = status(&[], &[]);
+    assert_eq!(c, 5, "the system's roots do not know the test CA: {v}");
+    for (label, config, env) in [
+        (
+            "http.sslCAInfo",
+            vec![format!("http.sslCAInfo={certificate}")],
+            vec![],
+        ),
+        (
+            "GIT_SSL_CAINFO",
+            vec![],
+            vec![("GIT_SSL_CAINFO", certificate.as_str())],
+        ),
+        (
+            "http.sslVerify=false",
+            vec!["http.sslVerify=false".to_owned()],
+            vec![],
+        ),
+        (
+            "GIT_SSL_NO_VERIFY",
+            vec![],
+            vec![("GIT_SSL_NO_VERIFY", "1")],
+        ),
+    ] {
+        let config: Vec<&str> = config.iter().map(String::as_str).collect();
+        let (c, v) = status(&config, &env);
+        assert_eq!(c, 0, "{label}: {v}");
+    }
+    // The environment wins over the configuration, as in git.
+    let (c, v) = status(
+        &[&format!("http.sslCAInfo={certificate}")],
+        &[("GIT_SSL_CAINFO", "/etc/hostname")],
+    );
+    assert_eq!(c, 5, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/etc/hostname holds no PEM certificate")),
+        "{v}"
+    );
+}

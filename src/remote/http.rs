@@ -53,6 +53,12 @@ impl Tls {
                 .map_err(|e| format!("reading the CA bundle {}: {e}", path.display()))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| format!("the CA bundle {}: {}", path.display(), describe(&e)))?;
+            if certificates.is_empty() {
+                return Err(format!(
+                    "the CA bundle {} holds no PEM certificate",
+                    path.display()
+                ));
+            }
             // As with git and curl, the configured bundle replaces the
             // system's roots rather than adding to them.
             builder = builder.tls_certs_only(certificates);
