@@ -317,7 +317,18 @@ impl HttpServer {
     /// [`server_installed`]). Its state goes in `dir`.
     pub fn start(base: &Path, dir: &Path) -> Option<HttpServer> {
         let lighttpd = Path::new("/usr/sbin/lighttpd");
-        if !server_installed(lighttpd, "lighttpd lighttpd-mod-openssl") {
+        let needs = [
+            (lighttpd, "lighttpd"),
+            (
+                Path::new("/usr/lib/lighttpd/mod_openssl.so"),
+                "lighttpd-mod-openssl",
+            ),
+            (Path::new("/usr/bin/openssl"), "openssl"),
+        ];
+        if !needs
+            .iter()
+            .all(|(path, package)| server_installed(path, package))
+        {
             return None;
         }
         let certificate = dir.join("cert.pem");
