@@ -19,23 +19,13 @@ fn main() {
     let runs = if quick { 5 } else { 21 };
     let tmp = tempfile::tempdir().expect("temp dir");
     let base = tmp.path();
-    git(base, &["init", "-q", "-b", "main", "seed"]);
-    git(
-        &base.join("seed"),
-        &["commit", "-q", "--allow-empty", "-m", "init"],
-    );
-    git(base, &["clone", "-q", "--bare", "seed", "remote.git"]);
+    let remote = support::seeded_remote(base);
     git(base, &["clone", "-q", "remote.git", "clone"]);
     let clone = base.join("clone");
     let daemon = Daemon::start(base);
-    let http_dir = base.join("http");
-    std::fs::create_dir_all(&http_dir).expect("mkdir");
-    let http = HttpServer::start(base, &http_dir);
+    let http = HttpServer::start(base);
     let mut transports = vec![
-        (
-            "file://",
-            format!("file://{}", base.join("remote.git").display()),
-        ),
+        ("file://", format!("file://{}", remote.display())),
         (
             "git daemon",
             format!("git://127.0.0.1:{}/remote.git", daemon.port),

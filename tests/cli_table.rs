@@ -60,7 +60,7 @@ fn acquire_of_a_free_lock_holds_it() {
     assert_eq!(lock["owner"], A);
     assert_eq!(lock["expires_unix_ms"], T0 + TTL_MS);
     assert_eq!(lock["fencing_token"], 1);
-    let stored = stored_record(&repo, R).expect("lock stored");
+    let stored = stored_record(&repo.dir, R).expect("lock stored");
     assert_eq!(stored["owner"], A);
     assert_eq!(stored["nonce"], lock["nonce"]);
     repo.fsck();
@@ -135,7 +135,7 @@ fn the_old_holder_can_neither_renew_nor_release_after_a_steal() {
     assert_refused(c, &v, "conflict", 4);
     assert_eq!(repo.refs(), after_steal, "the stealer's lock was touched");
     assert_eq!(
-        stored_record(&repo, R).expect("stored")["nonce"],
+        stored_record(&repo.dir, R).expect("stored")["nonce"],
         stolen["data"]["lock"]["nonce"]
     );
 }
@@ -221,7 +221,7 @@ fn release_of_ones_own_lock_frees_it_for_anyone() {
     let (c, v) = release(&repo, A, T0 + 1_000);
     assert_eq!(c, 0);
     assert_eq!(v["data"]["released"], true);
-    let stored = stored_record(&repo, R).expect("released record kept");
+    let stored = stored_record(&repo.dir, R).expect("released record kept");
     assert_eq!(stored["released"], true);
     assert_eq!(stored["expires_unix_ms"], T0 + 1_000);
     let (c, v) = acquire(&repo, B, T0 + 1_001);
@@ -283,7 +283,7 @@ fn gc_removes_released_and_long_expired_locks_and_keeps_the_rest() {
         (v["data"]["removed"].as_u64(), v["data"]["kept"].as_u64()),
         (Some(2), Some(1))
     );
-    assert!(stored_record(&repo, "issue:2").is_some());
+    assert!(stored_record(&repo.dir, "issue:2").is_some());
     assert_eq!(repo.lock_refs().lines().count(), 1);
     repo.fsck();
 }

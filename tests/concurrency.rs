@@ -92,7 +92,7 @@ fn one_winner(results: &[(i32, Value)], round: usize) -> Value {
 }
 
 fn record_of(repo: &Repo, resource: &str) -> Value {
-    support::stored_record(repo, resource).expect("lock stored")
+    support::stored_record(&repo.dir, resource).expect("lock stored")
 }
 
 #[test]

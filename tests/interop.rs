@@ -64,7 +64,7 @@ fn our_locks_read_with_git_cat_file_as_four_field_records() {
         code(&repo.grite_as(A, T0, &["lock", "acquire", R, "--ttl", "10m"])),
         0
     );
-    let record = stored_record(&repo, R).expect("lock.json readable by git");
+    let record = stored_record(&repo.dir, R).expect("lock.json readable by git");
     assert_eq!(record["owner"], A);
     assert_eq!(record["resource"], R);
     assert_eq!(record["expires_unix_ms"], T0 + 600_000);

@@ -80,17 +80,7 @@ fn a_server_without_report_status_is_refused_before_any_push() {
     );
     let (c, v) = acquire_through(&repo, port);
     server.join().expect("server thread");
-    assert_eq!(
-        (c, v["error"]["code"].as_str()),
-        (5, Some("remote_error")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("report-status")),
-        "{v}"
-    );
+    support::assert_remote_error(c, &v, "report-status", "acquire");
     assert_eq!(repo.refs(), before);
 }
 
@@ -106,17 +96,7 @@ fn a_report_cut_off_mid_stream_is_an_error_that_changes_nothing() {
     );
     let (c, v) = acquire_through(&repo, port);
     server.join().expect("server thread");
-    assert_eq!(
-        (c, v["error"]["code"].as_str()),
-        (5, Some("remote_error")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("ended early")),
-        "{v}"
-    );
+    support::assert_remote_error(c, &v, "ended early", "acquire");
     assert_eq!(
         repo.refs(),
         before,

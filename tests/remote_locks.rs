@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::{
-    A, B, Daemon, HTTP_PASSWORD, HTTP_USER, HttpServer, Sshd, T0, actor, code, git, git_command,
-    grite_command, json,
+    A, B, Daemon, HTTP_PASSWORD, HTTP_USER, HttpServer, Sshd, T0, actor, code, git, grite_command,
+    json,
 };
 
 const TTL_MS: u64 = 60_000;
@@ -42,12 +42,7 @@ impl Shared {
     fn new(n: usize) -> Shared {
         let tmp = tempfile::tempdir().expect("temp dir");
         let base = tmp.path();
-        git(base, &["init", "-q", "-b", "main", "seed"]);
-        git(
-            &base.join("seed"),
-            &["commit", "-q", "--allow-empty", "-m", "init"],
-        );
-        git(base, &["clone", "-q", "--bare", "seed", "remote.git"]);
+        let remote = support::seeded_remote(base);
         let clones = (0..n)
             .map(|i| {
                 let name = format!("clone{i}");
@@ -60,7 +55,7 @@ impl Shared {
             })
             .collect();
         Shared {
-            remote: base.join("remote.git"),
+            remote,
             tmp,
             clones,
         }
@@ -82,16 +77,7 @@ impl Shared {
     }
 
     fn remote_record(&self, resource: &str) -> Option<Value> {
-        let name = grite_locks::lease::Resource::parse(resource)
-            .expect("valid")
-            .ref_name();
-        let out = git_command(&self.remote)
-            .args(["cat-file", "-p", &format!("{name}:lock.json")])
-            .output()
-            .expect("git");
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).expect("JSON"))
+        support::stored_record(&self.remote, resource)
     }
 
     /// The remote and every clone are complete repositories: objects went
@@ -155,9 +141,7 @@ impl Servers {
             "daemon",
             format!("git://127.0.0.1:{}/remote.git", daemon.port),
         )];
-        let http_dir = base.join("http");
-        std::fs::create_dir_all(&http_dir).expect("mkdir");
-        let http = HttpServer::start(base, &http_dir);
+        let http = HttpServer::start(base);
         if let Some(server) = &http {
             served.push(Via::new(
                 "http",
@@ -494,199 +478,180 @@ fn eight_clones_acquiring_over_every_transport_have_one_winner_the_remote_holds(
     }
 }
 
-#[test]
-fn eight_clones_stealing_an_expired_lock_over_every_transport_have_one_winner() {
+/// Runs `round(shared, via, n)` for each side-race round of every
+/// transport, on 8 clones of one remote, and checks the remote and the
+/// clones after each transport's rounds. Returns the transports raced.
+fn side_races(mut round: impl FnMut(&Shared, &Via, usize)) -> Vec<&'static str> {
     let shared = Shared::new(8);
     let servers = Servers::start(&shared);
     let non_lock = shared.non_lock_refs();
     for via in &servers.vias {
-        for round in 0..side_rounds(via) {
-            let resource = format!("issue:steal-{}-{round}", via.label);
-            let (c, _) = run(
-                &shared.clones[0],
-                via,
-                &actor(99),
-                round_time(round),
-                &["acquire", &resource, "--ttl", "60s"],
-            );
-            assert_eq!(c, 0, "{}", via.label);
-            let at = round_time(round) + TTL_MS + GRACE_MS;
-            let results = race(&shared, via, at, |_| {
-                vec!["acquire".into(), resource.clone()]
-            });
-            let winner = one_winner(&results, &format!("{} steal round {round}", via.label));
-            assert_eq!(winner["data"]["outcome"], "stolen", "{}", via.label);
-            assert_eq!(
-                shared.remote_record(&resource).expect("on the remote")["nonce"],
-                winner["data"]["lock"]["nonce"],
-                "{}",
-                via.label
-            );
+        for n in 0..side_rounds(via) {
+            round(&shared, via, n);
         }
         after_races(&shared, &non_lock, via);
     }
+    servers.vias.iter().map(|via| via.label).collect()
+}
+
+/// Runs one command in the first clone, which must succeed: the setting up
+/// of a race.
+fn set_up(shared: &Shared, via: &Via, who: &str, at: u64, args: &[&str]) {
+    let (c, v) = run(&shared.clones[0], via, who, at, args);
+    assert_eq!(c, 0, "{} {args:?}: {v}", via.label);
+}
+
+#[test]
+fn eight_clones_stealing_an_expired_lock_over_every_transport_have_one_winner() {
+    side_races(|shared, via, round| {
+        let resource = format!("issue:steal-{}-{round}", via.label);
+        let t = round_time(round);
+        set_up(
+            shared,
+            via,
+            &actor(99),
+            t,
+            &["acquire", &resource, "--ttl", "60s"],
+        );
+        let results = race(shared, via, t + TTL_MS + GRACE_MS, |_| {
+            vec!["acquire".into(), resource.clone()]
+        });
+        let winner = one_winner(&results, &format!("{} steal round {round}", via.label));
+        assert_eq!(winner["data"]["outcome"], "stolen", "{}", via.label);
+        assert_eq!(
+            shared.remote_record(&resource).expect("on the remote")["nonce"],
+            winner["data"]["lock"]["nonce"],
+            "{}",
+            via.label
+        );
+    });
 }
 
 #[test]
 fn renew_release_and_gc_over_every_transport_never_undo_a_steal() {
-    let shared = Shared::new(8);
-    let servers = Servers::start(&shared);
-    let non_lock = shared.non_lock_refs();
     let old = actor(99);
-    for via in &servers.vias {
-        let mut steals = 0;
-        let rounds = side_rounds(via);
-        for round in 0..rounds {
-            let resource = format!("issue:undo-{}-{round}", via.label);
-            let (c, _) = run(
-                &shared.clones[0],
-                via,
-                &old,
-                round_time(round),
-                &["acquire", &resource, "--ttl", "60s"],
-            );
-            assert_eq!(c, 0, "{}", via.label);
-            // Clones 0-3 steal; 4-6 are the old holder renewing and
-            // releasing (with its own actor id); 7 collects garbage.
-            let at = round_time(round) + TTL_MS + GRACE_MS;
-            let results = race_as(&shared, via, at, |i| match i {
-                0..=3 => (actor(i + 1), vec!["acquire".into(), resource.clone()]),
-                4 | 6 => (old.clone(), vec!["renew".into(), resource.clone()]),
-                5 => (old.clone(), vec!["release".into(), resource.clone()]),
-                _ => (actor(50), vec!["gc".into()]),
-            });
-            let context = format!("{} round {round}", via.label);
-            for (c, v) in &results {
-                assert!([0, 3, 4].contains(c), "{context}: {v}");
-            }
-            let acquired: Vec<&Value> = results[..4]
-                .iter()
-                .filter(|(c, _)| *c == 0)
-                .map(|(_, v)| v)
-                .collect();
-            assert!(
-                acquired.len() <= 1,
-                "{context}: two acquirers won: {results:#?}"
-            );
-            if let Some(winner) = acquired.first() {
-                steals += usize::from(winner["data"]["outcome"] == "stolen");
-                let stored = shared.remote_record(&resource).expect("on the remote");
-                assert_eq!(
-                    stored["nonce"], winner["data"]["lock"]["nonce"],
-                    "{context}: {results:#?}"
-                );
-                assert_eq!(
-                    stored.get("released"),
-                    None,
-                    "{context}: the winner's lock was released"
-                );
-            }
-        }
-        assert!(
-            steals > 0,
-            "{}: no round had a steal win: the race never exercised it",
-            via.label
+    let mut steals = std::collections::BTreeMap::new();
+    let raced = side_races(|shared, via, round| {
+        let resource = format!("issue:undo-{}-{round}", via.label);
+        let t = round_time(round);
+        set_up(
+            shared,
+            via,
+            &old,
+            t,
+            &["acquire", &resource, "--ttl", "60s"],
         );
-        after_races(&shared, &non_lock, via);
+        // Clones 0-3 steal; 4-6 are the old holder renewing and releasing
+        // (with its own actor id); 7 collects garbage.
+        let results = race_as(shared, via, t + TTL_MS + GRACE_MS, |i| match i {
+            0..=3 => (actor(i + 1), vec!["acquire".into(), resource.clone()]),
+            4 | 6 => (old.clone(), vec!["renew".into(), resource.clone()]),
+            5 => (old.clone(), vec!["release".into(), resource.clone()]),
+            _ => (actor(50), vec!["gc".into()]),
+        });
+        let context = format!("{} round {round}", via.label);
+        for (c, v) in &results {
+            assert!([0, 3, 4].contains(c), "{context}: {v}");
+        }
+        let acquired: Vec<&Value> = results[..4]
+            .iter()
+            .filter(|(c, _)| *c == 0)
+            .map(|(_, v)| v)
+            .collect();
+        assert!(
+            acquired.len() <= 1,
+            "{context}: two acquirers won: {results:#?}"
+        );
+        if let Some(winner) = acquired.first() {
+            *steals.entry(via.label).or_insert(0) +=
+                usize::from(winner["data"]["outcome"] == "stolen");
+            let stored = shared.remote_record(&resource).expect("on the remote");
+            assert_eq!(
+                stored["nonce"], winner["data"]["lock"]["nonce"],
+                "{context}: {results:#?}"
+            );
+            assert_eq!(
+                stored.get("released"),
+                None,
+                "{context}: the winner's lock was released"
+            );
+        }
+    });
+    for label in raced {
+        assert!(
+            steals.get(label).is_some_and(|n| *n > 0),
+            "{label}: no round had a steal win: the race never exercised it"
+        );
     }
 }
 
 #[test]
 fn gc_racing_acquirers_over_every_transport_never_removes_a_live_lock() {
-    let shared = Shared::new(8);
-    let servers = Servers::start(&shared);
-    let non_lock = shared.non_lock_refs();
-    for via in &servers.vias {
-        for round in 0..side_rounds(via) {
-            // Garbage for gc: a released lock and an expired one; and the
-            // resource the acquirers want, expired too.
-            let t = round_time(round);
-            let label = via.label;
-            let wanted = format!("issue:gc-{label}-{round}");
-            for (resource, ttl) in [
-                (format!("issue:gc-released-{label}-{round}"), "1h"),
-                (format!("issue:gc-expired-{label}-{round}"), "60s"),
-                (wanted.clone(), "60s"),
-            ] {
-                let (c, v) = run(
-                    &shared.clones[0],
-                    via,
-                    &actor(99),
-                    t,
-                    &["acquire", &resource, "--ttl", ttl],
-                );
-                assert_eq!(c, 0, "{label}: {v}");
-            }
-            let released = format!("issue:gc-released-{label}-{round}");
-            let (c, _) = run(
-                &shared.clones[0],
-                via,
-                &actor(99),
-                t,
-                &["release", &released],
-            );
-            assert_eq!(c, 0, "{label}");
-            let old_token = shared.remote_record(&wanted).expect("on the remote")["fencing_token"]
-                .as_u64()
-                .expect("a token");
-            // Clones 0-3 collect garbage while 4-7 take the expired lock.
-            let at = t + TTL_MS + GRACE_MS;
-            let results = race(&shared, via, at, |i| match i {
-                0..=3 => vec!["gc".into()],
-                _ => vec!["acquire".into(), wanted.clone()],
-            });
-            let context = format!("{label} gc round {round}");
-            for (c, v) in &results[..4] {
-                assert_eq!(*c, 0, "{context}: gc failed: {v}");
-            }
-            let winner = one_winner(&results[4..], &context);
-            let stored = shared
-                .remote_record(&wanted)
-                .expect("gc kept the live lock");
-            assert_eq!(
-                stored["nonce"], winner["data"]["lock"]["nonce"],
-                "{context}"
-            );
-            assert!(
-                stored["fencing_token"].as_u64() > Some(old_token),
-                "{context}: a fencing token went back after gc: {stored}"
-            );
-            assert_eq!(shared.remote_record(&released), None, "{context}");
+    side_races(|shared, via, round| {
+        // Garbage for gc: a released lock and an expired one; and the
+        // resource the acquirers want, expired too.
+        let t = round_time(round);
+        let label = via.label;
+        let wanted = format!("issue:gc-{label}-{round}");
+        let released = format!("issue:gc-released-{label}-{round}");
+        let expired = format!("issue:gc-expired-{label}-{round}");
+        let old = actor(99);
+        for (resource, ttl) in [(&released, "1h"), (&expired, "60s"), (&wanted, "60s")] {
+            set_up(shared, via, &old, t, &["acquire", resource, "--ttl", ttl]);
         }
-        after_races(&shared, &non_lock, via);
-    }
+        set_up(shared, via, &old, t, &["release", &released]);
+        let old_token = shared.remote_record(&wanted).expect("on the remote")["fencing_token"]
+            .as_u64()
+            .expect("a token");
+        // Clones 0-3 collect garbage while 4-7 take the expired lock.
+        let results = race(shared, via, t + TTL_MS + GRACE_MS, |i| match i {
+            0..=3 => vec!["gc".into()],
+            _ => vec!["acquire".into(), wanted.clone()],
+        });
+        let context = format!("{label} gc round {round}");
+        for (c, v) in &results[..4] {
+            assert_eq!(*c, 0, "{context}: gc failed: {v}");
+        }
+        let winner = one_winner(&results[4..], &context);
+        let stored = shared
+            .remote_record(&wanted)
+            .expect("gc kept the live lock");
+        assert_eq!(
+            stored["nonce"], winner["data"]["lock"]["nonce"],
+            "{context}"
+        );
+        assert!(
+            stored["fencing_token"].as_u64() > Some(old_token),
+            "{context}: a fencing token went back after gc: {stored}"
+        );
+        assert_eq!(shared.remote_record(&released), None, "{context}");
+    });
 }
 
 #[test]
 fn conflicting_resources_over_every_transport_are_never_both_held() {
-    let shared = Shared::new(8);
-    let servers = Servers::start(&shared);
-    let non_lock = shared.non_lock_refs();
     // Rounds are numbered on across transports: a `repo:` lock of one
     // must have expired before the next begins.
     let mut step = 0;
-    for via in &servers.vias {
-        for round in 0..side_rounds(via) {
-            step += 1;
-            let label = via.label;
-            let pair = if round % 2 == 0 {
-                [
-                    format!("path:{label}{round}/"),
-                    format!("path:{label}{round}/a.rs"),
-                ]
-            } else {
-                [
-                    format!("repo:{label}{round}"),
-                    format!("issue:{label}{round}"),
-                ]
-            };
-            let results = race(&shared, via, round_time(step), |i| {
-                vec!["acquire".into(), pair[i % 2].clone()]
-            });
-            one_winner(&results, &format!("{label} conflict round {round}"));
-        }
-        after_races(&shared, &non_lock, via);
-    }
+    side_races(|shared, via, round| {
+        step += 1;
+        let label = via.label;
+        let pair = if round % 2 == 0 {
+            [
+                format!("path:{label}{round}/"),
+                format!("path:{label}{round}/a.rs"),
+            ]
+        } else {
+            [
+                format!("repo:{label}{round}"),
+                format!("issue:{label}{round}"),
+            ]
+        };
+        let results = race(shared, via, round_time(step), |i| {
+            vec!["acquire".into(), pair[i % 2].clone()]
+        });
+        one_winner(&results, &format!("{label} conflict round {round}"));
+    });
 }
 
 #[test]
@@ -704,17 +669,7 @@ fn failures_say_what_happened_and_change_nothing() {
         shared.tmp.path().join("missing.git").display().to_string(),
     );
     let (c, v) = run(one, &missing, A, T0, &["acquire", "issue:1"]);
-    assert_eq!(
-        (c, v["error"]["code"].as_str()),
-        (5, Some("remote_error")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("does not appear to be a git repository")),
-        "{v}"
-    );
+    support::assert_remote_error(c, &v, "does not appear to be a git repository", "acquire");
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -727,11 +682,7 @@ fn failures_say_what_happened_and_change_nothing() {
         T0,
         &["acquire", "issue:1"],
     );
-    assert_eq!(
-        (c, v["error"]["code"].as_str()),
-        (5, Some("remote_error")),
-        "{v}"
-    );
+    support::assert_remote_error(c, &v, "Connection refused", "closed port");
 
     let (c, v) = run(
         one,
@@ -754,17 +705,7 @@ fn failures_say_what_happened_and_change_nothing() {
         .status()
         .expect("chmod");
     let (c, v) = run(one, &remote, A, T0, &["acquire", "issue:1"]);
-    assert_eq!(
-        (c, v["error"]["code"].as_str()),
-        (5, Some("remote_error")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("hook declined")),
-        "{v}"
-    );
+    support::assert_remote_error(c, &v, "hook declined", "acquire");
 
     assert_eq!(
         git(one, &["for-each-ref"]),
@@ -778,9 +719,7 @@ fn failures_say_what_happened_and_change_nothing() {
 fn http_failures_say_what_happened_change_nothing_and_show_no_secret() {
     let shared = Shared::new(1);
     let one = &shared.clones[0];
-    let dir = shared.tmp.path().join("http");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let Some(server) = HttpServer::start(shared.tmp.path(), &dir) else {
+    let Some(server) = HttpServer::start(shared.tmp.path()) else {
         return;
     };
     let (port, tls_port) = (server.port, server.tls_port);
@@ -795,8 +734,9 @@ fn http_failures_say_what_happened_change_nothing_and_show_no_secret() {
     let local_before = git(one, &["for-each-ref"]);
     let remote_before = shared.remote_refs();
     // A dumb HTTP server: the files of a repository, no git behind them.
-    std::fs::create_dir_all(dir.join("www/dumb.git/info")).expect("mkdir");
-    std::fs::write(dir.join("www/dumb.git/info/refs"), "").expect("refs");
+    let dumb = server.document_root.join("dumb.git/info");
+    std::fs::create_dir_all(&dumb).expect("mkdir");
+    std::fs::write(dumb.join("refs"), "").expect("refs");
     let helper_log = shared.tmp.path().join("helper.log");
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -878,13 +818,7 @@ fn http_failures_say_what_happened_change_nothing_and_show_no_secret() {
                 .output()
                 .expect("grite runs");
             let v = json(&out);
-            assert_eq!(
-                (code(&out), v["error"]["code"].as_str()),
-                (5, Some("remote_error")),
-                "{label} {args:?}: {v}"
-            );
-            let message = v["error"]["message"].as_str().unwrap_or_default();
-            assert!(message.contains(expected), "{label} {args:?}: {message}");
+            support::assert_remote_error(code(&out), &v, expected, &format!("{label} {args:?}"));
             for secret in [HTTP_PASSWORD, "wrong-pa55"] {
                 assert!(
                     !support::stdout(&out).contains(secret)
@@ -917,9 +851,7 @@ fn http_failures_say_what_happened_change_nothing_and_show_no_secret() {
 fn https_trusts_what_git_settings_say() {
     let shared = Shared::new(1);
     let one = &shared.clones[0];
-    let dir = shared.tmp.path().join("http");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let Some(server) = HttpServer::start(shared.tmp.path(), &dir) else {
+    let Some(server) = HttpServer::start(shared.tmp.path()) else {
         return;
     };
     let https = Via::new(

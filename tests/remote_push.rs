@@ -92,6 +92,13 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
     for (i, (label, endpoint)) in endpoints(base, &daemon).into_iter().enumerate() {
         let name = format!("refs/grite/locks/t{i}");
         let (commit, pack) = lock_objects(&repo, &format!("issue:push-{i}"));
+        // One whole push session: connect, send, read the report.
+        let push = |commands: &[Command], pack: &[u8]| {
+            PushSession::connect(&endpoint, &local)
+                .expect("connects")
+                .push(commands, pack)
+                .expect("a report")
+        };
 
         let session =
             PushSession::connect(&endpoint, &local).unwrap_or_else(|e| panic!("{label}: {e}"));
@@ -137,27 +144,21 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
 
         // A delete that expects another value the server has: refused.
         let beside = format!("{name}-b");
-        let report = PushSession::connect(&endpoint, &local)
-            .expect("connects")
-            .push(
-                &[Command {
-                    old: null,
-                    new: other,
-                    name: beside.clone(),
-                }],
-                &other_pack,
-            )
-            .expect("a report");
+        let report = push(
+            &[Command {
+                old: null,
+                new: other,
+                name: beside.clone(),
+            }],
+            &other_pack,
+        );
         assert_eq!(report.status(&beside), Some(&Ok(())), "{label}");
         let stale = [Command {
             old: other,
             new: null,
             name: name.clone(),
         }];
-        let report = PushSession::connect(&endpoint, &local)
-            .expect("connects")
-            .push(&stale, &[])
-            .expect("a report");
+        let report = push(&stale, &[]);
         assert!(
             report.status(&name).is_some_and(Result::is_err),
             "{label}: {report:?}"
@@ -173,10 +174,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
             new: null,
             name: name.clone(),
         }];
-        let report = PushSession::connect(&endpoint, &local)
-            .expect("connects")
-            .push(&delete, &[])
-            .expect("a report");
+        let report = push(&delete, &[]);
         assert_eq!(report.status(&name), Some(&Ok(())), "{label}");
         assert_eq!(remote_ref(&remote, &name), None, "{label}");
     }

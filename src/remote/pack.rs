@@ -59,28 +59,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("p.pack");
         std::fs::write(&path, &pack).expect("write");
+        let git = |command: &str, flags: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg(command)
+                .args(flags)
+                .arg(&path)
+                .output()
+                .expect("git runs");
+            assert!(
+                out.status.success(),
+                "git {command}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out
+        };
         // index-pack checks every entry and its checksum, and writes the
         // index that verify-pack lists the objects from.
-        let indexed = std::process::Command::new("git")
-            .arg("index-pack")
-            .arg(&path)
-            .output()
-            .expect("git runs");
-        assert!(
-            indexed.status.success(),
-            "{}",
-            String::from_utf8_lossy(&indexed.stderr)
-        );
-        let out = std::process::Command::new("git")
-            .args(["verify-pack", "-v"])
-            .arg(&path)
-            .output()
-            .expect("git runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        git("index-pack", &[]);
+        let out = git("verify-pack", &["-v"]);
         let listing = String::from_utf8_lossy(&out.stdout);
         let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Blob, blob).expect("id");
         assert!(listing.contains(&format!("{id} blob")), "{listing}");

@@ -45,13 +45,11 @@ pub(super) enum Session {
 
 impl Session {
     /// The remote's lock refs and version ref, sorted; `None` when a
-    /// directly opened remote's refs cannot be listed. A ref that another
-    /// process deletes while we list fails that listing, so a failed one is
-    /// tried again a few times.
+    /// directly opened remote's refs cannot be listed.
     pub fn state(&self) -> Option<Vec<(String, ObjectId)>> {
         match self {
             Session::Push(session) => Some(advertised_state(session)),
-            Session::Direct(remote) => (0..5).find_map(|_| local_state(remote)),
+            Session::Direct(remote) => lock_state(remote),
         }
     }
 
@@ -162,9 +160,15 @@ pub(super) fn advertised_state(session: &PushSession) -> Vec<(String, ObjectId)>
     state
 }
 
-/// The local lock refs and version ref, names and values only, sorted;
-/// `None` when they cannot be listed (then the caller fetches anyway).
-pub(super) fn local_state(repo: &gix::Repository) -> Option<Vec<(String, ObjectId)>> {
+/// The lock refs and version ref of `repo` (ours, or a directly opened
+/// remote), names and values only, sorted; `None` when they cannot be
+/// listed. A ref that another process deletes while we list fails that
+/// listing, so a failed one is tried again a few times.
+pub(super) fn lock_state(repo: &gix::Repository) -> Option<Vec<(String, ObjectId)>> {
+    (0..5).find_map(|_| list_state(repo))
+}
+
+fn list_state(repo: &gix::Repository) -> Option<Vec<(String, ObjectId)>> {
     let platform = repo.references().ok()?;
     let mut state = Vec::new();
     for reference in platform.prefixed(LOCK_REF_PREFIX).ok()? {
@@ -265,7 +269,7 @@ pub(super) fn mirror(
 ) -> Result<Fetched, String> {
     use gix::refs::transaction::{PreviousValue, RefEdit};
     use gix::refs::{FullName, Target};
-    let current = local_state(local).ok_or("the local lock refs cannot be listed")?;
+    let current = lock_state(local).ok_or("the local lock refs cannot be listed")?;
     let mut fetched = Fetched::default();
     let mut edits = Vec::new();
     let expected = |name: &str| match current.iter().find(|(n, _)| n == name) {

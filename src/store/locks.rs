@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use gix::ObjectId;
 
 use super::Error;
-use super::authority::{PushOutcome, RemoteTarget, Session, in_step, local_state, mirror};
+use super::authority::{PushOutcome, RemoteTarget, Session, in_step, lock_state, mirror};
 use super::changes::RefChange;
 use super::clock::Clock;
 use super::config::{self, Settings};
@@ -581,7 +581,7 @@ impl Locks {
             let state = session
                 .state()
                 .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
-            if local_state(&self.repo).as_ref() == Some(&state) {
+            if lock_state(&self.repo).as_ref() == Some(&state) {
                 return Ok(Some((session, Fetched::default())));
             }
             let fetched = match &session {

@@ -201,11 +201,11 @@ pub fn plant_with_git(repo: &Repo, ref_name: &str, content: &str, as_commit: boo
 }
 
 /// The record stored for `resource`, as `git` reads it.
-pub fn stored_record(repo: &Repo, resource: &str) -> Option<serde_json::Value> {
+pub fn stored_record(dir: &Path, resource: &str) -> Option<serde_json::Value> {
     let name = grite_locks::lease::Resource::parse(resource)
         .expect("valid resource")
         .ref_name();
-    let out = git_command(&repo.dir)
+    let out = git_command(dir)
         .args(["cat-file", "-p", &format!("{name}:lock.json")])
         .output()
         .expect("git runs");
@@ -214,10 +214,33 @@ pub fn stored_record(repo: &Repo, resource: &str) -> Option<serde_json::Value> {
         .then(|| serde_json::from_slice(&out.stdout).expect("lock.json is JSON"))
 }
 
+/// Asserts a `remote_error` (exit 5) whose message says `needle`.
+pub fn assert_remote_error(code: i32, v: &serde_json::Value, needle: &str, context: &str) {
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (5, Some("remote_error")),
+        "{context}: {v}"
+    );
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "{context}: {message}");
+}
+
+/// `base/remote.git`: a bare remote with one branch, `main`, holding one
+/// empty commit, as a team's shared repository would be.
+pub fn seeded_remote(base: &Path) -> PathBuf {
+    git(base, &["init", "-q", "-b", "main", "seed"]);
+    git(
+        &base.join("seed"),
+        &["commit", "-q", "--allow-empty", "-m", "init"],
+    );
+    git(base, &["clone", "-q", "--bare", "seed", "remote.git"]);
+    base.join("remote.git")
+}
+
 /// A `git daemon` serving `base` with receive-pack enabled, on a free
 /// loopback port; stopped when dropped.
 pub struct Daemon {
-    child: Child,
+    _server: Running,
     pub port: u16,
 }
 
@@ -226,15 +249,8 @@ impl Daemon {
         let port = free_port();
         // The daemon itself, not the `git` wrapper that would fork it, so
         // that killing the child stops the server.
-        let exec_path = String::from_utf8(
-            Command::new("git")
-                .arg("--exec-path")
-                .output()
-                .expect("git")
-                .stdout,
-        )
-        .expect("utf-8");
-        let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        let mut daemon = Command::new(git_exec_path().join("git-daemon"));
+        daemon
             .args([
                 "--export-all",
                 "--enable=receive-pack",
@@ -243,21 +259,49 @@ impl Daemon {
             ])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", base.display()))
-            .arg(base)
+            .arg(base);
+        Daemon {
+            _server: Running::start(daemon, &[port], "git daemon"),
+            port,
+        }
+    }
+}
+
+/// Where the `git` on PATH keeps its helper programs.
+fn git_exec_path() -> PathBuf {
+    let out = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git");
+    PathBuf::from(String::from_utf8(out.stdout).expect("utf-8").trim())
+}
+
+/// A server process started for a test; killed when dropped.
+struct Running(Child);
+
+impl Running {
+    /// Starts `command` quietly and waits until it listens on `ports`.
+    fn start(mut command: Command, ports: &[u16], what: &str) -> Running {
+        let child = command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("git daemon starts");
-        wait_for_listener(port, "git daemon");
-        Daemon { child, port }
+            .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+        // Owned before waiting, so that a server that never listens is
+        // still stopped.
+        let running = Running(child);
+        for port in ports {
+            wait_for_listener(*port, what);
+        }
+        running
     }
 }
 
-impl Drop for Daemon {
+impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -303,8 +347,10 @@ fn wait_for_listener(port: u16, what: &str) {
 /// `tls_port` with a throwaway certificate for 127.0.0.1 (`certificate`,
 /// the PEM to trust). Stopped when dropped.
 pub struct HttpServer {
-    child: Child,
+    _server: Running,
     pub port: u16,
+    /// Where plain files are served from, at `/`.
+    pub document_root: PathBuf,
     pub tls_port: u16,
     pub certificate: PathBuf,
 }
@@ -314,8 +360,8 @@ pub const HTTP_PASSWORD: &str = "s3cr3t-pa55";
 
 impl HttpServer {
     /// `None`, with a notice, where lighttpd is not installed (see
-    /// [`server_installed`]). Its state goes in `dir`.
-    pub fn start(base: &Path, dir: &Path) -> Option<HttpServer> {
+    /// [`server_installed`]). Its state goes in `base/http`.
+    pub fn start(base: &Path) -> Option<HttpServer> {
         let lighttpd = Path::new("/usr/sbin/lighttpd");
         let needs = [
             (lighttpd, "lighttpd"),
@@ -331,6 +377,9 @@ impl HttpServer {
         {
             return None;
         }
+        let dir = &base.join("http");
+        let document_root = dir.join("www");
+        std::fs::create_dir_all(&document_root).expect("mkdir");
         let certificate = dir.join("cert.pem");
         let key = dir.join("key.pem");
         let status = Command::new("openssl")
@@ -350,16 +399,7 @@ impl HttpServer {
             .expect("openssl runs");
         assert!(status.success(), "openssl made no certificate");
         std::fs::write(dir.join("users"), format!("{HTTP_USER}:{HTTP_PASSWORD}\n")).expect("users");
-        std::fs::create_dir_all(dir.join("www")).expect("mkdir");
-        let exec_path = String::from_utf8(
-            Command::new("git")
-                .arg("--exec-path")
-                .output()
-                .expect("git")
-                .stdout,
-        )
-        .expect("utf-8");
-        let backend = Path::new(exec_path.trim()).join("git-http-backend");
+        let backend = git_exec_path().join("git-http-backend");
         let (port, tls_port) = (free_port(), free_port());
         // As git-http-backend(1) shows for lighttpd; receive-pack is on for
         // anonymous users too, so that /git/ takes pushes.
@@ -386,7 +426,7 @@ $SERVER["socket"] == "127.0.0.1:{tls_port}" {{
     ssl.privkey = "{key}"
 }}
 "#,
-            www = dir.join("www").display(),
+            www = document_root.display(),
             log = dir.join("error.log").display(),
             backend = backend.display(),
             base = base.display(),
@@ -395,30 +435,15 @@ $SERVER["socket"] == "127.0.0.1:{tls_port}" {{
             key = key.display(),
         );
         std::fs::write(dir.join("lighttpd.conf"), config).expect("config");
-        let child = Command::new(lighttpd)
-            .arg("-D")
-            .arg("-f")
-            .arg(dir.join("lighttpd.conf"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("lighttpd starts");
-        wait_for_listener(port, "lighttpd");
-        wait_for_listener(tls_port, "lighttpd (TLS)");
+        let mut server = Command::new(lighttpd);
+        server.arg("-D").arg("-f").arg(dir.join("lighttpd.conf"));
         Some(HttpServer {
-            child,
+            _server: Running::start(server, &[port, tls_port], "lighttpd"),
             port,
+            document_root,
             tls_port,
             certificate,
         })
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -426,7 +451,7 @@ impl Drop for HttpServer {
 /// key for the current user; stopped when dropped. `ssh_command` is the
 /// `GIT_SSH_COMMAND` that logs in with that key.
 pub struct Sshd {
-    child: Child,
+    _server: Running,
     pub port: u16,
     pub user: String,
     pub ssh_command: String,
@@ -467,31 +492,18 @@ impl Sshd {
         std::fs::write(dir.join("sshd_config"), config).expect("config");
         // Privilege separation needs this directory when sshd runs as root.
         let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new(sshd)
-            .args(["-D", "-e", "-f"])
-            .arg(dir.join("sshd_config"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("sshd starts");
-        wait_for_listener(port, "sshd");
+        let mut server = Command::new(sshd);
+        server.args(["-D", "-e", "-f"]).arg(dir.join("sshd_config"));
+        let server = Running::start(server, &[port], "sshd");
         let ssh_command = format!(
             "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
             dir.join("client_key").display()
         );
         Some(Sshd {
-            child,
+            _server: server,
             port,
             user,
             ssh_command,
         })
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
