@@ -328,6 +328,7 @@ fn cases() -> Vec<Case> {
                 ".git/packed-refs.lock",
             ),
             |repo| {
+                let _ = std::fs::remove_file(repo.dir.join(".git/packed-refs.lock"));
                 repo.git(&["pack-refs", "--all"]);
                 std::fs::write(repo.dir.join(".git/packed-refs.lock"), "").expect("write");
                 None
@@ -351,7 +352,80 @@ fn cases() -> Vec<Case> {
                 None
             },
         ),
+        with_setup(
+            case(
+                "packed-refs.lock left by a killed process",
+                &["acquire", "issue:1"],
+                5,
+                "stale_lock_file",
+                "remove them: rm -f -- ",
+            ),
+            |repo| {
+                let _ = std::fs::remove_file(repo.dir.join(".git/packed-refs.lock"));
+                repo.git(&["pack-refs", "--all"]);
+                plant_old_file(&repo.dir.join(".git/packed-refs.lock"));
+                None
+            },
+        ),
+        with_setup(
+            case(
+                "version ref lock file left by a killed process",
+                &["acquire", "issue:1"],
+                5,
+                "stale_lock_file",
+                "refs/grite/lock-version.lock (1m",
+            ),
+            |repo| {
+                plant_old_file(&repo.dir.join(".git/refs/grite/lock-version.lock"));
+                None
+            },
+        ),
+        with_setup(
+            case(
+                "lock ref file holding garbage",
+                &["acquire", "issue:1"],
+                1,
+                "corrupt_lock",
+                "rm -f -- ",
+            ),
+            |repo| {
+                let name = grite_locks::lease::Resource::parse("issue:1")
+                    .expect("valid")
+                    .ref_name();
+                let path = repo.dir.join(".git").join(&name);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, "garbage\n").expect("write");
+                None
+            },
+        ),
+        with_setup(
+            case(
+                "lock ref holding the null id",
+                &["acquire", "issue:1"],
+                1,
+                "corrupt_lock",
+                "git update-ref -d refs/grite/locks/",
+            ),
+            |repo| {
+                let name = grite_locks::lease::Resource::parse("issue:1")
+                    .expect("valid")
+                    .ref_name();
+                let path = repo.dir.join(".git").join(&name);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, format!("{}\n", "0".repeat(40))).expect("write");
+                None
+            },
+        ),
     ]
+}
+
+/// An empty file last written a minute ago, as a killed process leaves
+/// its lock file.
+fn plant_old_file(path: &Path) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let file = std::fs::File::create(path).expect("create");
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+        .expect("set mtime");
 }
 
 fn run(dir: &Path, c: &Case, json: bool) -> std::process::Output {
@@ -384,6 +458,9 @@ fn every_bad_input_has_its_exit_code_a_clear_message_and_changes_no_ref() {
         let before = repo.refs();
 
         let out = run(&repo.dir, c, false);
+        // Again, so that lock files planted as fresh are fresh for the
+        // second run too (the first one waited for them).
+        (c.setup)(&repo);
         assert_eq!(code(&out), c.exit, "{}: {}", c.name, stderr(&out));
         let err = stderr(&out);
         assert!(

@@ -19,6 +19,18 @@ struct Envelope {
     data: Option<serde_json::Value>,
     #[serde(default)]
     error: Option<ErrorBody>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    warnings: Option<Vec<Warning>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Warning {
+    code: String,
+    message: String,
+    details: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +92,16 @@ struct StatusData {
     released: Vec<Lock>,
     conflicts: Vec<(Lock, Lock)>,
     unreadable: Vec<UnreadableRef>,
+    stale_lock_files: Vec<StaleLockFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StaleLockFile {
+    path: String,
+    age_ms: u64,
+    remove_with: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +111,7 @@ struct UnreadableRef {
     #[serde(rename = "ref")]
     ref_name: String,
     reason: String,
+    remove_with: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,7 @@ use super::error::CliError;
 use super::output::Report;
 use crate::lease::{ActorId, Resource, Ttl};
 use crate::remote::transport::redact;
-use crate::store::{Clock, LockPolicy, Locks};
+use crate::store::{Clock, LockPolicy, Locks, Notice};
 
 /// The environment variable that names the actor (SPEC section 2).
 pub const ACTOR_ENV: &str = "GRITE_ACTOR";
@@ -16,7 +16,12 @@ pub const ACTOR_ENV: &str = "GRITE_ACTOR";
 const ACTOR_HELP: &str =
     "leave --actor and GRITE_ACTOR unset to act as the repository's default actor";
 
-pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Report, CliError> {
+/// Runs the command; returns its report and what it had to tell besides.
+pub fn run(
+    cli: &Cli,
+    clock: &dyn Clock,
+    actor_env: Option<String>,
+) -> Result<(Report, Vec<Notice>), CliError> {
     let Command::Lock(command) = &cli.command;
     // Everything typed is validated before the repository is touched.
     let actor = cli
@@ -34,32 +39,40 @@ pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Re
     };
     let dir = cli.dir.as_deref().unwrap_or(Path::new("."));
 
-    match command {
+    let (locks, report) = match command {
         LockCommand::Acquire(args) => {
             let resource = resource(&args.resource)?;
             let ttl = ttl(&args.ttl)?;
             let locks = open(cli, dir)?;
             let actor = resolve_actor(&locks, actor)?;
-            Ok(Report::Acquired(
-                locks.acquire(&actor, &resource, ttl, clock)?,
-            ))
+            let acquired = locks.acquire(&actor, &resource, ttl, clock)?;
+            (locks, Report::Acquired(acquired))
         }
         LockCommand::Renew(args) => {
             let resource = resource(&args.resource)?;
             let ttl = ttl(&args.ttl)?;
             let locks = open(cli, dir)?;
             let actor = resolve_actor(&locks, actor)?;
-            Ok(Report::Renewed(locks.renew(&actor, &resource, ttl, clock)?))
+            let renewed = locks.renew(&actor, &resource, ttl, clock)?;
+            (locks, Report::Renewed(renewed))
         }
         LockCommand::Release(args) => {
             let resource = resource(args)?;
             let locks = open(cli, dir)?;
             let actor = resolve_actor(&locks, actor)?;
             let outcome = locks.release(&actor, &resource, clock)?;
-            Ok(Report::Released { resource, outcome })
+            (locks, Report::Released { resource, outcome })
         }
-        LockCommand::Status => Ok(Report::Status(open(cli, dir)?.status(clock)?)),
-        LockCommand::Gc => Ok(Report::Gc(open(cli, dir)?.gc(clock)?)),
+        LockCommand::Status => {
+            let locks = open(cli, dir)?;
+            let status = locks.status(clock)?;
+            (locks, Report::Status(status))
+        }
+        LockCommand::Gc => {
+            let locks = open(cli, dir)?;
+            let report = locks.gc(clock)?;
+            (locks, Report::Gc(report))
+        }
         LockCommand::Sync => {
             let (locks, remote) = open_with(cli, dir)?;
             let remote = remote.ok_or_else(|| {
@@ -69,10 +82,8 @@ pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Re
                     "name one with --remote, or set lock_remote in .git/grite/config.toml",
                 )
             })?;
-            Ok(Report::Synced {
-                remote,
-                fetched: locks.sync()?,
-            })
+            let fetched = locks.sync(clock)?;
+            (locks, Report::Synced { remote, fetched })
         }
         LockCommand::Check(args) => {
             let resource = resource(args)?;
@@ -90,13 +101,17 @@ pub fn run(cli: &Cli, clock: &dyn Clock, actor_env: Option<String>) -> Result<Re
                     &in_the_way,
                 ));
             }
-            Ok(Report::Check {
-                resource,
-                policy,
-                in_the_way,
-            })
+            (
+                locks,
+                Report::Check {
+                    resource,
+                    policy,
+                    in_the_way,
+                },
+            )
         }
-    }
+    };
+    Ok((report, locks.take_notices()))
 }
 
 /// Opens the repository with the remote the flags and settings name.

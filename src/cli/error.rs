@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::output::{lock_json, short};
+use super::fields::{lock_json, short, span};
 use crate::lease::LockRecord;
 use crate::store::Error;
 
@@ -141,14 +141,45 @@ impl From<Error> for CliError {
             Error::Busy { waited_ms, reason } => {
                 CliError::new("repository_busy", exit::ENVIRONMENT, "Repository busy")
                     .line("Reason", reason.clone())
-                    .help("another git process is writing refs; if none is running, a killed one left a `.lock` file in the git directory: remove it")
+                    .help("another git process is writing these refs: try again; if none is running, a killed one left the `.lock` files named above, which `grite lock status` lists once they are old")
                     .details(json!({ "waited_ms": waited_ms, "reason": reason }))
+            }
+            Error::StaleLockFiles { files } => {
+                let mut error = CliError::new(
+                    "stale_lock_file",
+                    exit::ENVIRONMENT,
+                    "Stale lock file",
+                );
+                for file in &files {
+                    error = error.line(
+                        "File",
+                        format!(
+                            "{} ({} old)",
+                            file.path.display(),
+                            span(u64::try_from(file.age.as_millis()).unwrap_or(u64::MAX))
+                        ),
+                    );
+                }
+                let removal = files
+                    .iter()
+                    .map(|f| f.removal())
+                    .collect::<Vec<_>>()
+                    .join(" && ");
+                error
+                    .help(format!("a process that was killed while writing refs left these behind, and no write can take their refs until they are gone; if no git or grite process is running in that repository, remove them: {removal}"))
+                    .details(json!({
+                        "files": files.iter().map(|f| json!({
+                            "path": f.path,
+                            "age_ms": u64::try_from(f.age.as_millis()).unwrap_or(u64::MAX),
+                            "remove_with": f.removal(),
+                        })).collect::<Vec<_>>(),
+                    }))
             }
             Error::Config { path, reason } => {
                 CliError::new("invalid_config", exit::ENVIRONMENT, "Invalid configuration")
                     .line("File", path.display().to_string())
                     .line("Reason", reason.clone())
-                    .help("fix or remove the file; its keys are lock_policy (\"off\", \"warn\" or \"require\"), default_actor and lock_grace")
+                    .help("fix or remove the file; its keys are lock_policy (\"off\", \"warn\" or \"require\"), default_actor, lock_grace and lock_remote")
                     .details(json!({ "path": path, "reason": reason }))
             }
             Error::Remote { remote, reason } => {
@@ -165,13 +196,17 @@ impl From<Error> for CliError {
                     .help("name a configured remote (`git remote -v`), a path, or a file://, ssh:// or git:// URL")
                     .details(json!({ "remote": remote, "reason": reason }))
             }
-            Error::CorruptLock { ref_name, reason } => {
-                CliError::new("corrupt_lock", exit::OTHER, "Corrupt lock")
-                    .line("Ref", ref_name.clone())
-                    .line("Reason", reason.clone())
-                    .help(format!("inspect it with `git cat-file -p {ref_name}`; if it is garbage, delete it with `git update-ref -d {ref_name}`"))
-                    .details(json!({ "ref": ref_name, "reason": reason }))
-            }
+            Error::CorruptLock {
+                ref_name,
+                reason,
+                remove_with,
+            } => CliError::new("corrupt_lock", exit::OTHER, "Corrupt lock")
+                .line("Ref", ref_name.clone())
+                .line("Reason", reason.clone())
+                .help(format!(
+                    "no lock can be taken on it until the ref is repaired or deleted; inspect it with `git cat-file -p {ref_name}` and, if it holds nothing worth keeping, delete it with `{remove_with}`"
+                ))
+                .details(json!({ "ref": ref_name, "reason": reason, "remove_with": remove_with })),
             Error::Held {
                 holder,
                 takeable_at,

@@ -5,7 +5,9 @@
 mod args;
 mod commands;
 mod error;
+mod fields;
 mod output;
+mod signals;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -24,11 +26,10 @@ use crate::store::{Clock, FixedClock, SystemClock};
 /// code. Output goes to standard output and standard error.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     // A ref lock file left by an interrupted process blocks every later
-    // write until someone removes it: have gix delete the lock files it
-    // holds when SIGINT, SIGTERM or SIGHUP arrives, then die as by default.
-    gix::tempfile::signal::setup(
-        gix::tempfile::signal::handler::Mode::DeleteTempfilesOnTerminationAndRestoreDefaultBehaviour,
-    );
+    // write until someone removes it: on SIGINT, SIGTERM or SIGHUP, finish
+    // the ref transaction in flight, remove the lock files still held, and
+    // die as by default.
+    signals::install();
     let args: Vec<OsString> = args.into_iter().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
@@ -54,11 +55,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         .ok()
         .filter(|a| !a.is_empty());
     match commands::run(&cli, clock.as_ref(), actor_env) {
-        Ok(report) => {
+        Ok((report, notices)) => {
             if cli.json {
-                print_stdout(&format!("{}\n", output::success_json(&report)));
+                print_stdout(&format!("{}\n", output::success_json(&report, &notices)));
             } else {
-                let human = output::success_human(&report, clock.now());
+                let human = output::success_human(&report, &notices, clock.now());
                 if !cli.quiet {
                     print_stdout(&human.out);
                 }

@@ -1,14 +1,17 @@
-//! What the commands print: the human text of SPEC section 5 and the JSON
-//! envelope (`schema_version` 1), for success and failure.
+//! What the commands print: the human text of the protocol notes
+//! (docs/PROTOCOL.md) and the JSON envelope (`schema_version` 1), for
+//! success and failure. Text from outside (owners, resources, reasons)
+//! reaches the terminal only through [`esc`].
 
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
 use super::error::CliError;
+use super::fields::{esc, lock_json, plural, relative, short, span};
 use crate::lease::{LockRecord, Resource, UnixMillis};
 use crate::remote::fetch::Fetched;
-use crate::store::{Acquired, Acquisition, GcReport, LockPolicy, Released, Status};
+use crate::store::{Acquired, Acquisition, GcReport, LockPolicy, Notice, Released, Status};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -39,31 +42,7 @@ pub struct Human {
     pub warn: String,
 }
 
-/// The first eight characters of an owner, as status shows it.
-pub fn short(owner: &str) -> &str {
-    owner
-        .char_indices()
-        .nth(8)
-        .map_or(owner, |(end, _)| &owner[..end])
-}
-
-/// A lock as it appears in JSON output.
-pub fn lock_json(record: &LockRecord) -> Value {
-    let mut value = json!({
-        "resource": record.resource,
-        "owner": record.owner,
-        "nonce": record.nonce,
-        "expires_unix_ms": record.expires_unix_ms,
-        "fencing_token": record.fencing_token,
-        "ref": Resource::parse(&record.resource).map(|r| r.ref_name()).ok(),
-    });
-    if let Some(acquired) = record.acquired_unix_ms {
-        value["acquired_unix_ms"] = json!(acquired);
-    }
-    value
-}
-
-pub fn success_json(report: &Report) -> Value {
+pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
     let data = match report {
         Report::Acquired(acquired) => {
             let (outcome, previous_owner) = match &acquired.how {
@@ -93,7 +72,16 @@ pub fn success_json(report: &Report) -> Value {
             "expired": status.expired.iter().map(lock_json).collect::<Vec<_>>(),
             "released": status.released.iter().map(lock_json).collect::<Vec<_>>(),
             "conflicts": status.conflicts.iter().map(|(a, b)| json!([lock_json(a), lock_json(b)])).collect::<Vec<_>>(),
-            "unreadable": status.unreadable.iter().map(|u| json!({ "ref": u.ref_name, "reason": u.reason })).collect::<Vec<_>>(),
+            "unreadable": status.unreadable.iter().map(|u| json!({
+                "ref": u.ref_name,
+                "reason": u.reason,
+                "remove_with": u.remove_with,
+            })).collect::<Vec<_>>(),
+            "stale_lock_files": status.stale_lock_files.iter().map(|f| json!({
+                "path": f.path,
+                "age_ms": u64::try_from(f.age.as_millis()).unwrap_or(u64::MAX),
+                "remove_with": f.removal(),
+            })).collect::<Vec<_>>(),
         }),
         Report::Gc(report) => json!({
             "removed": report.removed.len(),
@@ -113,10 +101,14 @@ pub fn success_json(report: &Report) -> Value {
         Report::Synced { remote, fetched } => json!({
             "remote": remote,
             "updated": fetched.updated,
-            "pruned": fetched.pruned,
+            "pruned": fetched.pruned.iter().map(|(name, _)| name).collect::<Vec<_>>(),
         }),
     };
-    json!({ "schema_version": SCHEMA_VERSION, "ok": true, "data": data })
+    let mut envelope = json!({ "schema_version": SCHEMA_VERSION, "ok": true, "data": data });
+    if !notices.is_empty() {
+        envelope["warnings"] = notices.iter().map(notice_json).collect();
+    }
+    envelope
 }
 
 pub fn error_json(error: &CliError) -> Value {
@@ -138,17 +130,17 @@ pub fn error_json(error: &CliError) -> Value {
 
 /// `Error: <title>`, indented detail lines, then the help line.
 pub fn error_human(error: &CliError) -> String {
-    let mut text = format!("Error: {}\n", error.title);
+    let mut text = format!("Error: {}\n", esc(&error.title));
     for (key, value) in &error.lines {
-        let _ = writeln!(text, "  {key}: {value}");
+        let _ = writeln!(text, "  {key}: {}", esc(value));
     }
     if let Some(help) = &error.help {
-        let _ = writeln!(text, "help: {help}");
+        let _ = writeln!(text, "help: {}", esc(help));
     }
     text
 }
 
-pub fn success_human(report: &Report, now: UnixMillis) -> Human {
+pub fn success_human(report: &Report, notices: &[Notice], now: UnixMillis) -> Human {
     let mut out = String::new();
     let mut warn = String::new();
     match report {
@@ -160,7 +152,7 @@ pub fn success_human(report: &Report, now: UnixMillis) -> Human {
             lease_block(&mut out, title, &acquired.lock);
             match &acquired.how {
                 Acquisition::Stolen { from } => {
-                    let _ = writeln!(out, "  Taken over from: {from} (lease expired)");
+                    let _ = writeln!(out, "  Taken over from: {} (lease expired)", esc(from));
                 }
                 Acquisition::Reacquired => {
                     let _ = writeln!(
@@ -200,7 +192,8 @@ pub fn success_human(report: &Report, now: UnixMillis) -> Human {
         Report::Synced { remote, fetched } => {
             let _ = writeln!(
                 out,
-                "Synced with {remote}\n  Updated: {}\n  Pruned: {}",
+                "Synced with {}\n  Updated: {}\n  Pruned: {}",
+                esc(remote),
                 fetched.updated.len(),
                 fetched.pruned.len()
             );
@@ -223,14 +216,17 @@ pub fn success_human(report: &Report, now: UnixMillis) -> Human {
                     let _ = writeln!(
                         warn,
                         "  Locked: {}\n  Owner: {}\n  Expires: {} ({})",
-                        holder.resource,
-                        holder.owner,
+                        esc(&holder.resource),
+                        esc(&holder.owner),
                         holder.expires(),
                         relative(holder.expires(), now)
                     );
                 }
             }
         }
+    }
+    for notice in notices {
+        notice_human(&mut warn, notice);
     }
     Human { out, warn }
 }
@@ -239,7 +235,7 @@ fn lease_block(out: &mut String, title: &str, lock: &LockRecord) {
     let _ = writeln!(
         out,
         "{title}\n  Resource: {}\n  Expires: {}\n  Fencing token: {}",
-        lock.resource,
+        esc(&lock.resource),
         lock.expires(),
         lock.fencing_token
     );
@@ -259,7 +255,7 @@ fn status_human(out: &mut String, status: &Status) {
     if !status.released.is_empty() {
         let _ = writeln!(out, "Released Locks:");
         for lock in &status.released {
-            let _ = writeln!(out, "  {}  {}", lock.resource, short(&lock.owner));
+            let _ = writeln!(out, "  {}  {}", esc(&lock.resource), short(&lock.owner));
         }
     }
     if !status.conflicts.is_empty() {
@@ -268,9 +264,9 @@ fn status_human(out: &mut String, status: &Status) {
             let _ = writeln!(
                 out,
                 "  {} ({}) conflicts with {} ({})",
-                a.resource,
+                esc(&a.resource),
                 short(&a.owner),
-                b.resource,
+                esc(&b.resource),
                 short(&b.owner)
             );
         }
@@ -278,53 +274,97 @@ fn status_human(out: &mut String, status: &Status) {
     if !status.unreadable.is_empty() {
         let _ = writeln!(out, "Unreadable lock refs:");
         for u in &status.unreadable {
-            let _ = writeln!(out, "  {}: {}", u.ref_name, u.reason);
+            let _ = writeln!(
+                out,
+                "  {}: {}\n    remove with: {}",
+                esc(&u.ref_name),
+                esc(&u.reason),
+                esc(&u.remove_with)
+            );
+        }
+    }
+    if !status.stale_lock_files.is_empty() {
+        let _ = writeln!(
+            out,
+            "Stale lock files (left by killed processes; each blocks writes to its ref):"
+        );
+        for file in &status.stale_lock_files {
+            let _ = writeln!(
+                out,
+                "  {} ({} old)\n    if no git or grite process is running here, remove with: {}",
+                esc(&file.path.display().to_string()),
+                span(u64::try_from(file.age.as_millis()).unwrap_or(u64::MAX)),
+                esc(&file.removal())
+            );
         }
     }
 }
 
 fn lock_lines(out: &mut String, locks: &[LockRecord], now: UnixMillis) {
-    let width = locks
-        .iter()
-        .map(|l| l.resource.chars().count())
-        .max()
-        .unwrap_or(0);
-    for lock in locks {
+    let shown: Vec<_> = locks.iter().map(|l| esc(&l.resource)).collect();
+    let width = shown.iter().map(|r| r.chars().count()).max().unwrap_or(0);
+    for (lock, resource) in locks.iter().zip(&shown) {
         let _ = writeln!(
             out,
-            "  {:<width$}  {}  {}",
-            lock.resource,
+            "  {resource:<width$}  {}  {}",
             short(&lock.owner),
             relative(lock.expires(), now)
         );
     }
 }
 
-/// `expires in 25m`, `expired 3m ago`.
-pub fn relative(expires: UnixMillis, now: UnixMillis) -> String {
-    if expires > now {
-        format!("expires in {}", span(expires.0 - now.0))
-    } else {
-        format!("expired {} ago", span(now.0 - expires.0))
-    }
+fn notice_json(notice: &Notice) -> Value {
+    let (code, details) = match notice {
+        Notice::MirrorBehind { reason } => ("mirror_behind", json!({ "reason": reason })),
+        Notice::PrunedLiveLock {
+            lock,
+            ref_name,
+            commit,
+        } => (
+            "pruned_live_lock",
+            json!({ "lock": lock_json(lock), "ref": ref_name, "commit": commit }),
+        ),
+        Notice::ClockSkew { lock, ahead } => (
+            "clock_skew",
+            json!({ "lock": lock_json(lock), "ahead_ms": u64::try_from(ahead.as_millis()).unwrap_or(u64::MAX) }),
+        ),
+    };
+    let mut text = String::new();
+    notice_human(&mut text, notice);
+    json!({ "code": code, "message": text.trim_start_matches("Warning: ").trim_end(), "details": details })
 }
 
-/// A duration in its two largest units, rounded up to the second.
-fn span(millis: u64) -> String {
-    let secs = millis.div_ceil(1000);
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) if s == 0 => format!("{m}m"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, 0) => format!("{h}h"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
+fn notice_human(out: &mut String, notice: &Notice) {
+    match notice {
+        Notice::MirrorBehind { reason } => {
+            let _ = writeln!(
+                out,
+                "Warning: the remote holds the change, but the local copy of its lock refs could not follow: {}\n  the next command through the remote, or `grite lock sync`, brings it up to date",
+                esc(reason)
+            );
+        }
+        Notice::PrunedLiveLock {
+            lock,
+            ref_name,
+            commit,
+        } => {
+            let _ = writeln!(
+                out,
+                "Warning: the live lock on {} of {} existed only in this repository and was removed to match the remote, which does not have it\n  to restore the local ref: git update-ref {ref_name} {commit}; to hold the lock, acquire it through the remote",
+                esc(&lock.resource),
+                esc(&lock.owner)
+            );
+        }
+        Notice::ClockSkew { lock, ahead } => {
+            let _ = writeln!(
+                out,
+                "Warning: the lock on {} was written by {} at a time {} ahead of this machine's clock: one of the two clocks is wrong (compare `date -u` on both machines)",
+                esc(&lock.resource),
+                short(&lock.owner),
+                span(u64::try_from(ahead.as_millis()).unwrap_or(u64::MAX))
+            );
+        }
     }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 pub fn policy_name(policy: LockPolicy) -> &'static str {
@@ -332,36 +372,5 @@ pub fn policy_name(policy: LockPolicy) -> &'static str {
         LockPolicy::Off => "off",
         LockPolicy::Warn => "warn",
         LockPolicy::Require => "require",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_times_read_like_the_spec() {
-        let now = UnixMillis(1_000_000);
-        assert_eq!(
-            relative(UnixMillis(now.0 + 25 * 60_000), now),
-            "expires in 25m"
-        );
-        assert_eq!(relative(UnixMillis(now.0 + 1), now), "expires in 1s");
-        assert_eq!(
-            relative(UnixMillis(now.0 + 90_000), now),
-            "expires in 1m 30s"
-        );
-        assert_eq!(
-            relative(UnixMillis(now.0 + 2 * 3_600_000 + 60_000), now),
-            "expires in 2h 1m"
-        );
-        assert_eq!(relative(now, now), "expired 0s ago");
-        assert_eq!(relative(UnixMillis(now.0 - 180_000), now), "expired 3m ago");
-    }
-
-    #[test]
-    fn short_owner_is_eight_characters_at_most() {
-        assert_eq!(short("e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0"), "e5f6a7b8");
-        assert_eq!(short("bob"), "bob");
     }
 }

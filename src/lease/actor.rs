@@ -32,7 +32,7 @@ impl ActorId {
             Ok(ActorId(input.to_owned()))
         } else {
             Err(ActorIdError {
-                input: input.chars().take(64).collect(),
+                input: super::echo(input),
             })
         }
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::actor::ActorId;
 use super::record::LockRecord;
-use super::resource::{Namespace, Resource};
+use super::resource::{Namespace, Placement, Resource};
 use super::time::{Grace, UnixMillis};
 
 /// The records among `records` that forbid `actor` from holding a live lock
@@ -21,8 +21,8 @@ use super::time::{Grace, UnixMillis};
 /// canonical resource) is the state machine's business, not this
 /// function's. Another spelling of the same resource written by another
 /// tool (`path:src/` for `path:src`) lives under another ref and does
-/// block. Records whose resource we cannot parse (written by a tool with
-/// other rules) cannot be placed and are passed over.
+/// block. Records whose resource we cannot parse conflict as their
+/// [`Placement`] says.
 pub fn blocking_locks<'a>(
     resource: &Resource,
     actor: &ActorId,
@@ -56,14 +56,14 @@ fn in_the_way<'a>(
     same_resource: bool,
 ) -> Vec<&'a LockRecord> {
     let own_text = resource.to_string();
+    let own = Placement::from(resource);
     records
         .into_iter()
         .filter(|record| {
             (same_resource || record.resource != own_text)
                 && record.owner != actor.as_str()
                 && !record.is_takeable(now, grace)
-                && Resource::parse(&record.resource)
-                    .is_ok_and(|other| other.conflicts_with(resource))
+                && Placement::of(&record.resource).conflicts_with(&own)
         })
         .collect()
 }
@@ -78,16 +78,16 @@ fn in_the_way<'a>(
 /// paths (plus the pairs of any `repo:` lock, which conflicts with every
 /// other), not with the square of the number of locks.
 pub fn live_conflicts(records: &[LockRecord], now: UnixMillis) -> Vec<(&LockRecord, &LockRecord)> {
-    let live: Vec<(Resource, &LockRecord)> = records
+    let live: Vec<(Placement, &LockRecord)> = records
         .iter()
         .filter(|record| record.is_live(now))
-        .filter_map(|record| Resource::parse(&record.resource).ok().map(|r| (r, record)))
+        .map(|record| (Placement::of(&record.resource), record))
         .collect();
     let mut by_name: HashMap<(Namespace, &str), Vec<usize>> = HashMap::new();
-    for (i, (resource, _)) in live.iter().enumerate() {
-        if resource.namespace() != Namespace::Repo {
+    for (i, (place, _)) in live.iter().enumerate() {
+        if let Some(namespace @ (Namespace::Issue | Namespace::Path)) = place.namespace() {
             by_name
-                .entry((resource.namespace(), resource.name()))
+                .entry((namespace, place.name()))
                 .or_default()
                 .push(i);
         }
@@ -98,16 +98,18 @@ pub fn live_conflicts(records: &[LockRecord], now: UnixMillis) -> Vec<(&LockReco
             pairs.insert((i.min(j), i.max(j)));
         }
     };
-    for (i, (resource, _)) in live.iter().enumerate() {
-        let name = resource.name();
-        let mut keys = vec![(resource.namespace(), name)];
-        match resource.namespace() {
-            Namespace::Repo => (0..live.len()).for_each(|j| add(i, j)),
-            Namespace::Issue => {}
-            Namespace::Path => keys.extend(
+    for (i, (place, _)) in live.iter().enumerate() {
+        let name = place.name();
+        let mut keys = Vec::new();
+        match place.namespace() {
+            Some(Namespace::Repo) => (0..live.len()).for_each(|j| add(i, j)),
+            Some(Namespace::Issue) => keys.push((Namespace::Issue, name)),
+            Some(Namespace::Path) => keys.extend(
                 name.match_indices('/')
-                    .map(|(at, _)| (Namespace::Path, &name[..at])),
+                    .map(|(at, _)| (Namespace::Path, &name[..at]))
+                    .chain(std::iter::once((Namespace::Path, name))),
             ),
+            None => {}
         }
         for key in keys {
             for &j in by_name.get(&key).into_iter().flatten() {
@@ -195,6 +197,25 @@ mod tests {
         assert!(blocking_locks(&wanted, &a, &records, UnixMillis(50), Grace(0)).is_empty());
         let in_the_way = locks_in_the_way(&wanted, &a, &records, UnixMillis(50), Grace(0));
         assert_eq!(in_the_way, [&records[0]]);
+    }
+
+    #[test]
+    fn a_live_record_that_is_not_a_resource_is_checked_as_status_shows_it() {
+        let b = actor('b').to_string();
+        let hostile = record(&b, "path:src\u{1b}[2J", 100);
+        let repo = Resource::parse("repo:deploy").expect("valid");
+        let records = [hostile.clone()];
+        assert_eq!(
+            blocking_locks(&repo, &actor('a'), &records, UnixMillis(50), Grace(0)),
+            [&hostile]
+        );
+        let other = Resource::parse("issue:1").expect("valid");
+        assert!(blocking_locks(&other, &actor('a'), &records, UnixMillis(50), Grace(0)).is_empty());
+        let pair = [
+            hostile.clone(),
+            record(&actor('a').to_string(), "repo:x", 100),
+        ];
+        assert_eq!(live_conflicts(&pair, UnixMillis(50)).len(), 1);
     }
 
     #[test]

@@ -61,3 +61,14 @@ pub use resource::{
 };
 pub use time::{Grace, UnixMillis};
 pub use ttl::{MAX_TTL_MILLIS, MIN_TTL_MILLIS, Ttl, TtlError};
+
+/// What an error message shows of a value someone typed or stored: the
+/// value itself up to 64 characters, else its start and its length, so that
+/// a huge input does not come back whole.
+pub fn echo(text: &str) -> String {
+    const SHOWN: usize = 64;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()),
+        None => text.to_owned(),
+    }
+}

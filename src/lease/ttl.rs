@@ -80,7 +80,7 @@ impl Ttl {
         };
         let Some(millis) = millis else {
             return Err(TtlError::TooLong {
-                input: input.to_owned(),
+                input: super::echo(input),
             });
         };
         Ttl::from_millis_checked(millis, input)
@@ -92,7 +92,7 @@ impl Ttl {
     }
 
     fn from_millis_checked(millis: u64, input: &str) -> Result<Ttl, TtlError> {
-        let input = input.to_owned();
+        let input = super::echo(input);
         match millis {
             0 => Err(TtlError::Zero { input }),
             m if m < MIN_TTL_MILLIS => Err(TtlError::TooShort { input }),
@@ -114,21 +114,21 @@ fn parse_with_units(input: &str) -> Result<u64, TtlError> {
         // is still best reported as a sign problem.
         if input.starts_with('-') {
             TtlError::Negative {
-                input: input.to_owned(),
+                input: super::echo(input),
             }
         } else {
             TtlError::Malformed {
-                input: input.to_owned(),
+                input: super::echo(input),
             }
         }
     })?;
     if duration.is_negative() {
         return Err(TtlError::Negative {
-            input: input.to_owned(),
+            input: super::echo(input),
         });
     }
     u64::try_from(duration.as_millis()).map_err(|_| TtlError::TooLong {
-        input: input.to_owned(),
+        input: super::echo(input),
     })
 }
 
@@ -187,6 +187,14 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn a_huge_input_is_not_echoed_whole() {
+        let input = "9".repeat(100_000) + "x";
+        let message = Ttl::parse(&input).expect_err("malformed").to_string();
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(message.contains("(100001 bytes)"), "{message}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Fetching the lock refs of a remote into the local repository, with the
-//! prune gix does not do: local lock refs the remote no longer has are
-//! deleted, each with a compare-and-swap on the value seen.
+//! Mirroring some refs of a remote in the local repository: a fetch, plus
+//! the prune gix does not do (local refs the remote no longer has are
+//! deleted, each with a compare-and-swap on the value seen). Which refs is
+//! the caller's to say.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
 
+use gix::ObjectId;
 use gix::refs::Target;
 use gix::refs::transaction::{PreviousValue, RefEdit};
 use gix::remote::fetch::refs::update::Mode;
@@ -12,11 +14,31 @@ use gix::remote::fetch::refs::update::Mode;
 use super::error_chain;
 use super::transport::{redact, scrub};
 
-const LOCKS: &str = "refs/grite/locks/";
-const REFSPECS: [&str; 2] = [
-    "+refs/grite/locks/*:refs/grite/locks/*",
-    "+refs/grite/lock-version:refs/grite/lock-version",
-];
+/// Refs to mirror: a name ending in `/` stands for every ref below it,
+/// any other for that one ref.
+#[derive(Debug, Clone, Copy)]
+pub struct Mirrored<'a>(pub &'a [&'a str]);
+
+impl Mirrored<'_> {
+    /// Whether the ref `name` is one of them.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|m| match m.strip_suffix('/') {
+            Some(_) => name.starts_with(m),
+            None => name == *m,
+        })
+    }
+
+    /// Forced fetch refspecs that map each of them onto itself.
+    fn refspecs(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|m| match m.strip_suffix('/') {
+                Some(_) => format!("+{m}*:{m}*"),
+                None => format!("+{m}:{m}"),
+            })
+            .collect()
+    }
+}
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,19 +53,20 @@ pub struct FetchError {
 /// What a fetch changed locally.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fetched {
-    /// Lock refs created or moved to the remote's value.
+    /// Refs created or moved to the remote's value.
     pub updated: Vec<String>,
-    /// Local lock refs deleted because the remote no longer has them.
-    pub pruned: Vec<String>,
+    /// Local refs deleted because the remote does not have them, with the
+    /// value each had (its objects stay in the repository).
+    pub pruned: Vec<(String, ObjectId)>,
 }
 
-/// Makes the local lock refs and version ref what `url` has now.
-/// `remote_has_refs` says whether the remote advertised any lock ref at
-/// all: a fetch whose refspecs match nothing is skipped and everything
-/// local is pruned.
-pub fn fetch_locks(
+/// Makes the local `mirrored` refs what `url` has now. `remote_has_refs`
+/// says whether the remote advertised any of them at all: a fetch whose
+/// refspecs match nothing is skipped and everything local is pruned.
+pub fn fetch_refs(
     repo: &gix::Repository,
     url: &str,
+    mirrored: Mirrored<'_>,
     remote_has_refs: bool,
 ) -> Result<Fetched, FetchError> {
     let fail = |reason: String| FetchError {
@@ -55,7 +78,13 @@ pub fn fetch_locks(
     if remote_has_refs {
         let remote = repo
             .remote_at(url)
-            .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
+            .and_then(|r| {
+                let refspecs = mirrored.refspecs();
+                r.with_refspecs(
+                    refspecs.iter().map(String::as_str),
+                    gix::remote::Direction::Fetch,
+                )
+            })
             .map_err(|e| fail(error_chain(&e)))?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
         #[cfg_attr(not(feature = "https"), allow(unused_mut))]
@@ -93,21 +122,22 @@ pub fn fetch_locks(
     }
     let platform = repo.references().map_err(|e| fail(error_chain(&e)))?;
     let mut deletions = Vec::new();
-    for reference in platform
-        .prefixed(LOCKS)
-        .map_err(|e| fail(error_chain(&e)))?
-    {
-        let reference = reference.map_err(|e| fail(error_chain(&e)))?;
-        let name = reference.name().as_bstr().to_string();
-        if on_remote.contains(&name) {
+    for prefix in mirrored.0 {
+        let Some(directory) = prefix.strip_suffix('/') else {
+            if let Some(reference) = repo
+                .try_find_reference(*prefix)
+                .map_err(|e| fail(error_chain(&e)))?
+            {
+                deletions.extend(prune(&reference, &on_remote, &mut fetched));
+            }
             continue;
-        }
-        if let Some(id) = reference.target().try_id() {
-            deletions.push(RefEdit::delete(
-                reference.name().to_owned(),
-                PreviousValue::MustExistAndMatch(Target::Object(id.to_owned())),
-            ));
-            fetched.pruned.push(name);
+        };
+        for reference in platform
+            .prefixed(format!("{directory}/").as_str())
+            .map_err(|e| fail(error_chain(&e)))?
+        {
+            let reference = reference.map_err(|e| fail(error_chain(&e)))?;
+            deletions.extend(prune(&reference, &on_remote, &mut fetched));
         }
     }
     if !deletions.is_empty() {
@@ -115,4 +145,22 @@ pub fn fetch_locks(
             .map_err(|e| fail(error_chain(&e)))?;
     }
     Ok(fetched)
+}
+
+/// The deletion of `reference` if the remote does not have it.
+fn prune(
+    reference: &gix::Reference<'_>,
+    on_remote: &BTreeSet<String>,
+    fetched: &mut Fetched,
+) -> Option<RefEdit> {
+    let name = reference.name().as_bstr().to_string();
+    if on_remote.contains(&name) {
+        return None;
+    }
+    let id = reference.target().try_id()?.to_owned();
+    fetched.pruned.push((name, id));
+    Some(RefEdit::delete(
+        reference.name().to_owned(),
+        PreviousValue::MustExistAndMatch(Target::Object(id)),
+    ))
 }

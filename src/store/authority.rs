@@ -5,15 +5,22 @@ use std::path::PathBuf;
 
 use gix::ObjectId;
 
-use super::changes::RefChange;
-use super::snapshot::Snapshot;
+use super::changes::{RefChange, apply_changes};
+use super::lockfiles::{self, LockFile};
 use super::version::VERSION_REF;
 use crate::lease::LOCK_REF_PREFIX;
-use crate::remote::fetch::Fetched;
+use crate::remote::fetch::{Fetched, Mirrored};
 use crate::remote::pack::write_pack;
 use crate::remote::protocol::Command;
 use crate::remote::push::PushSession;
 use crate::remote::transport::{Endpoint, redact, scrub};
+
+/// The refs a repository's lock state is made of, which the local
+/// repository mirrors from the authority.
+pub(super) const MIRRORED: Mirrored<'static> = Mirrored(&[LOCK_REF_PREFIX, VERSION_REF]);
+
+/// The names and values of the lock state's refs, sorted by name.
+pub(super) type State = Vec<(String, ObjectId)>;
 
 /// A configured remote: its URL as given to fetch, and where to push.
 pub(super) struct RemoteTarget {
@@ -33,6 +40,19 @@ impl RemoteTarget {
             reason: scrub(&reason, &self.url),
         }
     }
+
+    /// The lock files that stand in the way of `ref_names` in the remote
+    /// repository, when it is on this machine (where their age can be
+    /// read); empty for a remote elsewhere.
+    pub fn lock_files(&self, ref_names: &[String]) -> Vec<LockFile> {
+        let Endpoint::Local(path) = &self.endpoint else {
+            return Vec::new();
+        };
+        match gix::open(path) {
+            Ok(repo) => lockfiles::held(repo.common_dir(), ref_names),
+            Err(_) => Vec::new(),
+        }
+    }
 }
 
 /// An open connection to the authority.
@@ -43,10 +63,23 @@ pub(super) enum Session {
     Direct(Box<gix::Repository>),
 }
 
+/// How a write to the authority failed.
+pub(super) enum PushOutcome {
+    /// Another writer changed a ref first.
+    Lost,
+    /// The server did not update the refs, in its words: a lost race if
+    /// they changed since, else it could not lock them.
+    Rejected(String),
+    /// Another process holds ref lock files of a directly opened remote.
+    Busy(Vec<LockFile>, String),
+    /// The server refused for another reason.
+    Failed(String),
+}
+
 impl Session {
-    /// The remote's lock refs and version ref, sorted; `None` when a
-    /// directly opened remote's refs cannot be listed.
-    pub fn state(&self) -> Option<Vec<(String, ObjectId)>> {
+    /// The remote's lock state; `None` when a directly opened remote's refs
+    /// cannot be listed.
+    pub fn state(&self) -> Option<State> {
         match self {
             Session::Push(session) => Some(advertised_state(session)),
             Session::Direct(remote) => lock_state(remote),
@@ -59,7 +92,6 @@ impl Session {
         local: &gix::Repository,
         changes: &[RefChange],
         objects: &[ObjectId],
-        signature: gix::actor::SignatureRef<'_>,
     ) -> Result<(), PushOutcome> {
         match self {
             Session::Push(session) => push_changes(local, session, changes, objects),
@@ -67,15 +99,16 @@ impl Session {
                 for id in objects {
                     copy_objects(local, &remote, *id).map_err(PushOutcome::Failed)?;
                 }
-                let edits = changes
-                    .iter()
-                    .map(RefChange::edit)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| PushOutcome::Failed(e.to_string()))?;
-                match remote.edit_references_as(edits, Some(signature)) {
-                    Ok(_) => Ok(()),
+                match apply_changes(&remote, changes) {
+                    Ok(()) => Ok(()),
                     Err(e) if e.is_conflict() || e.is_not_found() => Err(PushOutcome::Lost),
-                    Err(e) if e.is_retryable() => Err(PushOutcome::Busy(e.to_string())),
+                    Err(e) if e.is_retryable() => {
+                        let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
+                        Err(PushOutcome::Busy(
+                            lockfiles::held(remote.common_dir(), &names),
+                            e.to_string(),
+                        ))
+                    }
                     Err(e) => Err(PushOutcome::Failed(format!("updating its lock refs: {e}"))),
                 }
             }
@@ -125,50 +158,27 @@ pub(super) fn copy_objects(
     Ok(())
 }
 
-/// Refs whose values the lock state of a repository is made of.
-pub(super) fn is_lock_state(name: &str) -> bool {
-    name.starts_with(LOCK_REF_PREFIX) || name == VERSION_REF
-}
-
-/// Whether the local lock refs are exactly what the remote advertised (no
-/// remote: always). A remote that moved between its advertisement and our
-/// fetch is read again.
-pub(super) fn in_step(snapshot: &Snapshot, session: Option<&Session>) -> bool {
-    let Some(session) = session else {
-        return true;
-    };
-    let mut local: Vec<(String, ObjectId)> = snapshot
-        .entries
-        .iter()
-        .map(|e| (e.ref_name.clone(), e.id))
-        .chain(snapshot.version.id.map(|id| (VERSION_REF.to_owned(), id)))
-        .collect();
-    local.sort();
-    session.state().as_ref() == Some(&local)
-}
-
-/// The lock refs and version ref the remote advertised, sorted.
-pub(super) fn advertised_state(session: &PushSession) -> Vec<(String, ObjectId)> {
-    let mut state: Vec<(String, ObjectId)> = session
+/// The lock state the remote advertised.
+pub(super) fn advertised_state(session: &PushSession) -> State {
+    let mut state: State = session
         .advertisement
         .refs
         .iter()
-        .filter(|(name, _)| is_lock_state(name))
+        .filter(|(name, _)| MIRRORED.contains(name))
         .cloned()
         .collect();
     state.sort();
     state
 }
 
-/// The lock refs and version ref of `repo` (ours, or a directly opened
-/// remote), names and values only, sorted; `None` when they cannot be
-/// listed. A ref that another process deletes while we list fails that
-/// listing, so a failed one is tried again a few times.
-pub(super) fn lock_state(repo: &gix::Repository) -> Option<Vec<(String, ObjectId)>> {
+/// The lock state of `repo` (ours, or a directly opened remote); `None`
+/// when it cannot be listed. A ref that another process deletes while we
+/// list fails that listing, so a failed one is tried again a few times.
+pub(super) fn lock_state(repo: &gix::Repository) -> Option<State> {
     (0..5).find_map(|_| list_state(repo))
 }
 
-fn list_state(repo: &gix::Repository) -> Option<Vec<(String, ObjectId)>> {
+fn list_state(repo: &gix::Repository) -> Option<State> {
     let platform = repo.references().ok()?;
     let mut state = Vec::new();
     for reference in platform.prefixed(LOCK_REF_PREFIX).ok()? {
@@ -186,18 +196,9 @@ fn list_state(repo: &gix::Repository) -> Option<Vec<(String, ObjectId)>> {
     Some(state)
 }
 
-pub(super) enum PushOutcome {
-    /// Another writer changed a ref first.
-    Lost,
-    /// Another process holds a ref lock file of a directly opened remote.
-    Busy(String),
-    /// The server refused for another reason.
-    Failed(String),
-}
-
 /// Pushes `changes` with `objects` (read from `repo`); every command names
 /// the value the remote advertised.
-pub(super) fn push_changes(
+fn push_changes(
     repo: &gix::Repository,
     session: PushSession,
     changes: &[RefChange],
@@ -225,11 +226,12 @@ pub(super) fn push_changes(
             "the remote could not unpack the objects: {reason}"
         )));
     }
-    let mut lost = false;
+    let mut rejected = Vec::new();
     for command in &commands {
         match report.status(&command.name) {
             Some(Ok(())) => {}
-            // How receive-pack words a failed compare-and-swap, and what an
+            // How receive-pack words a ref it did not update (a stale
+            // expectation, or a ref lock it could not take), and what an
             // atomic push says of the commands that failed with it.
             Some(Err(reason))
                 if [
@@ -239,7 +241,7 @@ pub(super) fn push_changes(
                 ]
                 .contains(&reason.as_str()) =>
             {
-                lost = true;
+                rejected.push(format!("{} ({reason})", command.name));
             }
             Some(Err(reason)) => {
                 return Err(PushOutcome::Failed(format!(
@@ -255,52 +257,51 @@ pub(super) fn push_changes(
             }
         }
     }
-    if lost { Err(PushOutcome::Lost) } else { Ok(()) }
+    if rejected.is_empty() {
+        Ok(())
+    } else {
+        Err(PushOutcome::Rejected(format!(
+            "the remote did not update {}",
+            rejected.join(", ")
+        )))
+    }
 }
 
-/// Makes the local lock refs `state` (the remote's), copying the objects
-/// they need from `remote` and deleting local lock refs it does not have:
-/// the `git`-less counterpart of a fetch with prune. Each ref edit expects
-/// the local value read just before; a concurrent local change fails it.
+/// Makes the local lock state `state` (the remote's), copying the objects
+/// it needs from `remote` and deleting local refs it does not have: the
+/// `git`-less counterpart of a fetch with prune. Each ref edit expects the
+/// local value read just before; a concurrent local change fails it.
 pub(super) fn mirror(
     local: &gix::Repository,
     remote: &gix::Repository,
     state: &[(String, ObjectId)],
 ) -> Result<Fetched, String> {
-    use gix::refs::transaction::{PreviousValue, RefEdit};
-    use gix::refs::{FullName, Target};
     let current = lock_state(local).ok_or("the local lock refs cannot be listed")?;
     let mut fetched = Fetched::default();
-    let mut edits = Vec::new();
-    let expected = |name: &str| match current.iter().find(|(n, _)| n == name) {
-        Some((_, id)) => PreviousValue::MustExistAndMatch(Target::Object(*id)),
-        None => PreviousValue::MustNotExist,
-    };
+    let mut changes = Vec::new();
+    let old = |name: &str| current.iter().find(|(n, _)| n == name).map(|(_, id)| *id);
     for (name, id) in state {
-        if current.iter().any(|(n, v)| n == name && v == id) {
+        if old(name) == Some(*id) {
             continue;
         }
         copy_objects(remote, local, *id)?;
-        let full = FullName::try_from(name.as_str()).map_err(|e| e.to_string())?;
-        edits.push(RefEdit::update(
-            full,
-            *id,
-            expected(name),
-            "grite lock sync",
-        ));
+        changes.push(RefChange {
+            name: name.clone(),
+            old: old(name),
+            new: Some(*id),
+        });
         fetched.updated.push(name.clone());
     }
-    for (name, _) in &current {
-        if name.starts_with(LOCK_REF_PREFIX) && !state.iter().any(|(n, _)| n == name) {
-            let full = FullName::try_from(name.as_str()).map_err(|e| e.to_string())?;
-            edits.push(RefEdit::delete(full, expected(name)));
-            fetched.pruned.push(name.clone());
+    for (name, id) in &current {
+        if !state.iter().any(|(n, _)| n == name) {
+            changes.push(RefChange {
+                name: name.clone(),
+                old: Some(*id),
+                new: None,
+            });
+            fetched.pruned.push((name.clone(), *id));
         }
     }
-    if !edits.is_empty() {
-        local
-            .edit_references_as(edits, None)
-            .map_err(|e| format!("updating the local lock refs: {e}"))?;
-    }
+    apply_changes(local, &changes).map_err(|e| format!("updating the local lock refs: {e}"))?;
     Ok(fetched)
 }

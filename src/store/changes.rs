@@ -5,7 +5,9 @@ use gix::ObjectId;
 use gix::refs::transaction::{PreviousValue, RefEdit};
 use gix::refs::{FullName, Target};
 
-use super::Error;
+use super::clock::{Clock, SystemClock};
+use super::gate;
+use super::objects::signature;
 use crate::remote::protocol::Command;
 
 /// One ref edit of a transition, for a local transaction or a push: `old`
@@ -18,9 +20,8 @@ pub(super) struct RefChange {
 }
 
 impl RefChange {
-    pub fn edit(&self) -> Result<RefEdit, Error> {
-        let name = FullName::try_from(self.name.as_str())
-            .map_err(|e| Error::repository("naming a lock ref", e))?;
+    fn edit(&self) -> Result<RefEdit, gix::Error> {
+        let name = FullName::try_from(self.name.as_str()).map_err(gix::Error::from_error)?;
         let expected = match self.old {
             None => PreviousValue::MustNotExist,
             Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
@@ -39,4 +40,28 @@ impl RefChange {
             name: self.name.clone(),
         }
     }
+}
+
+/// Makes `changes` in `repo` as one transaction: every expectation is
+/// checked, under every ref's lock, before anything is written. The
+/// transaction holds the process's ref-write gate (see [`gate`]), so a
+/// termination signal never cuts it between two renames.
+pub(super) fn apply_changes(
+    repo: &gix::Repository,
+    changes: &[RefChange],
+) -> Result<(), gix::Error> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let edits = changes
+        .iter()
+        .map(RefChange::edit)
+        .collect::<Result<Vec<_>, _>>()?;
+    // Reflogs are written only where the repository asks for them for
+    // every ref (core.logAllRefUpdates=always); they need a committer.
+    let signature = signature(SystemClock.now());
+    let mut time = gix::date::parse::TimeBuf::default();
+    let _transaction = gate::transaction();
+    repo.edit_references_as(edits, Some(signature.to_ref(&mut time)))
+        .map(drop)
 }

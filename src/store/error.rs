@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use super::lockfiles::LockFile;
 use crate::lease::{LockRecord, UnixMillis};
 
 /// Everything an operation of [`crate::Locks`] can fail with.
@@ -73,6 +74,16 @@ pub enum Error {
         ref_name: String,
         /// What is wrong with it.
         reason: String,
+        /// A shell command that deletes it.
+        remove_with: String,
+    },
+
+    /// Ref lock files left behind by killed processes stand in the way of
+    /// the write; waiting for them is pointless.
+    #[error("{} lock file(s) left behind by a killed process", files.len())]
+    StaleLockFiles {
+        /// The lock files, with their ages.
+        files: Vec<LockFile>,
     },
 
     /// Acquire of a lock another actor holds (or whose expiry is within the

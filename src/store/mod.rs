@@ -34,7 +34,12 @@
 //!   nonce) because gix accepts a create whose ref already holds exactly the
 //!   new value.
 //! - Ref lock files held by another process (`<ref>.lock`, `packed-refs.lock`)
-//!   are waited for with jittered backoff, for up to five seconds in all.
+//!   are waited for with jittered backoff, for up to five seconds in all;
+//!   one older than any live process holds one is reported at once, with
+//!   the command that removes it.
+//! - Gc carries the highest token of the records it deletes into the
+//!   version ref, in the same transaction, so the floor of future tokens
+//!   never drops below a token handed out.
 //!
 //! # With a remote as the authority
 //!
@@ -43,30 +48,48 @@
 //! the lock refs it advertises into the local refs, checks that they are
 //! exactly what it advertised, decides, and pushes the same ref changes as
 //! commands expecting the advertised values, atomically. A stale
-//! expectation is a lost race, read and decided again; on success the
-//! local refs mirror the remote.
+//! expectation is a lost race, read and decided again; a refusal after
+//! which the remote's refs are still what the push expected is not a lost
+//! race but a ref the remote cannot lock, waited for like a busy one. Once
+//! the remote accepted a change the operation has succeeded; a local
+//! mirror that cannot follow is a [`Notice`], never a failure.
 //!
 //! A process killed at any instant leaves each ref as it was or as it was
 //! to be: objects are written before any ref moves, and each ref moves by
-//! an atomic rename. A kill between the two renames of one transaction
-//! leaves the new lock in place with the version unmoved, which is a state
-//! a successful transaction also passes through; it can leave the version
-//! ref's `.lock` file behind, which makes later writes report the repository
-//! busy and name the file, as git does.
+//! an atomic rename. A termination signal waits for the transaction in
+//! flight (see `gate`). A SIGKILL between the two renames of one
+//! transaction leaves the new lock in place with the version unmoved, which
+//! is a state a successful transaction also passes through, and leaves the
+//! version ref's `.lock` file behind: later writes that need the version
+//! stop at once, naming the stale file and the command that removes it.
+//! The new lock's token stays above the floor through its own ref, and gc
+//! carries it into the version before deleting that ref.
 
+mod attempt;
 mod authority;
 mod changes;
 mod clock;
 mod config;
 mod error;
+mod gate;
+mod lockfiles;
 mod locks;
+mod mirror;
+mod notice;
 mod objects;
+mod report;
+mod repository;
 mod snapshot;
+mod transition;
 mod version;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{DEFAULT_GRACE_MS, LockPolicy, Settings};
 pub use error::Error;
-pub use locks::{Acquired, Acquisition, GcReport, Locks, Released, Status, Unreadable};
+pub use gate::stop_ref_writes;
+pub use lockfiles::{LockFile, STALE_AFTER};
+pub use locks::Locks;
+pub use notice::Notice;
 pub use objects::LOCK_FILE;
+pub use report::{Acquired, Acquisition, GcReport, Released, Status, Unreadable};
 pub use version::VERSION_REF;

@@ -115,6 +115,9 @@ fn find<'a>(
     match repo.objects.try_find(id, buf) {
         Ok(Some(data)) => Ok(data),
         Ok(None) => Err(format!("{what} ({id}) is missing from the object database")),
-        Err(e) => Err(format!("{what} ({id}) cannot be read: {e}")),
+        Err(e) => Err(format!(
+            "{what} ({id}) cannot be read: {}",
+            crate::remote::error_chain(&e)
+        )),
     }
 }

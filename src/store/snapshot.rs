@@ -3,9 +3,12 @@
 //! it expects the version it read, so a lock made live after that read
 //! makes the write fail rather than slip past the conflict check.
 
+use std::path::Path;
+
 use gix::ObjectId;
 
 use super::Error;
+use super::lockfiles::shell_quote;
 use super::objects::read_lock;
 use super::version::{self, ReadVersion};
 use crate::lease::{LOCK_REF_PREFIX, LockRecord};
@@ -14,9 +17,27 @@ use crate::lease::{LOCK_REF_PREFIX, LockRecord};
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub ref_name: String,
-    pub id: ObjectId,
+    /// What the ref points at; `None` for a loose ref file that does not
+    /// hold an object id (garbage, or a symbolic ref).
+    pub id: Option<ObjectId>,
     /// The record, or why it cannot be read.
     pub record: Result<LockRecord, String>,
+}
+
+impl Entry {
+    /// The command that deletes this ref when it holds no readable lock:
+    /// git cannot delete a ref file it cannot parse, so that one is removed
+    /// as a file; any other is deleted only if it still holds what we saw.
+    pub fn removal(&self, common_dir: &Path) -> String {
+        match self.id {
+            None => format!(
+                "rm -f -- {}",
+                shell_quote(&common_dir.join(&self.ref_name).display().to_string())
+            ),
+            Some(id) if id.is_null() => format!("git update-ref -d {}", self.ref_name),
+            Some(id) => format!("git update-ref -d {} {id}", self.ref_name),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -47,19 +68,26 @@ impl Snapshot {
                 // and the read: it is gone, as a read a moment later would
                 // have found.
                 Err(e) if vanished(&e) => continue,
-                Err(e) => {
-                    return Err(Error::CorruptLock {
-                        ref_name: format!("{LOCK_REF_PREFIX}*"),
-                        reason: e.to_string(),
-                    });
-                }
+                // A loose ref file whose content is not a ref: one entry
+                // that cannot be read, the others are still listed.
+                Err(e) => match e.downcast_any_ref::<gix::refs::file::find::ReferenceDecode>() {
+                    Some(decode) => {
+                        entries.push(Entry {
+                            ref_name: decode.relative_path.to_string_lossy().replace('\\', "/"),
+                            id: None,
+                            record: Err("its file does not hold an object id".to_owned()),
+                        });
+                        continue;
+                    }
+                    None => return Err(listing(e)),
+                },
             };
             let ref_name = reference.name().as_bstr().to_string();
             let hash = ref_name[LOCK_REF_PREFIX.len()..].to_owned();
             let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
                 entries.push(Entry {
                     ref_name,
-                    id: ObjectId::null(gix::hash::Kind::Sha1),
+                    id: None,
                     record: Err("it is a symbolic ref, not a lock".to_owned()),
                 });
                 continue;
@@ -67,7 +95,7 @@ impl Snapshot {
             let record = read_lock(repo, id, &hash, &mut buf);
             entries.push(Entry {
                 ref_name,
-                id,
+                id: Some(id),
                 record,
             });
         }

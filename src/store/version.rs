@@ -53,6 +53,7 @@ pub(crate) fn read(repo: &gix::Repository) -> Result<ReadVersion, Error> {
     let corrupt = |reason: String| Error::CorruptLock {
         ref_name: VERSION_REF.to_owned(),
         reason,
+        remove_with: format!("git update-ref -d {VERSION_REF}"),
     };
     let reference = repo
         .try_find_reference(VERSION_REF)

@@ -1,0 +1,82 @@
+//! Finding the repository to work on, as git finds it.
+
+use std::path::Path;
+
+use super::Error;
+
+/// The repository containing `dir`. Like git, the nearest `.git` on the way
+/// up decides: one that is not a usable git directory (a `.git` file naming
+/// a directory that is gone, say) is an error, not a reason to go on to a
+/// repository further up, which would put the locks in the wrong place.
+pub(super) fn discover(dir: &Path) -> Result<gix::Repository, Error> {
+    let not_a_repository = |reason: String| Error::NotARepository {
+        path: std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()),
+        reason,
+    };
+    let repo = open_upwards(dir).map_err(|e| not_a_repository(e.to_string()));
+    let absolute = std::path::absolute(dir).map_err(|e| not_a_repository(e.to_string()))?;
+    let nearest = absolute
+        .ancestors()
+        .map(|a| a.join(".git"))
+        .find(|dot_git| std::fs::symlink_metadata(dot_git).is_ok());
+    // Inside a git directory itself, discovery finds its own way.
+    let Some(dot_git) = nearest.filter(|d| !absolute.starts_with(d)) else {
+        return repo;
+    };
+    let found_it = repo.as_ref().is_ok_and(|repo| {
+        repo.workdir()
+            .and_then(|w| std::fs::canonicalize(w).ok())
+            .zip(dot_git.parent().and_then(|p| std::fs::canonicalize(p).ok()))
+            .is_some_and(|(found, nearest)| found == nearest)
+    });
+    if found_it {
+        return repo;
+    }
+    let reason = match gix::open(&dot_git) {
+        Err(e) => e.to_string(),
+        Ok(_) => "git found another repository first".to_owned(),
+    };
+    Err(not_a_repository(format!(
+        "{} is not a usable git directory: {reason}",
+        dot_git.display()
+    )))
+}
+
+/// The largest object gix may inflate for us. Lock objects are a few
+/// hundred bytes; a hostile one (a huge `lock.json` or commit written by
+/// another tool) is refused before it is allocated, not after.
+const OBJECT_ALLOC_LIMIT: &str = "gitoxide.objects.allocLimit=16777216";
+
+fn open_upwards(dir: &Path) -> Result<gix::Repository, gix::Error> {
+    use gix::sec::Trust;
+    use gix::sec::trust::{DefaultForLevel as _, Mapping};
+    let options =
+        |trust| gix::open::Options::default_for_level(trust).config_overrides([OBJECT_ALLOC_LIMIT]);
+    let mapping = Mapping {
+        full: options(Trust::Full),
+        reduced: options(Trust::Reduced),
+    };
+    gix::ThreadSafeRepository::discover_opts(dir, Default::default(), mapping)
+        .map(Into::into)
+        .map_err(gix::Error::from_error)
+}
+
+/// Whether the `git` program is on `PATH` (looked up, not started): without
+/// it, a remote on this machine is opened directly.
+pub(super) fn git_on_path() -> bool {
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|dir| is_executable(&dir.join("git")))
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.with_extension("exe").is_file() || path.is_file()
+}
