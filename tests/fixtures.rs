@@ -55,7 +55,7 @@ fn lock_object_ids_match_gits_encoding_computed_without_gix() {
     let (commit, tree, blob) = fixture_lock();
 
     let json = format!(
-        "{{\n  \"owner\": \"{A}\",\n  \"nonce\": \"fixture-nonce\",\n  \"expires_unix_ms\": {},\n  \"resource\": \"issue:8057324b\",\n  \"fencing_token\": 1,\n  \"acquired_unix_ms\": {T0}\n}}\n",
+        "{{\n  \"owner\": \"{A}\",\n  \"nonce\": \"fixture-nonce\",\n  \"expires_unix_ms\": {},\n  \"resource\": \"issue:8057324b\",\n  \"fencing_token\": 1,\n  \"acquired_unix_ms\": {T0},\n  \"ttl_ms\": 1800000\n}}\n",
         T0 + 30 * 60_000
     );
     assert_eq!(blob, git_object_id("blob", json.as_bytes()));

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use grite_locks::lease::{
     ActorId, Change, Context, Decision, Grace, LockRecord, Previous, Refusal, Request, Resource,
-    Transition, TransitionKind, Ttl, Unchanged, UnixMillis, decide,
+    Takeover, Transition, TransitionKind, Ttl, Unchanged, UnixMillis, decide,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -303,7 +303,7 @@ impl Run {
         let ctx = Context {
             resource: &self.resources[res],
             now,
-            grace: self.grace,
+            takeover: Takeover::by_clock(self.grace),
             token_floor: self.store.highest_token + 1,
             others: &others,
         };

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use grite_locks::lease::{
     ActorId, Change, Context, Decision, Grace, LockRecord, Previous, Refusal, Request, Resource,
-    TransitionKind, Ttl, Unchanged, UnixMillis, decide,
+    Takeover, TransitionKind, Ttl, Unchanged, UnixMillis, decide,
 };
 
 fn settings() -> insta::Settings {
@@ -39,6 +39,7 @@ fn record(owner: &str, released: bool) -> LockRecord {
         resource: "issue:42".into(),
         fencing_token: 7,
         acquired_unix_ms: Some(EXPIRY - 1_800_000),
+        ttl_ms: Some(1_800_000),
         released,
     }
 }
@@ -156,7 +157,7 @@ fn transition_table() {
                     let ctx = Context {
                         resource: &resource,
                         now: UnixMillis(now),
-                        grace: Grace(GRACE_MS),
+                        takeover: Takeover::by_clock(Grace(GRACE_MS)),
                         token_floor: 1,
                         others: &[],
                     };
@@ -205,7 +206,7 @@ fn cross_resource_conflicts() {
             let ctx = Context {
                 resource: &wanted,
                 now: UnixMillis(EXPIRY),
-                grace: Grace(GRACE_MS),
+                takeover: Takeover::by_clock(Grace(GRACE_MS)),
                 token_floor: 1,
                 others: &others,
             };

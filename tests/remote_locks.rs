@@ -745,28 +745,45 @@ fn http_failures_say_what_happened_change_nothing_and_show_no_secret() {
 
     let cases = [
         (
-            Via::new(
+            trusted(Via::new(
                 "wrong password in the URL",
-                format!("http://{HTTP_USER}:wrong-pa55@127.0.0.1:{port}/auth/remote.git"),
-            ),
+                format!("https://{HTTP_USER}:wrong-pa55@127.0.0.1:{tls_port}/auth/remote.git"),
+            )),
             None,
             "authentication refused",
         ),
         (
-            Via::new(
+            trusted(Via::new(
                 "wrong password from a helper",
-                format!("http://{HTTP_USER}@127.0.0.1:{port}/auth/remote.git"),
-            ),
+                format!("https://{HTTP_USER}@127.0.0.1:{tls_port}/auth/remote.git"),
+            )),
             Some("wrong-pa55"),
             "authentication refused",
         ),
         (
-            Via::new(
+            trusted(Via::new(
                 "no credentials at all",
-                format!("http://127.0.0.1:{port}/auth/remote.git"),
-            ),
+                format!("https://127.0.0.1:{tls_port}/auth/remote.git"),
+            )),
             None,
             "authentication required",
+        ),
+        // Credentials never travel in clear text, given or asked for.
+        (
+            Via::new(
+                "a password over plain http",
+                format!("http://{HTTP_USER}:{HTTP_PASSWORD}@127.0.0.1:{port}/auth/remote.git"),
+            ),
+            None,
+            "does not send credentials over plain http://",
+        ),
+        (
+            Via::new(
+                "a password asked for over plain http",
+                format!("http://{HTTP_USER}@127.0.0.1:{port}/auth/remote.git"),
+            ),
+            Some(HTTP_PASSWORD),
+            "does not send credentials over plain http://",
         ),
         (
             Via::new(
@@ -828,10 +845,15 @@ fn http_failures_say_what_happened_change_nothing_and_show_no_secret() {
             }
         }
         if helper_password.is_some() {
-            // git's protocol: the helper is asked, then told to forget
-            // what the server refused.
-            let log = std::fs::read_to_string(&helper_log).expect("the helper ran");
-            assert!(log.starts_with("get\nerase\n"), "{label}: {log}");
+            if via.url.starts_with("https://") {
+                // git's protocol: the helper is asked, then told to forget
+                // what the server refused.
+                let log = std::fs::read_to_string(&helper_log).expect("the helper ran");
+                assert!(log.starts_with("get\nerase\n"), "{label}: {log}");
+            } else {
+                assert!(!helper_log.exists(), "{label}: the helper was asked");
+            }
+            let _ = std::fs::remove_file(&helper_log);
             git(one, &["config", "--unset", "credential.helper"]);
         }
         assert_eq!(

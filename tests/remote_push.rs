@@ -13,6 +13,9 @@ use grite_locks::remote::push::PushSession;
 use grite_locks::remote::transport::Endpoint;
 use support::{A, Daemon, Repo, T0, git};
 
+/// The longest wait for a test server.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A local repository holding one lock commit, and the objects a remote
 /// without it needs.
 fn lock_objects(repo: &Repo, resource: &str) -> (ObjectId, Vec<u8>) {
@@ -94,14 +97,14 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
         let (commit, pack) = lock_objects(&repo, &format!("issue:push-{i}"));
         // One whole push session: connect, send, read the report.
         let push = |commands: &[Command], pack: &[u8]| {
-            PushSession::connect(&endpoint, &local)
+            PushSession::connect(&endpoint, &local, IDLE)
                 .expect("connects")
                 .push(commands, pack)
                 .expect("a report")
         };
 
-        let session =
-            PushSession::connect(&endpoint, &local).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let session = PushSession::connect(&endpoint, &local, IDLE)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!(session.advertisement.get(&name), None, "{label}");
         let create = [Command {
             old: null,
@@ -124,7 +127,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
         // succeeds, as in git; lock commits are unique, so only a retry of
         // the same push can meet that.)
         let (other, other_pack) = lock_objects(&repo, &format!("issue:other-{i}"));
-        let session = PushSession::connect(&endpoint, &local).expect("connects");
+        let session = PushSession::connect(&endpoint, &local, IDLE).expect("connects");
         assert_eq!(session.advertisement.get(&name), Some(commit), "{label}");
         let second = [Command {
             old: null,
@@ -202,7 +205,8 @@ fn an_atomic_push_with_one_stale_command_applies_nothing() {
             name: "refs/grite/locks/stale".into(),
         },
     ];
-    let session = PushSession::connect(&Endpoint::Local(remote.clone()), &local).expect("connects");
+    let session =
+        PushSession::connect(&Endpoint::Local(remote.clone()), &local, IDLE).expect("connects");
     assert!(session.advertisement.has("atomic"));
     let report = session.push(&commands, &pack).expect("a report");
     assert!(report.refs.iter().all(|(_, s)| s.is_err()), "{report:?}");
@@ -218,11 +222,11 @@ fn an_unreachable_remote_is_an_error_not_a_hang() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let missing = tmp.path().join("no-such.git");
     let local = gix::init(tmp.path().join("local")).expect("init");
-    assert!(PushSession::connect(&Endpoint::Local(missing), &local).is_err());
+    assert!(PushSession::connect(&Endpoint::Local(missing), &local, IDLE).is_err());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
     let closed = Endpoint::parse(&format!("git://127.0.0.1:{port}/x.git")).expect("valid");
-    assert!(PushSession::connect(&closed, &local).is_err());
+    assert!(PushSession::connect(&closed, &local, IDLE).is_err());
 }

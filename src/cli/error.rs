@@ -179,7 +179,7 @@ impl From<Error> for CliError {
                 CliError::new("invalid_config", exit::ENVIRONMENT, "Invalid configuration")
                     .line("File", path.display().to_string())
                     .line("Reason", reason.clone())
-                    .help("fix or remove the file; its keys are lock_policy (\"off\", \"warn\" or \"require\"), default_actor, lock_grace and lock_remote")
+                    .help("fix or remove the file; its keys are lock_policy (\"off\", \"warn\" or \"require\"), default_actor, lock_grace, lock_steal (\"clock\" or \"observed\"), lock_remote and lock_remote_timeout")
                     .details(json!({ "path": path, "reason": reason }))
             }
             Error::Remote { remote, reason } => {

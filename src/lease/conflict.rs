@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use super::actor::ActorId;
 use super::record::LockRecord;
 use super::resource::{Namespace, Placement, Resource};
-use super::time::{Grace, UnixMillis};
+use super::takeover::Takeover;
+use super::time::UnixMillis;
 
 /// The records among `records` that forbid `actor` from holding a live lock
 /// on `resource` at `now`.
@@ -28,9 +29,9 @@ pub fn blocking_locks<'a>(
     actor: &ActorId,
     records: impl IntoIterator<Item = &'a LockRecord>,
     now: UnixMillis,
-    grace: Grace,
+    takeover: Takeover<'_>,
 ) -> Vec<&'a LockRecord> {
-    in_the_way(resource, actor, records, now, grace, false)
+    in_the_way(resource, actor, records, now, takeover, false)
 }
 
 /// Like [`blocking_locks`], but also the record of `resource` itself when
@@ -42,9 +43,9 @@ pub fn locks_in_the_way<'a>(
     actor: &ActorId,
     records: impl IntoIterator<Item = &'a LockRecord>,
     now: UnixMillis,
-    grace: Grace,
+    takeover: Takeover<'_>,
 ) -> Vec<&'a LockRecord> {
-    in_the_way(resource, actor, records, now, grace, true)
+    in_the_way(resource, actor, records, now, takeover, true)
 }
 
 fn in_the_way<'a>(
@@ -52,7 +53,7 @@ fn in_the_way<'a>(
     actor: &ActorId,
     records: impl IntoIterator<Item = &'a LockRecord>,
     now: UnixMillis,
-    grace: Grace,
+    takeover: Takeover<'_>,
     same_resource: bool,
 ) -> Vec<&'a LockRecord> {
     let own_text = resource.to_string();
@@ -62,7 +63,7 @@ fn in_the_way<'a>(
         .filter(|record| {
             (same_resource || record.resource != own_text)
                 && record.owner != actor.as_str()
-                && !record.is_takeable(now, grace)
+                && !takeover.allows(record, now)
                 && Placement::of(&record.resource).conflicts_with(&own)
         })
         .collect()
@@ -126,6 +127,7 @@ pub fn live_conflicts(records: &[LockRecord], now: UnixMillis) -> Vec<(&LockReco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lease::Grace;
 
     fn record(owner: &str, resource: &str, expires: u64) -> LockRecord {
         LockRecord {
@@ -135,6 +137,7 @@ mod tests {
             resource: resource.into(),
             fencing_token: 1,
             acquired_unix_ms: None,
+            ttl_ms: None,
             released: false,
         }
     }
@@ -153,7 +156,13 @@ mod tests {
             record(&b, "issue:1", 100),
         ];
         let wanted = Resource::parse("path:src/a.rs").expect("valid");
-        let blocking = blocking_locks(&wanted, &actor('a'), &records, UnixMillis(50), Grace(0));
+        let blocking = blocking_locks(
+            &wanted,
+            &actor('a'),
+            &records,
+            UnixMillis(50),
+            Takeover::by_clock(Grace(0)),
+        );
         let names: Vec<&str> = blocking.iter().map(|r| r.resource.as_str()).collect();
         assert_eq!(names, ["path:src", "repo:deploy"]);
     }
@@ -171,7 +180,13 @@ mod tests {
             record(&b, "path:src", 46),
         ];
         let wanted = Resource::parse("path:src/a.rs").expect("valid");
-        let blocking = blocking_locks(&wanted, &actor('a'), &records, UnixMillis(50), Grace(5));
+        let blocking = blocking_locks(
+            &wanted,
+            &actor('a'),
+            &records,
+            UnixMillis(50),
+            Takeover::by_clock(Grace(5)),
+        );
         let names: Vec<&str> = blocking.iter().map(|r| r.resource.as_str()).collect();
         // repo:old expired at 40 and its grace ended at 45; path:src expired
         // at 46 and is in its grace period until 51.
@@ -183,7 +198,14 @@ mod tests {
         let records = vec![record(&actor('b').to_string(), "path:src/", 100)];
         let wanted = Resource::parse("path:src").expect("valid");
         assert_eq!(
-            blocking_locks(&wanted, &actor('a'), &records, UnixMillis(50), Grace(0)).len(),
+            blocking_locks(
+                &wanted,
+                &actor('a'),
+                &records,
+                UnixMillis(50),
+                Takeover::by_clock(Grace(0))
+            )
+            .len(),
             1
         );
     }
@@ -194,8 +216,23 @@ mod tests {
         let records = vec![record(&b, "path:src/a.rs", 100), record(&b, "issue:1", 100)];
         let wanted = Resource::parse("path:src/a.rs").expect("valid");
         let a = actor('a');
-        assert!(blocking_locks(&wanted, &a, &records, UnixMillis(50), Grace(0)).is_empty());
-        let in_the_way = locks_in_the_way(&wanted, &a, &records, UnixMillis(50), Grace(0));
+        assert!(
+            blocking_locks(
+                &wanted,
+                &a,
+                &records,
+                UnixMillis(50),
+                Takeover::by_clock(Grace(0))
+            )
+            .is_empty()
+        );
+        let in_the_way = locks_in_the_way(
+            &wanted,
+            &a,
+            &records,
+            UnixMillis(50),
+            Takeover::by_clock(Grace(0)),
+        );
         assert_eq!(in_the_way, [&records[0]]);
     }
 
@@ -206,11 +243,26 @@ mod tests {
         let repo = Resource::parse("repo:deploy").expect("valid");
         let records = [hostile.clone()];
         assert_eq!(
-            blocking_locks(&repo, &actor('a'), &records, UnixMillis(50), Grace(0)),
+            blocking_locks(
+                &repo,
+                &actor('a'),
+                &records,
+                UnixMillis(50),
+                Takeover::by_clock(Grace(0))
+            ),
             [&hostile]
         );
         let other = Resource::parse("issue:1").expect("valid");
-        assert!(blocking_locks(&other, &actor('a'), &records, UnixMillis(50), Grace(0)).is_empty());
+        assert!(
+            blocking_locks(
+                &other,
+                &actor('a'),
+                &records,
+                UnixMillis(50),
+                Takeover::by_clock(Grace(0))
+            )
+            .is_empty()
+        );
         let pair = [
             hostile.clone(),
             record(&actor('a').to_string(), "repo:x", 100),

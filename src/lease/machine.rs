@@ -11,7 +11,8 @@ use super::actor::ActorId;
 use super::conflict::blocking_locks;
 use super::record::LockRecord;
 use super::resource::Resource;
-use super::time::{Grace, UnixMillis};
+use super::takeover::Takeover;
+use super::time::UnixMillis;
 use super::ttl::Ttl;
 
 /// What an actor asks of one resource's lock.
@@ -50,8 +51,9 @@ pub struct Context<'a> {
     pub resource: &'a Resource,
     /// The time of the decision, from the caller's clock.
     pub now: UnixMillis,
-    /// Clock-skew allowance before another actor's expired lock is taken.
-    pub grace: Grace,
+    /// When another actor's lock may be taken over: the grace period, and
+    /// whether expiry is read off the clock or timed by this observer.
+    pub takeover: Takeover<'a>,
     /// The smallest fencing token a new lease may carry. The caller keeps a
     /// counter that outlives deleted refs (see the module doc of
     /// [`crate::lease`]); 0 or 1 when it has none.
@@ -223,10 +225,10 @@ fn acquire(
         }
         LeaseState::Expired(r) if is_own(r, actor) => (TransitionKind::Reacquire, Some(r)),
         LeaseState::Held(r) | LeaseState::Expired(r) => {
-            if !r.is_takeable(ctx.now, ctx.grace) {
+            if !ctx.takeover.allows(r, ctx.now) {
                 return Decision::Refused(Refusal::Held {
                     holder: r.clone(),
-                    takeable_at: r.expires().saturating_add(ctx.grace.as_millis()),
+                    takeable_at: ctx.takeover.at(r),
                 });
             }
             let from = r.owner.clone();
@@ -247,6 +249,7 @@ fn acquire(
         resource: ctx.resource.to_string(),
         fencing_token: token,
         acquired_unix_ms: Some(ctx.now.0),
+        ttl_ms: Some(ttl.as_millis()),
         released: false,
     };
     make_live(kind, previous, record, actor, ctx)
@@ -265,6 +268,7 @@ fn renew(state: LeaseState<'_>, actor: &ActorId, ttl: Ttl, ctx: &Context<'_>) ->
     };
     let record = LockRecord {
         expires_unix_ms: expires.0,
+        ttl_ms: Some(ttl.as_millis()),
         ..current.clone()
     };
     if current.is_live(ctx.now) {
@@ -299,7 +303,7 @@ fn gc(state: LeaseState<'_>, ctx: &Context<'_>) -> Decision {
             apply(TransitionKind::Collect, Some(r), Change::Remove)
         }
         LeaseState::Held(r) | LeaseState::Expired(r) => {
-            if r.is_takeable(ctx.now, ctx.grace) {
+            if ctx.takeover.allows(r, ctx.now) {
                 apply(TransitionKind::Collect, Some(r), Change::Remove)
             } else {
                 Decision::Unchanged(Unchanged::Kept(r.clone()))
@@ -317,7 +321,7 @@ fn make_live(
     actor: &ActorId,
     ctx: &Context<'_>,
 ) -> Decision {
-    let blocking = blocking_locks(ctx.resource, actor, ctx.others, ctx.now, ctx.grace);
+    let blocking = blocking_locks(ctx.resource, actor, ctx.others, ctx.now, ctx.takeover);
     if !blocking.is_empty() {
         return Decision::Refused(Refusal::Blocked {
             by: blocking.into_iter().cloned().collect(),

@@ -45,6 +45,7 @@ mod conflict;
 mod machine;
 mod record;
 mod resource;
+mod takeover;
 mod time;
 mod ttl;
 
@@ -59,6 +60,7 @@ pub use resource::{
     LOCK_REF_PREFIX, MAX_RESOURCE_LEN, Namespace, REF_HASH_LEN, Resource, ResourceError,
     ref_hash_of,
 };
+pub use takeover::{Observations, Sighting, Takeover};
 pub use time::{Grace, UnixMillis};
 pub use ttl::{MAX_TTL_MILLIS, MIN_TTL_MILLIS, Ttl, TtlError};
 

@@ -33,6 +33,10 @@ pub struct LockRecord {
     /// When this lease began (kept across renews).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acquired_unix_ms: Option<u64>,
+    /// How long the lease was granted for by its last acquire or renew, so
+    /// that an observer can time it on its own clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
     /// A release is written as a record rather than a deleted ref, so the
     /// lock's history shows how the lease ended and the fencing token
     /// survives. Its `expires_unix_ms` is the release time, so tools that
@@ -110,6 +114,25 @@ impl LockRecord {
         UnixMillis(self.expires_unix_ms)
     }
 
+    /// How long the lease was granted for: `ttl_ms`, else (a record of an
+    /// earlier version) from its start to its expiry, which a renew only
+    /// lengthens; `None` when the record does not say.
+    pub fn lease_length(&self) -> Option<u64> {
+        self.ttl_ms.or_else(|| {
+            self.acquired_unix_ms
+                .and_then(|start| self.expires_unix_ms.checked_sub(start))
+        })
+    }
+
+    /// When the lease was last granted (acquired or renewed), on its
+    /// writer's clock, if the record says.
+    pub fn written_at(&self) -> Option<UnixMillis> {
+        match self.ttl_ms {
+            Some(ttl) => self.expires_unix_ms.checked_sub(ttl).map(UnixMillis),
+            None => self.acquired_unix_ms.map(UnixMillis),
+        }
+    }
+
     /// Held at `now`: not released and `expires_unix_ms > now`.
     pub fn is_live(&self, now: UnixMillis) -> bool {
         !self.released && self.expires() > now
@@ -178,6 +201,7 @@ mod tests {
             resource: "issue:8057324b".into(),
             fencing_token: 7,
             acquired_unix_ms: Some(5),
+            ttl_ms: Some(5),
             released: true,
         };
         assert_eq!(
@@ -195,6 +219,7 @@ mod tests {
             resource: "issue:8057324b".into(),
             fencing_token: 1,
             acquired_unix_ms: None,
+            ttl_ms: None,
             released: false,
         };
         assert!(record.is_live(UnixMillis(99)));

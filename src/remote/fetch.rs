@@ -5,14 +5,16 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use gix::ObjectId;
 use gix::refs::Target;
 use gix::refs::transaction::{PreviousValue, RefEdit};
 use gix::remote::fetch::refs::update::Mode;
 
+use super::connection::Connection;
 use super::error_chain;
-use super::transport::{redact, scrub};
+use super::transport::{Endpoint, redact, scrub};
 
 /// Refs to mirror: a name ending in `/` stands for every ref below it,
 /// any other for that one ref.
@@ -60,12 +62,15 @@ pub struct Fetched {
     pub pruned: Vec<(String, ObjectId)>,
 }
 
-/// Makes the local `mirrored` refs what `url` has now. `remote_has_refs`
+/// Makes the local `mirrored` refs what the remote at `url` (`endpoint`)
+/// has now, waiting at most `idle` for it at a time. `remote_has_refs`
 /// says whether the remote advertised any of them at all: a fetch whose
 /// refspecs match nothing is skipped and everything local is pruned.
 pub fn fetch_refs(
     repo: &gix::Repository,
     url: &str,
+    endpoint: &Endpoint,
+    idle: Duration,
     mirrored: Mirrored<'_>,
     remote_has_refs: bool,
 ) -> Result<Fetched, FetchError> {
@@ -87,22 +92,50 @@ pub fn fetch_refs(
             })
             .map_err(|e| fail(error_chain(&e)))?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
-        #[cfg_attr(not(feature = "https"), allow(unused_mut))]
-        let mut connection = remote
-            .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| fail(error_chain(&e)))?;
-        #[cfg(feature = "https")]
-        if let Some(options) = super::http::fetch_options(repo, url).map_err(fail)? {
-            let credentials = super::http::fetch_credentials(repo, url).map_err(fail)?;
-            connection = connection
-                .with_transport_options(options)
-                .with_credentials(credentials);
+        let outcome = match endpoint {
+            // gix's own HTTP client, with our TLS settings, credentials
+            // and deadline.
+            #[cfg(feature = "https")]
+            Endpoint::Http { .. } => {
+                let mut connection = remote
+                    .connect(gix::remote::Direction::Fetch)
+                    .map_err(|e| fail(error_chain(&e)))?;
+                if let Some(options) = super::http::fetch_options(repo, url, idle).map_err(fail)? {
+                    let credentials = super::http::fetch_credentials(repo, url).map_err(fail)?;
+                    connection = connection
+                        .with_transport_options(options)
+                        .with_credentials(credentials);
+                }
+                receive(connection)
+            }
+            // Our own connection, so that the fetch has the same deadline
+            // and size limit as the push.
+            _ => {
+                use gix::protocol::transport::client::git::{
+                    ConnectMode, blocking_io::Connection as Wire,
+                };
+                let raw = Connection::open_raw(endpoint, "git-upload-pack", repo, idle)
+                    .map_err(|e| fail(e.to_string()))?;
+                // The connection already asked a daemon for the service,
+                // so gix reads the advertisement as from a spawned program.
+                let path = match endpoint {
+                    Endpoint::Git { path, .. } | Endpoint::Ssh { path, .. } => path.clone(),
+                    other => other.to_string(),
+                };
+                let wire = Wire::new(
+                    raw.reader,
+                    raw.writer,
+                    gix::protocol::transport::Protocol::V1,
+                    path,
+                    None::<(String, Option<u16>)>,
+                    ConnectMode::Process,
+                    false,
+                )
+                .custom_url(Some(url.into()));
+                receive(remote.to_connection_with_transport(wire))
+            }
         }
-        let outcome = connection
-            .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| fail(error_chain(&e)))?
-            .receive(gix::progress::Discard, &AtomicBool::new(false))
-            .map_err(|e| fail(error_chain(&e)))?;
+        .map_err(fail)?;
         let updates = match &outcome.status {
             gix::remote::fetch::Status::NoPackReceived { update_refs, .. }
             | gix::remote::fetch::Status::Change { update_refs, .. } => update_refs,
@@ -145,6 +178,20 @@ pub fn fetch_refs(
             .map_err(|e| fail(error_chain(&e)))?;
     }
     Ok(fetched)
+}
+
+/// Fetches over `connection` what its refspecs name.
+fn receive<T>(
+    connection: gix::remote::Connection<'_, '_, '_, T>,
+) -> Result<gix::remote::fetch::Outcome, String>
+where
+    T: gix::protocol::transport::client::blocking_io::Transport,
+{
+    connection
+        .prepare_fetch(gix::progress::Discard, Default::default())
+        .map_err(|e| error_chain(&e))?
+        .receive(gix::progress::Discard, &AtomicBool::new(false))
+        .map_err(|e| error_chain(&e))
 }
 
 /// The deletion of `reference` if the remote does not have it.

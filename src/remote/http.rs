@@ -71,10 +71,11 @@ impl Tls {
 }
 
 /// Transport options that make gix fetch over HTTP(S) with the same TLS
-/// settings as our pushes.
+/// settings and deadline as our pushes.
 pub fn fetch_options(
     repo: &gix::Repository,
     url: &str,
+    idle: std::time::Duration,
 ) -> Result<Option<Box<dyn std::any::Any>>, String> {
     use gix::protocol::transport::client::blocking_io::http;
     let Some(options) = repo
@@ -89,7 +90,7 @@ pub fn fetch_options(
     let tls = Tls::from_config(repo)?;
     let backend = http::reqwest::Options {
         configure_client: Some(Box::new(move |builder| {
-            tls.configure(builder)
+            tls.configure(builder.connect_timeout(idle).timeout(idle))
                 .map_err(|e| gix::Error::from_error(std::io::Error::other(e)))
         })),
         configure_request: None,
@@ -150,7 +151,8 @@ pub(super) fn open(
     service: &str,
     repo: &gix::Repository,
     endpoint: &str,
-) -> Result<(Box<dyn Read>, Post), TransportError> {
+    idle: std::time::Duration,
+) -> Result<(Box<dyn Read + Send>, Post), TransportError> {
     let fail = |message: String| TransportError::Http {
         endpoint: endpoint.to_owned(),
         message,
@@ -174,11 +176,10 @@ pub(super) fn open(
             tls.configure(
                 Client::builder()
                     .user_agent(USER_AGENT)
-                    .connect_timeout(std::time::Duration::from_secs(20))
-                    // reqwest's default of 30 s for a whole request is too
-                    // short for a server whose hooks run long; one that
-                    // accepts and then says nothing is left after 10 min.
-                    .timeout(std::time::Duration::from_secs(600)),
+                    .connect_timeout(idle)
+                    // The deadline of every wait: for the connection, for
+                    // each read and each write.
+                    .timeout(idle),
             )
         })
         .map_err(fail)?
@@ -190,7 +191,22 @@ pub(super) fn open(
             .send()
             .map_err(|e| fail(describe(&e)))
     };
+    // As gix's fetch does, credentials never travel in clear text: a
+    // password in an http:// URL, or a server that asks for one over it,
+    // is refused before anything is sent.
+    let cleartext = || {
+        fail(
+            "grite does not send credentials over plain http://, where anyone on the way could read them; use the https:// URL of the repository"
+                .to_owned(),
+        )
+    };
+    if base.scheme() == "http" && account.is_some() {
+        return Err(cleartext());
+    }
     let mut response = get(&account)?;
+    if response.status() == StatusCode::UNAUTHORIZED && base.scheme() == "http" {
+        return Err(cleartext());
+    }
     if response.status() == StatusCode::UNAUTHORIZED && account.is_none() {
         let mut helpers = Helpers::for_url(repo, &base, &user).map_err(fail)?;
         account = Some(helpers.fill().map_err(fail)?);
@@ -244,7 +260,7 @@ pub(super) fn open(
 
 impl Post {
     /// Sends the request; returns the reply to read.
-    pub fn send(self) -> Result<Box<dyn Read>, TransportError> {
+    pub fn send(self) -> Result<Box<dyn Read + Send>, TransportError> {
         let fail = |message: String| TransportError::Http {
             endpoint: self.endpoint.clone(),
             message,

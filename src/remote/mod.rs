@@ -5,6 +5,7 @@
 //! commands, report-status), decoded from byte slices so that fuzzers and
 //! unit tests reach all of it.
 
+pub mod connection;
 pub mod fetch;
 #[cfg(feature = "https")]
 pub mod http;
@@ -12,6 +13,7 @@ pub mod pack;
 pub mod protocol;
 pub mod push;
 pub mod transport;
+mod watchdog;
 
 /// An error with its causes, on one line: libraries' top messages are often
 /// only "failed to …"; what happened (a refused connection, an unknown

@@ -45,6 +45,14 @@ pub enum ProtocolError {
     /// The server answered with `ERR <message>`.
     #[error("the server refused: {0}")]
     Server(String),
+    /// More bytes than we read for one part of the protocol.
+    #[error("the server's {what} is larger than the {limit} bytes grite reads")]
+    TooLarge {
+        /// Which part of the protocol.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// A request line longer than a pkt-line can carry.
     #[error("a request line is {len} bytes, more than a pkt-line carries")]
     TooLong {
@@ -62,28 +70,38 @@ pub enum Packet<'a> {
     Flush,
 }
 
-/// Reads the packet at the start of `bytes`; returns it and how many bytes
-/// it took.
-pub fn read_packet(bytes: &[u8]) -> Result<(Packet<'_>, usize), ProtocolError> {
-    let Some(header) = bytes.get(..4) else {
-        return Err(ProtocolError::Incomplete {
-            need: 4 - bytes.len(),
-        });
-    };
+/// The length a pkt-line header announces, header included; 0 for a
+/// flush.
+pub fn packet_len(header: [u8; 4]) -> Result<usize, ProtocolError> {
     let bad = || ProtocolError::BadHeader {
-        header: String::from_utf8_lossy(header).into_owned(),
+        header: String::from_utf8_lossy(&header).into_owned(),
     };
-    let text = std::str::from_utf8(header).map_err(|_| bad())?;
-    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !header.iter().all(u8::is_ascii_hexdigit) {
         return Err(bad());
     }
-    let len = usize::from_str_radix(text, 16).map_err(|_| bad())?;
+    let len = header.iter().fold(0usize, |n, b| {
+        n * 16 + (*b as char).to_digit(16).unwrap_or(0) as usize
+    });
     match len {
-        0 => Ok((Packet::Flush, 4)),
+        0 => Ok(0),
         // 0001 (delimiter) and 0002 (response end) exist only in protocol
         // v2, 0003 in none; receive-pack speaks v0/v1.
         1..=4 => Err(bad()),
         len if len > MAX_PKT_LEN => Err(bad()),
+        len => Ok(len),
+    }
+}
+
+/// Reads the packet at the start of `bytes`; returns it and how many bytes
+/// it took.
+pub fn read_packet(bytes: &[u8]) -> Result<(Packet<'_>, usize), ProtocolError> {
+    let Some(header) = bytes.first_chunk::<4>() else {
+        return Err(ProtocolError::Incomplete {
+            need: 4 - bytes.len(),
+        });
+    };
+    match packet_len(*header)? {
+        0 => Ok((Packet::Flush, 4)),
         len => match bytes.get(4..len) {
             Some(data) => Ok((Packet::Data(data), len)),
             None => Err(ProtocolError::Incomplete {
@@ -115,14 +133,18 @@ fn read_section(bytes: &[u8]) -> Result<(Vec<&[u8]>, usize), ProtocolError> {
         at += used;
         match packet {
             Packet::Flush => return Ok((lines, at)),
-            Packet::Data(data) => {
-                let line = data.strip_suffix(b"\n").unwrap_or(data);
-                if let Some(message) = line.strip_prefix(b"ERR ") {
-                    return Err(ProtocolError::Server(lossy(message)));
-                }
-                lines.push(line);
-            }
+            Packet::Data(data) => lines.push(data_line(data)?),
         }
+    }
+}
+
+/// A data packet's line without its newline; an `ERR` line is the
+/// server's refusal.
+pub fn data_line(data: &[u8]) -> Result<&[u8], ProtocolError> {
+    let line = data.strip_suffix(b"\n").unwrap_or(data);
+    match line.strip_prefix(b"ERR ") {
+        Some(message) => Err(ProtocolError::Server(lossy(message))),
+        None => Ok(line),
     }
 }
 
@@ -155,19 +177,39 @@ impl Advertisement {
 /// Reads the advertisement at the start of `bytes` (an optional
 /// `version 1` line, ref lines, a flush); returns it and the bytes taken.
 pub fn parse_advertisement(bytes: &[u8]) -> Result<(Advertisement, usize), ProtocolError> {
-    let (mut lines, used) = read_section(bytes)?;
-    if lines.first() == Some(&&b"version 1"[..]) {
-        lines.remove(0);
+    let (lines, used) = read_section(bytes)?;
+    let mut parser = AdvertisementParser::default();
+    for line in lines {
+        parser.line(line)?;
     }
-    let mut advertisement = Advertisement::default();
-    for (i, line) in lines.into_iter().enumerate() {
+    Ok((parser.finish(), used))
+}
+
+/// The advertisement, read one line (a data packet without its newline)
+/// at a time, so that a connection can parse as the bytes arrive: the
+/// work stays linear in the size of the reply.
+#[derive(Debug, Default)]
+pub struct AdvertisementParser {
+    advertisement: Advertisement,
+    lines: usize,
+}
+
+impl AdvertisementParser {
+    /// Takes the next line before the closing flush.
+    pub fn line(&mut self, line: &[u8]) -> Result<(), ProtocolError> {
+        let first = self.lines == 0;
+        self.lines += 1;
+        if first && line == b"version 1" {
+            self.lines = 0;
+            return Ok(());
+        }
         let (refline, capabilities) = match line.iter().position(|&b| b == 0) {
-            Some(nul) if i == 0 => (&line[..nul], Some(&line[nul + 1..])),
+            Some(nul) if first => (&line[..nul], Some(&line[nul + 1..])),
             Some(_) => return Err(malformed("ref advertisement", line)),
             None => (line, None),
         };
         if let Some(capabilities) = capabilities {
-            advertisement.capabilities = std::str::from_utf8(capabilities)
+            self.advertisement.capabilities = std::str::from_utf8(capabilities)
                 .map_err(|_| malformed("capability list", capabilities))?
                 .split(' ')
                 .filter(|c| !c.is_empty())
@@ -175,12 +217,16 @@ pub fn parse_advertisement(bytes: &[u8]) -> Result<(Advertisement, usize), Proto
                 .collect();
         }
         let (id, name) = split_id(refline).ok_or_else(|| malformed("ref advertisement", line))?;
-        if name == "capabilities^{}" || name.ends_with("^{}") {
-            continue;
+        if !name.ends_with("^{}") {
+            self.advertisement.refs.push((name.to_owned(), id));
         }
-        advertisement.refs.push((name.to_owned(), id));
+        Ok(())
     }
-    Ok((advertisement, used))
+
+    /// The advertisement, once the flush came.
+    pub fn finish(self) -> Advertisement {
+        self.advertisement
+    }
 }
 
 /// Reads the line smart HTTP puts before an advertisement,
@@ -251,17 +297,31 @@ impl Report {
 /// Reads a report-status reply (`unpack …`, `ok`/`ng` lines, a flush).
 pub fn parse_report(bytes: &[u8]) -> Result<Report, ProtocolError> {
     let (lines, _) = read_section(bytes)?;
-    let mut lines = lines.into_iter();
-    let first = lines
-        .next()
-        .ok_or_else(|| malformed("report-status", b""))?;
-    let unpack = match first.strip_prefix(b"unpack ") {
-        Some(b"ok") => Ok(()),
-        Some(error) => Err(lossy(error)),
-        None => return Err(malformed("report-status", first)),
-    };
-    let mut refs = Vec::new();
+    let mut parser = ReportParser::default();
     for line in lines {
+        parser.line(line)?;
+    }
+    parser.finish()
+}
+
+/// The report-status reply, read one line at a time.
+#[derive(Debug, Default)]
+pub struct ReportParser {
+    unpack: Option<Result<(), String>>,
+    refs: Vec<(String, Result<(), String>)>,
+}
+
+impl ReportParser {
+    /// Takes the next line before the closing flush.
+    pub fn line(&mut self, line: &[u8]) -> Result<(), ProtocolError> {
+        if self.unpack.is_none() {
+            self.unpack = Some(match line.strip_prefix(b"unpack ") {
+                Some(b"ok") => Ok(()),
+                Some(error) => Err(lossy(error)),
+                None => return Err(malformed("report-status", line)),
+            });
+            return Ok(());
+        }
         let text = std::str::from_utf8(line).map_err(|_| malformed("ref status", line))?;
         let status = if let Some(name) = text.strip_prefix("ok ") {
             (name.to_owned(), Ok(()))
@@ -274,9 +334,17 @@ pub fn parse_report(bytes: &[u8]) -> Result<Report, ProtocolError> {
         if status.0.is_empty() {
             return Err(malformed("ref status", line));
         }
-        refs.push(status);
+        self.refs.push(status);
+        Ok(())
     }
-    Ok(Report { unpack, refs })
+
+    /// The report, once the flush came.
+    pub fn finish(self) -> Result<Report, ProtocolError> {
+        Ok(Report {
+            unpack: self.unpack.ok_or_else(|| malformed("report-status", b""))?,
+            refs: self.refs,
+        })
+    }
 }
 
 /// `<40 hex> <name>` into its parts.

@@ -7,8 +7,20 @@
 //! "deleting a corrupt ref"). A delete must therefore only ever expect a
 //! value read from that same server's advertisement, which it has.
 
-use super::protocol::{self, Advertisement, Command, ProtocolError, Report};
-use super::transport::{Connection, Endpoint, TransportError};
+use std::time::Duration;
+
+use super::connection::{Budget, Connection, ReadError};
+use super::protocol::{
+    self, Advertisement, AdvertisementParser, Command, Packet, ProtocolError, Report, ReportParser,
+};
+use super::transport::{Endpoint, TransportError};
+
+/// Largest ref advertisement read: over 1,500,000 lock refs. A server that
+/// sends more (or sends without end) is refused rather than followed.
+pub const ADVERTISEMENT_LIMIT: usize = 128 << 20;
+
+/// Largest report-status read: one short line a command.
+pub const REPORT_LIMIT: usize = 16 << 20;
 
 /// Why a push could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -39,45 +51,65 @@ pub enum PushError {
         /// The endpoint, for the message.
         endpoint: String,
     },
+    /// Several refs must change together and the server cannot promise it.
+    #[error(
+        "{endpoint} does not offer atomic pushes, which a change of several lock refs needs (a git server older than 2.4, or one configured with receive.advertiseAtomic=false)"
+    )]
+    NoAtomic {
+        /// The endpoint, for the message.
+        endpoint: String,
+    },
 }
 
 /// An open push: the server has advertised its refs and waits for commands.
 pub struct PushSession {
     connection: Connection,
-    buffer: Vec<u8>,
     /// The server's refs and capabilities.
     pub advertisement: Advertisement,
 }
 
 impl PushSession {
     /// Connects to receive-pack at `endpoint` and reads its advertisement;
-    /// `repo`'s configuration says how to authenticate over HTTP.
-    pub fn connect(endpoint: &Endpoint, repo: &gix::Repository) -> Result<PushSession, PushError> {
-        let mut connection = Connection::open(endpoint, "git-receive-pack", repo)?;
-        let mut buffer = Vec::new();
-        let parsed = connection.read_until(&mut buffer, protocol::parse_advertisement, |e| {
-            matches!(e, ProtocolError::Incomplete { .. })
-        })?;
-        let (advertisement, used) = match parsed {
-            Ok(parsed) => parsed,
-            // A helper that ends before advertising anything failed to
-            // start the service; its own message says why.
-            Err(ProtocolError::Incomplete { .. }) if buffer.is_empty() => {
-                let message = connection.helper_message();
-                return Err(PushError::Closed {
-                    endpoint: connection.endpoint().to_owned(),
-                    message: message
-                        .unwrap_or_else(|| "the connection closed before any reply".to_owned()),
-                });
+    /// `repo`'s configuration says how to authenticate over HTTP, `idle`
+    /// is the longest wait for the server.
+    pub fn connect(
+        endpoint: &Endpoint,
+        repo: &gix::Repository,
+        idle: Duration,
+    ) -> Result<PushSession, PushError> {
+        let mut connection = Connection::open(endpoint, "git-receive-pack", repo, idle)?;
+        let mut budget = Budget::new("ref advertisement", ADVERTISEMENT_LIMIT);
+        let mut parser = AdvertisementParser::default();
+        let mut empty = true;
+        loop {
+            let protocol_error = |connection: &Connection, source| PushError::Protocol {
+                endpoint: connection.endpoint().to_owned(),
+                source,
+            };
+            let line = match connection.next_packet(&mut budget) {
+                Ok(Some(Packet::Flush)) => break,
+                Ok(Some(Packet::Data(data))) => protocol::data_line(data).map(<[u8]>::to_vec),
+                // A helper that ends before advertising anything failed to
+                // start the service; its own message says why.
+                Ok(None) if empty => {
+                    let message = connection.helper_message();
+                    return Err(PushError::Closed {
+                        endpoint: connection.endpoint().to_owned(),
+                        message: message
+                            .unwrap_or_else(|| "the connection closed before any reply".to_owned()),
+                    });
+                }
+                Ok(None) => Err(ProtocolError::Incomplete { need: 4 }),
+                Err(ReadError::Protocol(source)) => Err(source),
+                Err(ReadError::Transport(e)) => return Err(e.into()),
+            };
+            empty = false;
+            match line.and_then(|line| parser.line(&line)) {
+                Ok(()) => {}
+                Err(source) => return Err(protocol_error(&connection, source)),
             }
-            Err(source) => {
-                return Err(PushError::Protocol {
-                    endpoint: connection.endpoint().to_owned(),
-                    source,
-                });
-            }
-        };
-        buffer.drain(..used);
+        }
+        let advertisement = parser.finish();
         if !advertisement.has("report-status") {
             return Err(PushError::NoReportStatus {
                 endpoint: connection.endpoint().to_owned(),
@@ -85,18 +117,22 @@ impl PushSession {
         }
         Ok(PushSession {
             connection,
-            buffer,
             advertisement,
         })
     }
 
-    /// Sends `commands` (all or nothing where the server offers `atomic`)
-    /// and `pack`, which must hold every object the server lacks; a push of
-    /// deletions only sends no pack. Returns the server's report.
+    /// Sends `commands` (all or nothing: a push of several commands needs
+    /// the server's `atomic`) and `pack`, which must hold every object the
+    /// server lacks; a push of deletions only sends no pack. Returns the
+    /// server's report once the server has finished (its hooks included,
+    /// within the deadline).
     pub fn push(mut self, commands: &[Command], pack: &[u8]) -> Result<Report, PushError> {
+        let endpoint = self.connection.endpoint().to_owned();
         let mut capabilities = vec!["report-status"];
         if self.advertisement.has("atomic") {
             capabilities.push("atomic");
+        } else if commands.len() > 1 {
+            return Err(PushError::NoAtomic { endpoint });
         }
         if self.advertisement.has("object-format") {
             capabilities.push("object-format=sha1");
@@ -105,7 +141,7 @@ impl PushSession {
         capabilities.push(agent);
         let request = protocol::encode_commands(commands, &capabilities).map_err(|source| {
             PushError::Protocol {
-                endpoint: self.connection.endpoint().to_owned(),
+                endpoint: endpoint.clone(),
                 source,
             }
         })?;
@@ -114,14 +150,26 @@ impl PushSession {
             self.connection.send(pack)?;
         }
         self.connection.finish_request()?;
-        let parsed = self
-            .connection
-            .read_until(&mut self.buffer, protocol::parse_report, |e| {
-                matches!(e, ProtocolError::Incomplete { .. })
-            })?;
-        parsed.map_err(|source| PushError::Protocol {
-            endpoint: self.connection.endpoint().to_owned(),
+        let mut budget = Budget::new("report", REPORT_LIMIT);
+        let mut parser = ReportParser::default();
+        let protocol = |source| PushError::Protocol {
+            endpoint: endpoint.clone(),
             source,
-        })
+        };
+        loop {
+            match self.connection.next_packet(&mut budget) {
+                Ok(Some(Packet::Flush)) => break,
+                Ok(Some(Packet::Data(data))) => {
+                    let line = protocol::data_line(data).map_err(protocol)?;
+                    parser.line(line).map_err(protocol)?;
+                }
+                Ok(None) => return Err(protocol(ProtocolError::Incomplete { need: 4 })),
+                Err(ReadError::Protocol(source)) => return Err(protocol(source)),
+                Err(ReadError::Transport(e)) => return Err(e.into()),
+            }
+        }
+        let report = parser.finish().map_err(protocol)?;
+        self.connection.finish();
+        Ok(report)
     }
 }

@@ -1,13 +1,9 @@
-//! How bytes reach a git server: a `git-receive-pack` process for a local
-//! path or `file://` URL, the `ssh` program for `ssh://` and scp-style
-//! `host:path` (as git does), a TCP connection for `git://`, and smart
-//! HTTP(S) for `http://` and `https://`. Every transport is a byte stream
-//! each way (HTTP's request goes out whole when it is finished); the
-//! protocol is the caller's.
+//! Where a git server is: a remote URL or path read as git reads it (with
+//! gix-url), and checked before anything is started for it. A host, user
+//! or path that begins with `-` is refused, as git refuses it: handed to
+//! `ssh` or `git` it would be taken for an option (`-oProxyCommand=…`).
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
 /// Where a remote repository is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +12,14 @@ pub enum Endpoint {
     Local(PathBuf),
     /// Through `ssh [-p port] [user@]host git-receive-pack 'path'`.
     Ssh {
-        /// `host` or `user@host`.
+        /// The login name, if the URL gives one.
+        user: Option<String>,
+        /// Host name or address.
         host: String,
         /// A port other than 22.
         port: Option<u16>,
-        /// The repository path on the host.
+        /// The repository path on the host, as the remote shell gets it
+        /// (`~/repo.git` stays relative to the home directory).
         path: String,
     },
     /// The git daemon protocol.
@@ -67,7 +66,8 @@ pub enum TransportError {
         /// What went wrong.
         message: String,
     },
-    /// The connection broke while talking.
+    /// The connection broke, stalled past its deadline, or sent more than
+    /// we read.
     #[error("the connection to {endpoint} broke: {source}")]
     Io {
         /// The endpoint, for the message.
@@ -82,61 +82,69 @@ impl Endpoint {
     /// `ssh://[user@]host[:port]/path` and `[user@]host:path` use ssh,
     /// `git://host[:port]/path` the daemon, `http(s)://` smart HTTP.
     pub fn parse(url: &str) -> Result<Endpoint, TransportError> {
+        use gix::url::{ArgumentSafety, Scheme};
         let bad = |reason| TransportError::BadUrl {
             url: redact(url),
             reason,
         };
-        if url.starts_with("http://") || url.starts_with("https://") {
-            if cfg!(feature = "https") {
-                return Ok(Endpoint::Http {
-                    url: url.to_owned(),
-                });
-            }
-            return Err(bad("this grite was built without the https feature"));
+        if url.is_empty() {
+            return Err(bad("it is empty"));
         }
-        if let Some(path) = url.strip_prefix("file://") {
-            return Ok(Endpoint::Local(PathBuf::from(path)));
-        }
-        if let Some(rest) = url.strip_prefix("ssh://") {
-            let (authority, path) = rest
-                .split_once('/')
-                .ok_or_else(|| bad("an ssh URL needs a path"))?;
-            let (host, port) =
-                split_port(authority).ok_or_else(|| bad("the port is not a number"))?;
-            return Ok(Endpoint::Ssh {
-                host: host.to_owned(),
-                port,
-                path: format!("/{path}"),
-            });
-        }
-        if let Some(rest) = url.strip_prefix("git://") {
-            let (authority, path) = rest
-                .split_once('/')
-                .ok_or_else(|| bad("a git URL needs a path"))?;
-            let (host, port) =
-                split_port(authority).ok_or_else(|| bad("the port is not a number"))?;
-            return Ok(Endpoint::Git {
-                host: host.to_owned(),
-                port: port.unwrap_or(9418),
-                path: format!("/{path}"),
-            });
-        }
-        if url.contains("://") {
+        let parsed =
+            gix::url::parse(url).map_err(|_| bad("git cannot read it as a URL or a path"))?;
+        let path = gix::url::expand_path::for_shell(parsed.path.clone()).to_string();
+        if path.starts_with('-') {
             return Err(bad(
-                "only file://, ssh://, git://, http(s):// URLs, scp-style host:path and paths are supported",
+                "the repository path begins with `-`, which a git program would take for an option",
             ));
         }
-        // scp-style `host:path`: a colon before any slash, as git reads it.
-        match url.split_once(':') {
-            Some((host, path)) if !host.is_empty() && !host.contains('/') && !path.is_empty() => {
+        let host = match parsed.host_as_argument() {
+            ArgumentSafety::Dangerous(_) => {
+                return Err(bad(
+                    "the host name begins with `-`, which ssh would take for an option",
+                ));
+            }
+            ArgumentSafety::Usable(host) => Some(host.to_owned()),
+            ArgumentSafety::Absent => None,
+        };
+        match parsed.scheme {
+            Scheme::File => match host.as_deref() {
+                None | Some("localhost") => Ok(Endpoint::Local(PathBuf::from(path))),
+                Some(_) => Err(bad(
+                    "a file:// URL names a path on this machine, not on a host",
+                )),
+            },
+            Scheme::Ssh => {
+                let user = match parsed.user_as_argument() {
+                    ArgumentSafety::Dangerous(_) => {
+                        return Err(bad(
+                            "the user name begins with `-`, which ssh would take for an option",
+                        ));
+                    }
+                    ArgumentSafety::Usable(user) => Some(user.to_owned()),
+                    ArgumentSafety::Absent => None,
+                };
                 Ok(Endpoint::Ssh {
-                    host: host.to_owned(),
-                    port: None,
-                    path: path.to_owned(),
+                    user,
+                    host: host.ok_or_else(|| bad("an ssh URL needs a host"))?,
+                    port: parsed.port,
+                    path,
                 })
             }
-            _ if url.is_empty() => Err(bad("it is empty")),
-            _ => Ok(Endpoint::Local(PathBuf::from(url))),
+            Scheme::Git => Ok(Endpoint::Git {
+                host: host.ok_or_else(|| bad("a git:// URL needs a host"))?,
+                port: parsed.port.unwrap_or(9418),
+                path: parsed.path.to_string(),
+            }),
+            Scheme::Http | Scheme::Https if cfg!(feature = "https") => Ok(Endpoint::Http {
+                url: url.to_owned(),
+            }),
+            Scheme::Http | Scheme::Https => {
+                Err(bad("this grite was built without the https feature"))
+            }
+            _ => Err(bad(
+                "only file://, ssh://, git://, http(s):// URLs, scp-style host:path and paths are supported",
+            )),
         }
     }
 }
@@ -146,15 +154,25 @@ impl std::fmt::Display for Endpoint {
         match self {
             Endpoint::Local(path) => write!(f, "{}", path.display()),
             Endpoint::Ssh {
+                user,
                 host,
-                port: Some(port),
+                port,
                 path,
-            } => write!(f, "ssh://{host}:{port}{path}"),
-            Endpoint::Ssh {
-                host,
-                port: None,
-                path,
-            } => write!(f, "{host}:{path}"),
+            } => {
+                let user = user.as_deref().map(|u| format!("{u}@")).unwrap_or_default();
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                match port {
+                    Some(port) => {
+                        let slash = if path.starts_with('/') { "" } else { "/" };
+                        write!(f, "ssh://{user}{host}:{port}{slash}{path}")
+                    }
+                    None => write!(f, "{user}{host}:{path}"),
+                }
+            }
             Endpoint::Git { host, port, path } => write!(f, "git://{host}:{port}{path}"),
             Endpoint::Http { url } => f.write_str(&redact(url)),
         }
@@ -187,233 +205,18 @@ fn password(url: &str) -> Option<&str> {
     (!secret.is_empty()).then_some(secret)
 }
 
-fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
-    match authority.rsplit_once(':') {
-        Some((host, port)) => Some((host, Some(port.parse().ok()?))),
-        None => Some((authority, None)),
-    }
-}
-
-/// An open connection to a service (`git-receive-pack`) of a remote.
-pub struct Connection {
-    endpoint: String,
-    reader: Box<dyn Read>,
-    request: Request,
-    child: Option<Child>,
-    /// What the helper program wrote on standard error, collected by a
-    /// thread so that a chatty hook can never block it.
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
-}
-
-/// Where what we send goes.
-enum Request {
-    /// Straight to the server.
-    Stream(Box<dyn Write>),
-    /// Into an HTTP request body, sent when the request is finished.
-    #[cfg(feature = "https")]
-    Http(Box<super::http::Post>),
-    Finished,
-}
-
-impl Connection {
-    /// Starts `service` for the repository at `endpoint`; `repo`'s
-    /// configuration says how to authenticate and whom to trust over HTTPS.
-    #[cfg_attr(not(feature = "https"), allow(unused_variables))]
-    pub fn open(
-        endpoint: &Endpoint,
-        service: &str,
-        repo: &gix::Repository,
-    ) -> Result<Connection, TransportError> {
-        let name = endpoint.to_string();
-        let connect_error = |source| TransportError::Connect {
-            endpoint: name.clone(),
-            source,
-        };
-        match endpoint {
-            Endpoint::Local(path) => {
-                let mut command = Command::new("git");
-                command.arg(service.trim_start_matches("git-")).arg(path);
-                spawn(command, name.clone()).map_err(connect_error)
-            }
-            Endpoint::Ssh { host, port, path } => {
-                let mut command = match std::env::var_os("GIT_SSH_COMMAND") {
-                    // As git does: the variable is a shell snippet.
-                    Some(snippet) => {
-                        let mut script = snippet;
-                        script.push(" \"$@\"");
-                        let mut command = Command::new("sh");
-                        command.arg("-c").arg(script).arg("ssh");
-                        command
-                    }
-                    None => Command::new("ssh"),
-                };
-                if let Some(port) = port {
-                    command.arg("-p").arg(port.to_string());
-                }
-                command
-                    .arg(host)
-                    .arg(format!("{service} '{}'", path.replace('\'', r"'\''")));
-                spawn(command, name.clone()).map_err(connect_error)
-            }
-            Endpoint::Git { host, port, path } => {
-                let stream =
-                    std::net::TcpStream::connect((host.as_str(), *port)).map_err(connect_error)?;
-                let mut request = Vec::new();
-                let line = format!("{service} {path}\0host={host}\0");
-                super::protocol::write_packet(line.as_bytes(), &mut request)
-                    .map_err(|e| connect_error(std::io::Error::other(e)))?;
-                let mut writer = stream.try_clone().map_err(connect_error)?;
-                writer.write_all(&request).map_err(connect_error)?;
-                Ok(Connection {
-                    endpoint: name,
-                    reader: Box::new(stream),
-                    request: Request::Stream(Box::new(writer)),
-                    child: None,
-                    stderr: None,
-                })
-            }
-            #[cfg(feature = "https")]
-            Endpoint::Http { url } => {
-                let (reader, post) = super::http::open(url, service, repo, &name)?;
-                Ok(Connection {
-                    endpoint: name,
-                    reader,
-                    request: Request::Http(Box::new(post)),
-                    child: None,
-                    stderr: None,
-                })
-            }
-            #[cfg(not(feature = "https"))]
-            Endpoint::Http { .. } => Err(TransportError::BadUrl {
-                url: name,
-                reason: "this grite was built without the https feature",
-            }),
-        }
-    }
-
-    /// Reads until `parse` no longer needs more bytes; returns what it
-    /// parsed. Bytes beyond what it used stay in `buffer`.
-    pub fn read_until<T, E>(
-        &mut self,
-        buffer: &mut Vec<u8>,
-        mut parse: impl FnMut(&[u8]) -> Result<T, E>,
-        incomplete: impl Fn(&E) -> bool,
-    ) -> Result<Result<T, E>, TransportError> {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match parse(buffer) {
-                Err(e) if incomplete(&e) => {}
-                done => return Ok(done),
-            }
-            let n = self
-                .reader
-                .read(&mut chunk)
-                .map_err(|source| self.io(source))?;
-            if n == 0 {
-                return Ok(parse(buffer));
-            }
-            buffer.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Sends `bytes` to the server.
-    pub fn send(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
-        match &mut self.request {
-            Request::Stream(writer) => writer
-                .write_all(bytes)
-                .and_then(|()| writer.flush())
-                .map_err(|source| TransportError::Io {
-                    endpoint: self.endpoint.clone(),
-                    source,
-                }),
-            #[cfg(feature = "https")]
-            Request::Http(post) => {
-                post.body.extend_from_slice(bytes);
-                Ok(())
-            }
-            Request::Finished => Err(TransportError::Io {
-                endpoint: self.endpoint.clone(),
-                source: std::io::Error::other("the request was already finished"),
-            }),
-        }
-    }
-
-    /// Ends the request: closes our side so the server sees its end (over
-    /// HTTP: sends it), after which the reply can be read.
-    pub fn finish_request(&mut self) -> Result<(), TransportError> {
-        match std::mem::replace(&mut self.request, Request::Finished) {
-            #[cfg(feature = "https")]
-            Request::Http(post) => {
-                self.reader = post.send()?;
-                Ok(())
-            }
-            Request::Stream(_) | Request::Finished => Ok(()),
-        }
-    }
-
-    /// The endpoint, for messages.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// Waits for the helper program to end and returns the last line it
-    /// wrote on standard error (git's `fatal: …` says why it failed).
-    pub fn helper_message(&mut self) -> Option<String> {
-        self.request = Request::Finished;
-        let child = self.child.as_mut()?;
-        let _ = child.wait();
-        let bytes = self.stderr.take()?.join().ok()?;
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_owned())
-    }
-
-    fn io(&self, source: std::io::Error) -> TransportError {
-        TransportError::Io {
-            endpoint: self.endpoint.clone(),
-            source,
-        }
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.request = Request::Finished;
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn(mut command: Command, endpoint: String) -> std::io::Result<Connection> {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let reader = child.stdout.take().expect("stdout is piped");
-    let writer = child.stdin.take().expect("stdin is piped");
-    let mut errors = child.stderr.take().expect("stderr is piped");
-    let stderr = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = errors.read_to_end(&mut bytes);
-        bytes
-    });
-    Ok(Connection {
-        endpoint,
-        reader: Box::new(reader),
-        request: Request::Stream(Box::new(writer)),
-        child: Some(child),
-        stderr: Some(stderr),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ssh(user: Option<&str>, host: &str, port: Option<u16>, path: &str) -> Endpoint {
+        Endpoint::Ssh {
+            user: user.map(str::to_owned),
+            host: host.into(),
+            port,
+            path: path.into(),
+        }
+    }
 
     #[test]
     fn urls_are_read_as_git_reads_them() {
@@ -428,20 +231,25 @@ mod tests {
             Endpoint::Local("/srv/repo.git".into())
         );
         assert_eq!(
+            parse("file://localhost/srv/repo.git"),
+            Endpoint::Local("/srv/repo.git".into())
+        );
+        assert_eq!(
             parse("ssh://git@example.org:2222/srv/repo.git"),
-            Endpoint::Ssh {
-                host: "git@example.org".into(),
-                port: Some(2222),
-                path: "/srv/repo.git".into()
-            }
+            ssh(Some("git"), "example.org", Some(2222), "/srv/repo.git")
+        );
+        // The remote shell expands `~`, as with git.
+        assert_eq!(
+            parse("ssh://git@example.org/~/repo.git"),
+            ssh(Some("git"), "example.org", None, "~/repo.git")
         );
         assert_eq!(
             parse("git@example.org:team/repo.git"),
-            Endpoint::Ssh {
-                host: "git@example.org".into(),
-                port: None,
-                path: "team/repo.git".into()
-            }
+            ssh(Some("git"), "example.org", None, "team/repo.git")
+        );
+        assert_eq!(
+            parse("ssh://[::1]:2222/repo.git"),
+            ssh(None, "::1", Some(2222), "/repo.git")
         );
         assert_eq!(
             parse("git://127.0.0.1:9999/repo.git"),
@@ -452,6 +260,14 @@ mod tests {
             }
         );
         assert_eq!(parse("./a:b"), Endpoint::Local("./a:b".into()));
+        assert_eq!(
+            parse("ssh://[::1]:2222/repo.git").to_string(),
+            "ssh://[::1]:2222/repo.git"
+        );
+        assert_eq!(
+            parse("git@example.org:team/repo.git").to_string(),
+            "git@example.org:team/repo.git"
+        );
     }
 
     #[test]
@@ -484,11 +300,34 @@ mod tests {
 
     #[test]
     fn unusable_urls_say_why() {
-        for url in ["", "ftp://host/repo", "ssh://host", "git://host:port/x"] {
+        for url in ["", "ftp://host/repo", "file://elsewhere/srv/r.git"] {
             assert!(
                 matches!(Endpoint::parse(url), Err(TransportError::BadUrl { .. })),
                 "{url}"
             );
+        }
+    }
+
+    #[test]
+    fn what_ssh_or_git_would_take_for_an_option_is_refused() {
+        for (url, needle) in [
+            ("-oProxyCommand=sh%20-c%20x:x", "host name begins with `-`"),
+            // A slash before the colon makes it a path, as git reads it.
+            ("-oProxyCommand=touch /tmp/pwned:x", "path begins with `-`"),
+            (
+                "ssh://-oProxyCommand=touch%20x/y",
+                "host name begins with `-`",
+            ),
+            ("ssh://-l@host/y", "user name begins with `-`"),
+            ("host:-path", "path begins with `-`"),
+            ("--upload-pack=touch x", "path begins with `-`"),
+        ] {
+            match Endpoint::parse(url) {
+                Err(TransportError::BadUrl { reason, .. }) => {
+                    assert!(reason.contains(needle), "{url}: {reason}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
         }
     }
 }

@@ -58,7 +58,7 @@ impl RemoteTarget {
 /// An open connection to the authority.
 pub(super) enum Session {
     /// A receive-pack session that has advertised the remote's refs.
-    Push(PushSession),
+    Push(Box<PushSession>),
     /// The remote repository itself, opened with gix.
     Direct(Box<gix::Repository>),
 }
@@ -94,7 +94,7 @@ impl Session {
         objects: &[ObjectId],
     ) -> Result<(), PushOutcome> {
         match self {
-            Session::Push(session) => push_changes(local, session, changes, objects),
+            Session::Push(session) => push_changes(local, *session, changes, objects),
             Session::Direct(remote) => {
                 for id in objects {
                     copy_objects(local, &remote, *id).map_err(PushOutcome::Failed)?;

@@ -24,6 +24,18 @@ pub enum LockPolicy {
     Require,
 }
 
+/// How a lease of another actor is judged expired: `lock_steal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StealRule {
+    /// By the clock: `now >= expires + grace` on the taker's clock.
+    #[default]
+    Clock,
+    /// By observation: once the taker has seen the lease unchanged for its
+    /// whole length, plus the grace, on its own clock.
+    Observed,
+}
+
 /// The lock settings, with their defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -33,13 +45,22 @@ pub struct Settings {
     pub default_actor: Option<ActorId>,
     /// Clock-skew allowance before another actor's expired lock is taken.
     pub grace: Grace,
+    /// `lock_steal`: how another actor's lease is judged expired.
+    pub steal: StealRule,
     /// `lock_remote`: the remote that is the authority, if any.
     pub remote: Option<String>,
+    /// `lock_remote_timeout`: the longest wait for the remote at a time
+    /// (connecting, or for the next bytes of a reply).
+    pub remote_timeout: Duration,
 }
 
 /// The default grace period: a few seconds covers the clock skew of
 /// machines that run NTP, and costs a waiting acquirer little.
 pub const DEFAULT_GRACE_MS: u64 = 5_000;
+
+/// The default of `lock_remote_timeout`: far longer than a lock push takes
+/// (tens of milliseconds), short enough that a stalled server is noticed.
+pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default, Deserialize)]
 struct Raw {
@@ -47,7 +68,10 @@ struct Raw {
     default_actor: Option<String>,
     /// A duration such as `5s`, `500ms` or `0s`.
     lock_grace: Option<String>,
+    lock_steal: Option<StealRule>,
     lock_remote: Option<String>,
+    /// A duration such as `30s`.
+    lock_remote_timeout: Option<String>,
 }
 
 pub(crate) fn path(common_dir: &Path) -> PathBuf {
@@ -71,11 +95,17 @@ pub(crate) fn load(common_dir: &Path) -> Result<Settings, Error> {
         None => Grace(DEFAULT_GRACE_MS),
         Some(text) => parse_grace(&text).map_err(|e| config_error(&path, e))?,
     };
+    let remote_timeout = match raw.lock_remote_timeout {
+        None => DEFAULT_REMOTE_TIMEOUT,
+        Some(text) => parse_remote_timeout(&text).map_err(|e| config_error(&path, e))?,
+    };
     Ok(Settings {
         lock_policy: raw.lock_policy.unwrap_or_default(),
         default_actor,
         grace,
+        steal: raw.lock_steal.unwrap_or_default(),
         remote: raw.lock_remote.filter(|r| !r.is_empty()),
+        remote_timeout,
     })
 }
 
@@ -88,6 +118,20 @@ fn parse_grace(text: &str) -> Result<Grace, String> {
         return Err(bad());
     }
     Ok(Grace(millis))
+}
+
+fn parse_remote_timeout(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "lock_remote_timeout = {text:?} is not a duration from \"1s\" to \"1h\", such as \"30s\""
+        )
+    };
+    let duration: jiff::SignedDuration = text.parse().map_err(|_| bad())?;
+    let duration = Duration::try_from(duration).map_err(|_| bad())?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&duration) {
+        return Err(bad());
+    }
+    Ok(duration)
 }
 
 /// The configured default actor, or a new random one saved as the default.
@@ -189,6 +233,15 @@ fn config_error(path: &Path, reason: impl std::fmt::Display) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_timeouts_are_a_second_to_an_hour() {
+        assert_eq!(parse_remote_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_remote_timeout("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["0s", "500ms", "2h", "-5s", "never"] {
+            assert!(parse_remote_timeout(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn grace_accepts_durations_up_to_an_hour() {

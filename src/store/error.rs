@@ -91,7 +91,7 @@ pub enum Error {
     #[error("lock conflict on {}", holder.resource)]
     Held {
         /// The holder's record.
-        holder: LockRecord,
+        holder: Box<LockRecord>,
         /// When another actor may take the lock over if it is not renewed.
         takeable_at: UnixMillis,
     },
@@ -101,7 +101,7 @@ pub enum Error {
     #[error("{} is held by another actor", holder.resource)]
     NotOwner {
         /// The record of the actor it belongs to.
-        holder: LockRecord,
+        holder: Box<LockRecord>,
     },
 
     /// A new lease that conflicts with other actors' locks on other

@@ -133,6 +133,10 @@ impl Locks {
         self.notices.borrow_mut().push(notice);
     }
 
+    pub(super) fn has_notice(&self, notice: &Notice) -> bool {
+        self.notices.borrow().contains(notice)
+    }
+
     /// Takes the lock on `resource` for `ttl`, or says who holds it.
     pub fn acquire(
         &self,
@@ -204,6 +208,8 @@ impl Locks {
         self.sync(clock)?;
         let now = clock.now();
         let snapshot = Snapshot::read(&self.repo)?;
+        self.observe(&snapshot, now)?;
+        self.note_skew(snapshot.records(), now);
         let mut status = Status {
             now,
             locks: Vec::new(),
@@ -246,12 +252,13 @@ impl Locks {
         self.sync(clock)?;
         let now = clock.now();
         let snapshot = Snapshot::read(&self.repo)?;
+        let observations = self.observe(&snapshot, now)?;
         let in_the_way = locks_in_the_way(
             resource,
             actor,
             snapshot.records(),
             now,
-            self.settings.grace,
+            self.takeover(&observations),
         );
         Ok(in_the_way.into_iter().cloned().collect())
     }
@@ -267,6 +274,7 @@ impl Locks {
     pub fn gc(&self, clock: &dyn Clock) -> Result<GcReport, Error> {
         let any_resource = Resource::parse("repo:global").expect("valid resource");
         self.run(clock, |snapshot, now| {
+            let observations = self.observe(snapshot, now)?;
             let mut report = GcReport {
                 removed: Vec::new(),
                 kept: 0,
@@ -284,7 +292,7 @@ impl Locks {
                 let ctx = Context {
                     resource: resource.as_ref().unwrap_or(&any_resource),
                     now,
-                    grace: self.settings.grace,
+                    takeover: self.takeover(&observations),
                     token_floor: 0,
                     others: &[],
                 };

@@ -44,10 +44,14 @@ impl Locks {
                 Some(path) => Session::Direct(Box::new(
                     gix::open(path).map_err(|e| failed(e.to_string()))?,
                 )),
-                None => Session::Push(
-                    PushSession::connect(&remote.endpoint, &self.repo)
-                        .map_err(|e| failed(e.to_string()))?,
-                ),
+                None => Session::Push(Box::new(
+                    PushSession::connect(
+                        &remote.endpoint,
+                        &self.repo,
+                        self.settings().remote_timeout,
+                    )
+                    .map_err(|e| failed(e.to_string()))?,
+                )),
             };
             let state = session
                 .state()
@@ -57,10 +61,15 @@ impl Locks {
             }
             let fetched = match &session {
                 Session::Direct(repo) => mirror(&self.repo, repo, &state),
-                Session::Push(_) => {
-                    fetch_refs(&self.repo, &remote.url, MIRRORED, !state.is_empty())
-                        .map_err(|e| e.reason)
-                }
+                Session::Push(_) => fetch_refs(
+                    &self.repo,
+                    &remote.url,
+                    &remote.endpoint,
+                    self.settings().remote_timeout,
+                    MIRRORED,
+                    !state.is_empty(),
+                )
+                .map_err(|e| e.reason),
             };
             match fetched {
                 Ok(fetched) => {

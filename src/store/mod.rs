@@ -77,6 +77,7 @@ mod locks;
 mod mirror;
 mod notice;
 mod objects;
+mod observed;
 mod report;
 mod repository;
 mod snapshot;
@@ -84,7 +85,7 @@ mod transition;
 mod version;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use config::{DEFAULT_GRACE_MS, LockPolicy, Settings};
+pub use config::{DEFAULT_GRACE_MS, LockPolicy, Settings, StealRule};
 pub use error::Error;
 pub use gate::stop_ref_writes;
 pub use lockfiles::{LockFile, STALE_AFTER};

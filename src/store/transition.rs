@@ -41,6 +41,8 @@ impl Locks {
                     }
                 },
             };
+            self.note_skew(current, now);
+            let observations = self.observe(snapshot, now)?;
             let others: Vec<LockRecord> = snapshot
                 .entries
                 .iter()
@@ -50,7 +52,7 @@ impl Locks {
             let ctx = Context {
                 resource,
                 now,
-                grace: self.settings.grace,
+                takeover: self.takeover(&observations),
                 token_floor: snapshot.version.value.highest_token.saturating_add(1),
                 others: &others,
             };
@@ -123,10 +125,12 @@ fn refusal_error(resource: &Resource, refusal: Refusal) -> Error {
             holder,
             takeable_at,
         } => Error::Held {
-            holder,
+            holder: Box::new(holder),
             takeable_at,
         },
-        Refusal::NotOwner { holder } => Error::NotOwner { holder },
+        Refusal::NotOwner { holder } => Error::NotOwner {
+            holder: Box::new(holder),
+        },
         Refusal::Blocked { by } => Error::Blocked {
             resource: resource.to_string(),
             by,

@@ -1,0 +1,570 @@
+//! How bytes reach a git server and come back: a `git` program for a path
+//! on this machine, the `ssh` program for ssh (as git does), a TCP
+//! connection for `git://`, and smart HTTP(S). Every wait for the server
+//! has a deadline ([`Watchdog`]), every reply a size limit, and pkt-lines
+//! are read as they arrive, so the work stays linear in what the server
+//! sends. The protocol is the caller's.
+
+use std::io::{BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::protocol::{Packet, ProtocolError, packet_len};
+use super::transport::{Endpoint, TransportError};
+use super::watchdog::{Hangup, Limited, Pumped, Timed, Watchdog};
+
+/// Most bytes read from one connection, whatever the protocol phase:
+/// enough for the pack of a fetch of 100,000 locks with their history.
+const CONNECTION_LIMIT: u64 = 1 << 30;
+
+/// What the helper program's standard error keeps for messages: its end,
+/// where git puts `fatal: …`.
+const STDERR_KEPT: usize = 64 * 1024;
+
+/// Variables that would make a `git` program started for a local remote
+/// work on our repository instead of the remote (as gix's own transport
+/// removes them).
+const GIT_ENV_TO_REMOVE: &[&str] = &[
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_GRAFT_FILE",
+    "GIT_INDEX_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_PREFIX",
+    "GIT_INTERNAL_SUPER_PREFIX",
+    "GIT_SHALLOW_FILE",
+    "GIT_COMMON_DIR",
+];
+
+/// Why a reply could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The connection failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The bytes were not the protocol.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+}
+
+/// An open connection to a service (`git-receive-pack`) of a remote.
+pub struct Connection {
+    endpoint: String,
+    packets: Packets,
+    request: Request,
+    child: Option<Arc<Mutex<Child>>>,
+    /// What the helper program wrote on standard error, collected by a
+    /// thread so that a chatty hook can never block it.
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    watchdog: Option<Arc<Watchdog>>,
+    idle: Duration,
+}
+
+/// Where what we send goes.
+enum Request {
+    /// Straight to the server.
+    Stream(Box<dyn Write + Send>),
+    /// Into an HTTP request body, sent when the request is finished.
+    #[cfg(feature = "https")]
+    Http(Box<super::http::Post>),
+    Finished,
+}
+
+/// The ends of a connection as plain byte streams, for a client that
+/// speaks the protocol itself (gix's fetch); the helper program, the
+/// deadline and the limits go with the reader.
+pub struct RawConnection {
+    /// Bytes from the server.
+    pub reader: RawReader,
+    /// Bytes to the server.
+    pub writer: Box<dyn Write + Send>,
+}
+
+/// Bytes from the server, with the connection's helper program and
+/// watchdog kept alive until it is dropped.
+pub struct RawReader {
+    inner: Box<dyn Read + Send>,
+    _guard: Guard,
+}
+
+impl Read for RawReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+/// Ends the helper program when the connection is dropped unfinished.
+struct Guard {
+    child: Option<Arc<Mutex<Child>>>,
+    _watchdog: Option<Arc<Watchdog>>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            let mut child = child.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Connection {
+    /// Starts `service` for the repository at `endpoint`, with `idle` as
+    /// the longest wait for the server; `repo`'s configuration says how to
+    /// authenticate and whom to trust over HTTPS.
+    #[cfg_attr(not(feature = "https"), allow(unused_variables))]
+    pub fn open(
+        endpoint: &Endpoint,
+        service: &str,
+        repo: &gix::Repository,
+        idle: Duration,
+    ) -> Result<Connection, TransportError> {
+        let name = endpoint.to_string();
+        let connect_error = |source| TransportError::Connect {
+            endpoint: name.clone(),
+            source,
+        };
+        let (reader, writer, child, stderr, watchdog): Parts = match endpoint {
+            Endpoint::Local(path) => {
+                let mut command = Command::new("git");
+                command.arg(service.trim_start_matches("git-")).arg(path);
+                for variable in GIT_ENV_TO_REMOVE {
+                    command.env_remove(variable);
+                }
+                spawn(command, &name, idle).map_err(connect_error)?
+            }
+            Endpoint::Ssh {
+                user,
+                host,
+                port,
+                path,
+            } => {
+                let mut command = ssh_command();
+                if let Some(port) = port {
+                    command.arg("-p").arg(port.to_string());
+                }
+                let login = match user {
+                    Some(user) => format!("{user}@{host}"),
+                    None => host.clone(),
+                };
+                command
+                    .arg(login)
+                    .arg(format!("{service} '{}'", path.replace('\'', r"'\''")));
+                spawn(command, &name, idle).map_err(connect_error)?
+            }
+            Endpoint::Git { host, port, path } => {
+                let stream = connect_tcp(host, *port, idle).map_err(connect_error)?;
+                let closer = stream.try_clone().map_err(connect_error)?;
+                let watchdog = Arc::new(Watchdog::start(
+                    idle,
+                    Box::new(move || {
+                        let _ = closer.shutdown(std::net::Shutdown::Both);
+                    }),
+                ));
+                let writer = stream.try_clone().map_err(connect_error)?;
+                let mut writer = Timed::new(writer, Arc::clone(&watchdog), name.clone());
+                let reader = Timed::new(stream, Arc::clone(&watchdog), name.clone());
+                let mut request = Vec::new();
+                let line = format!("{service} {path}\0host={host}\0");
+                super::protocol::write_packet(line.as_bytes(), &mut request)
+                    .map_err(|e| connect_error(std::io::Error::other(e)))?;
+                writer.write_all(&request).map_err(connect_error)?;
+                let reader: Box<dyn Read + Send> = Box::new(reader);
+                (
+                    reader,
+                    Some(Box::new(writer) as Box<dyn Write + Send>),
+                    None,
+                    None,
+                    Some(watchdog),
+                )
+            }
+            #[cfg(feature = "https")]
+            Endpoint::Http { url } => {
+                let (reader, post) = super::http::open(url, service, repo, &name, idle)?;
+                let packets = Packets::new(reader, &name);
+                return Ok(Connection {
+                    endpoint: name,
+                    packets,
+                    request: Request::Http(Box::new(post)),
+                    child: None,
+                    stderr: None,
+                    watchdog: None,
+                    idle,
+                });
+            }
+            #[cfg(not(feature = "https"))]
+            Endpoint::Http { .. } => {
+                return Err(TransportError::BadUrl {
+                    url: name,
+                    reason: "this grite was built without the https feature",
+                });
+            }
+        };
+        let request = match writer {
+            Some(writer) => Request::Stream(writer),
+            None => Request::Finished,
+        };
+        Ok(Connection {
+            packets: Packets::new(reader, &name),
+            endpoint: name,
+            request,
+            child,
+            stderr,
+            watchdog,
+            idle,
+        })
+    }
+
+    /// Starts `service` and hands its two byte streams to a client that
+    /// speaks the protocol itself, with the same deadline and limit.
+    pub fn open_raw(
+        endpoint: &Endpoint,
+        service: &str,
+        repo: &gix::Repository,
+        idle: Duration,
+    ) -> Result<RawConnection, TransportError> {
+        if let Endpoint::Http { url } = endpoint {
+            return Err(TransportError::BadUrl {
+                url: super::transport::redact(url),
+                reason: "HTTP(S) remotes are fetched from by gix's own transport",
+            });
+        }
+        let mut connection = Connection::open(endpoint, service, repo, idle)?;
+        let Request::Stream(writer) = std::mem::replace(&mut connection.request, Request::Finished)
+        else {
+            unreachable!("every transport but HTTP is a stream");
+        };
+        let reader = std::mem::replace(&mut connection.packets, Packets::closed());
+        let guard = Guard {
+            child: connection.child.take(),
+            _watchdog: connection.watchdog.take(),
+        };
+        Ok(RawConnection {
+            reader: RawReader {
+                inner: Box::new(reader.into_inner()),
+                _guard: guard,
+            },
+            writer,
+        })
+    }
+
+    /// Reads the next pkt-line of the reply; `None` when the server closed
+    /// the connection before one began. `budget` counts the bytes of one
+    /// part of the reply against its limit.
+    pub fn next_packet(&mut self, budget: &mut Budget) -> Result<Option<Packet<'_>>, ReadError> {
+        let endpoint = &self.endpoint;
+        self.packets.next(budget).map_err(|e| match e {
+            PacketError::Io(source) => ReadError::Transport(TransportError::Io {
+                endpoint: endpoint.clone(),
+                source,
+            }),
+            PacketError::Protocol(e) => ReadError::Protocol(e),
+        })
+    }
+
+    /// Sends `bytes` to the server.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        match &mut self.request {
+            Request::Stream(writer) => writer
+                .write_all(bytes)
+                .and_then(|()| writer.flush())
+                .map_err(|source| TransportError::Io {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                }),
+            #[cfg(feature = "https")]
+            Request::Http(post) => {
+                post.body.extend_from_slice(bytes);
+                Ok(())
+            }
+            Request::Finished => Err(TransportError::Io {
+                endpoint: self.endpoint.clone(),
+                source: std::io::Error::other("the request was already finished"),
+            }),
+        }
+    }
+
+    /// Ends the request (over HTTP: sends it), after which the reply can
+    /// be read. Over a stream the server reads until our flush, so our
+    /// side stays open for it to see us close at [`Connection::finish`].
+    pub fn finish_request(&mut self) -> Result<(), TransportError> {
+        #[cfg(feature = "https")]
+        if let Request::Http(_) = self.request {
+            let Request::Http(post) = std::mem::replace(&mut self.request, Request::Finished)
+            else {
+                unreachable!("matched just above");
+            };
+            self.packets = Packets::new(post.send()?, &self.endpoint);
+        }
+        Ok(())
+    }
+
+    /// Ends the exchange as `git push` does: closes our side, lets the
+    /// server (receive-pack running its post-receive and post-update hooks)
+    /// finish within the deadline, and reads what it still says.
+    pub fn finish(mut self) {
+        self.request = Request::Finished;
+        let mut sink = [0u8; 8192];
+        let mut left = STDERR_KEPT * 16;
+        while left > 0 {
+            match self.packets.inner.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+        if let Some(child) = self.child.take() {
+            wait_within(&child, self.idle);
+        }
+    }
+
+    /// The endpoint, for messages.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Waits (within the deadline) for the helper program to end and
+    /// returns the last line it wrote on standard error (git's `fatal: …`
+    /// says why it failed).
+    pub fn helper_message(&mut self) -> Option<String> {
+        self.request = Request::Finished;
+        let child = self.child.take()?;
+        wait_within(&child, self.idle);
+        let bytes = self.stderr.take()?.join().ok()?;
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_owned())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.request = Request::Finished;
+        if let Some(child) = self.child.take() {
+            let mut child = child.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How many bytes one part of a reply may still use.
+#[derive(Debug)]
+pub struct Budget {
+    what: &'static str,
+    limit: usize,
+    used: usize,
+}
+
+impl Budget {
+    /// `limit` bytes for the part of the reply called `what`.
+    pub fn new(what: &'static str, limit: usize) -> Budget {
+        Budget {
+            what,
+            limit,
+            used: 0,
+        }
+    }
+
+    fn spend(&mut self, bytes: usize) -> Result<(), ProtocolError> {
+        self.used += bytes;
+        if self.used > self.limit {
+            return Err(ProtocolError::TooLarge {
+                what: self.what,
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+enum PacketError {
+    Io(std::io::Error),
+    Protocol(ProtocolError),
+}
+
+/// pkt-lines read one at a time from a byte stream.
+struct Packets {
+    inner: BufReader<Box<dyn Read + Send>>,
+    line: Vec<u8>,
+}
+
+impl Packets {
+    fn new(reader: Box<dyn Read + Send>, endpoint: &str) -> Packets {
+        let reader = Limited::new(reader, endpoint.to_owned(), CONNECTION_LIMIT);
+        Packets {
+            inner: BufReader::with_capacity(64 * 1024, Box::new(reader)),
+            line: Vec::new(),
+        }
+    }
+
+    fn closed() -> Packets {
+        Packets::new(Box::new(std::io::empty()), "")
+    }
+
+    fn into_inner(self) -> BufReader<Box<dyn Read + Send>> {
+        self.inner
+    }
+
+    fn next(&mut self, budget: &mut Budget) -> Result<Option<Packet<'_>>, PacketError> {
+        let mut header = [0u8; 4];
+        let got = read_full(&mut self.inner, &mut header).map_err(PacketError::Io)?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < header.len() {
+            return Err(PacketError::Protocol(ProtocolError::Incomplete {
+                need: header.len() - got,
+            }));
+        }
+        let len = packet_len(header).map_err(PacketError::Protocol)?;
+        budget.spend(len.max(4)).map_err(PacketError::Protocol)?;
+        if len == 0 {
+            return Ok(Some(Packet::Flush));
+        }
+        self.line.resize(len - 4, 0);
+        let got = read_full(&mut self.inner, &mut self.line).map_err(PacketError::Io)?;
+        if got < self.line.len() {
+            return Err(PacketError::Protocol(ProtocolError::Incomplete {
+                need: self.line.len() - got,
+            }));
+        }
+        Ok(Some(Packet::Data(&self.line)))
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns how much it got.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+type Parts = (
+    Box<dyn Read + Send>,
+    Option<Box<dyn Write + Send>>,
+    Option<Arc<Mutex<Child>>>,
+    Option<JoinHandle<Vec<u8>>>,
+    Option<Arc<Watchdog>>,
+);
+
+/// `GIT_SSH_COMMAND` run by the shell (it may carry options), as git does,
+/// else the `ssh` program.
+fn ssh_command() -> Command {
+    match std::env::var_os("GIT_SSH_COMMAND") {
+        Some(snippet) if !snippet.is_empty() => {
+            let mut script = snippet;
+            script.push(" \"$@\"");
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(script).arg("ssh");
+            command
+        }
+        _ => Command::new("ssh"),
+    }
+}
+
+/// Connects to `host:port`, giving up after `idle` for the name lookup and
+/// for each address tried.
+fn connect_tcp(host: &str, port: u16, idle: Duration) -> std::io::Result<TcpStream> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let target = (host.to_owned(), port);
+    std::thread::spawn(move || {
+        let _ = sender.send(target.to_socket_addrs().map(Vec::from_iter));
+    });
+    let addresses = receiver.recv_timeout(idle).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("looking up {host} took more than {} s", idle.as_secs()),
+        )
+    })??;
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("{host} has no address"),
+    );
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, idle) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn spawn(mut command: Command, endpoint: &str, idle: Duration) -> std::io::Result<Parts> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let reader = child.stdout.take().expect("stdout is piped");
+    let writer = child.stdin.take().expect("stdin is piped");
+    let mut errors = child.stderr.take().expect("stderr is piped");
+    let stderr = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = errors.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            kept.extend_from_slice(&chunk[..n]);
+            if kept.len() > STDERR_KEPT {
+                kept.drain(..kept.len() - STDERR_KEPT);
+            }
+        }
+        kept
+    });
+    let child = Arc::new(Mutex::new(child));
+    let killer = Arc::clone(&child);
+    let hangup: Hangup = Box::new(move || {
+        let _ = killer.lock().unwrap_or_else(PoisonError::into_inner).kill();
+    });
+    let watchdog = Arc::new(Watchdog::start(idle, hangup));
+    let writer = Timed::new(writer, Arc::clone(&watchdog), endpoint.to_owned());
+    let reader = Pumped::start(reader, Arc::clone(&watchdog), endpoint.to_owned());
+    Ok((
+        Box::new(reader),
+        Some(Box::new(writer)),
+        Some(child),
+        Some(stderr),
+        Some(watchdog),
+    ))
+}
+
+/// Waits for `child` to end, for at most `idle`; kills it after that.
+fn wait_within(child: &Mutex<Child>, idle: Duration) {
+    let deadline = Instant::now() + idle;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let mut child = child.lock().unwrap_or_else(PoisonError::into_inner);
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            Ok(None) => {}
+        }
+        drop(child);
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
