@@ -290,3 +290,30 @@ fn remote_names_that_ssh_would_take_for_options_are_refused_and_nothing_runs() {
     assert!(!marker.exists(), "a command ran");
     assert_eq!(repo.refs(), before);
 }
+
+#[test]
+fn over_http_gits_own_low_speed_time_is_the_deadline() {
+    let repo = repo();
+    // grite's own limit is far away: only http.lowSpeedTime can end this.
+    std::fs::write(
+        repo.dir.join(".git/grite/config.toml"),
+        "lock_remote_timeout = \"1h\"\n",
+    )
+    .expect("config");
+    repo.git(&["config", "http.lowSpeedTime", "1"]);
+    let before = repo.refs();
+    let (port, server) = fake_daemon(|mut stream| {
+        // An HTTP server that reads the request and never answers.
+        let _ = stream.read(&mut [0u8; 4096]);
+        let _ = stream.read(&mut [0u8; 1]);
+    });
+    let remote = format!("http://127.0.0.1:{port}/repo.git");
+    let out = repo.grite_as(
+        A,
+        T0,
+        &["--json", "--remote", &remote, "lock", "acquire", "issue:1"],
+    );
+    server.join().expect("server thread");
+    support::assert_remote_error(code(&out), &json(&out), "timed out", "acquire");
+    assert_eq!(repo.refs(), before);
+}

@@ -88,6 +88,7 @@ pub fn fetch_options(
         return Ok(None);
     };
     let tls = Tls::from_config(repo)?;
+    let idle = low_speed_time(repo).unwrap_or(idle);
     let backend = http::reqwest::Options {
         configure_client: Some(Box::new(move |builder| {
             tls.configure(builder.connect_timeout(idle).timeout(idle))
@@ -132,6 +133,23 @@ pub fn fetch_credentials(
     })
 }
 
+/// git's own deadline for HTTP, where the user set one: a transfer slower
+/// than `http.lowSpeedLimit` bytes a second for `http.lowSpeedTime`
+/// seconds (or `GIT_HTTP_LOW_SPEED_TIME`) is given up. Ours is a wait for
+/// the next bytes, so the time is what carries over.
+fn low_speed_time(repo: &gix::Repository) -> Option<std::time::Duration> {
+    let seconds = match std::env::var("GIT_HTTP_LOW_SPEED_TIME") {
+        Ok(text) => text.trim().parse::<u64>().ok(),
+        Err(_) => repo
+            .config_snapshot()
+            .integer("http.lowSpeedTime")
+            .and_then(|s| u64::try_from(s).ok()),
+    };
+    seconds
+        .filter(|s| *s > 0)
+        .map(std::time::Duration::from_secs)
+}
+
 /// The second half of a smart HTTP exchange: the request body collects
 /// what the protocol sends, and goes out in one POST when it is complete.
 pub(super) struct Post {
@@ -167,6 +185,7 @@ pub(super) fn open(
             oauth_refresh_token: None,
         });
     let user = base.username().to_owned();
+    let idle = low_speed_time(repo).unwrap_or(idle);
     // The credentials go in a header of our own making, never in a URL that
     // an error message could show.
     let _ = base.set_password(None);
