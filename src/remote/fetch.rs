@@ -101,7 +101,8 @@ pub fn fetch_refs(
                     .connect(gix::remote::Direction::Fetch)
                     .map_err(|e| fail(error_chain(&e)))?;
                 if let Some(options) = super::http::fetch_options(repo, url, idle).map_err(fail)? {
-                    let credentials = super::http::fetch_credentials(repo, url).map_err(fail)?;
+                    let credentials =
+                        super::credentials::fetch_credentials(repo, url).map_err(fail)?;
                     connection = connection
                         .with_transport_options(options)
                         .with_credentials(credentials);

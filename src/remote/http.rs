@@ -9,13 +9,12 @@ use std::io::{Cursor, Read};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use gix::bstr::ByteSlice;
-use gix::credentials::helper::{Action, Cascade, NextAction};
 use gix::sec::identity::Account;
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, ClientBuilder, RequestBuilder, Response};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
+use super::credentials::{Helpers, percent_decoded};
 use super::error_chain;
 use super::protocol::{ProtocolError, parse_service_announcement};
 use super::transport::TransportError;
@@ -98,39 +97,6 @@ pub fn fetch_options(
     };
     options.backend = Some(Arc::new(Mutex::new(backend)));
     Ok(Some(options))
-}
-
-/// The credentials gix fetches with: git's helpers for `url`, told the
-/// URL's user (which gix leaves out of the URL it asks them about), so
-/// that a fetch authenticates as our push does.
-pub fn fetch_credentials(
-    repo: &gix::Repository,
-    url: &str,
-) -> Result<
-    impl FnMut(Action) -> Result<Option<gix::credentials::protocol::Outcome>, gix::Error> + 'static,
-    String,
-> {
-    let parsed = gix::url::parse(gix::bstr::BStr::new(url)).map_err(|e| describe(&e))?;
-    let user = parsed.user().map(ToOwned::to_owned);
-    let (mut cascade, _, prompt) = repo
-        .config_snapshot()
-        .credential_helpers(parsed)
-        .map_err(|e| format!("the credential helper configuration: {}", describe(&e)))?;
-    Ok(move |mut action: Action| {
-        // The helpers read the user from the context's URL.
-        if let Some(context) = action.context_mut()
-            && let Some(mut asked) = context
-                .url
-                .as_ref()
-                .and_then(|u| gix::url::parse(u.as_bstr()).ok())
-            && asked.user().is_none()
-            && user.is_some()
-        {
-            asked.set_user(user.clone());
-            context.url = Some(asked.to_bstring());
-        }
-        cascade.invoke(action, prompt.clone())
-    })
 }
 
 /// git's own deadline for HTTP, where the user set one: a transfer slower
@@ -338,56 +304,6 @@ fn check(response: Response, content_type: &str) -> Result<Response, String> {
     Ok(response)
 }
 
-/// git's credential helpers for one URL: asked once, then told whether
-/// what they gave was accepted, so that they store or forget it.
-struct Helpers {
-    cascade: Cascade,
-    prompt: gix::prompt::Options,
-    action: Option<Action>,
-    next: Option<NextAction>,
-}
-
-impl Helpers {
-    fn for_url(repo: &gix::Repository, base: &reqwest::Url, user: &str) -> Result<Helpers, String> {
-        let mut url = base.clone();
-        let _ = url.set_username(user);
-        let parsed =
-            gix::url::parse(gix::bstr::BStr::new(url.as_str())).map_err(|e| e.to_string())?;
-        let (cascade, action, prompt) = repo
-            .config_snapshot()
-            .credential_helpers(parsed)
-            .map_err(|e| format!("the credential helper configuration: {}", describe(&e)))?;
-        Ok(Helpers {
-            cascade,
-            prompt,
-            action: Some(action),
-            next: None,
-        })
-    }
-
-    fn fill(&mut self) -> Result<Account, String> {
-        let refused = "authentication required (HTTP 401), and no credential helper or prompt gave credentials";
-        let action = self.action.take().ok_or(refused)?;
-        let outcome = self
-            .cascade
-            .invoke(action, self.prompt.clone())
-            .map_err(|e| format!("{refused}: {}", describe(&e)))?
-            .ok_or(refused)?;
-        self.next = Some(outcome.next);
-        Ok(outcome.identity)
-    }
-
-    /// Tells the helpers to store accepted credentials and forget refused
-    /// ones, as `git credential approve/reject` would.
-    fn conclude(mut self, accepted: bool) {
-        if let Some(next) = self.next.take() {
-            let action = if accepted { next.store() } else { next.erase() };
-            // A helper that cannot store is no reason to fail the push.
-            let _ = self.cascade.invoke(action, self.prompt.clone());
-        }
-    }
-}
-
 /// `base` with `path` appended below it (a repository URL names a
 /// directory, with or without its trailing slash).
 fn join(base: &reqwest::Url, path: &str) -> reqwest::Url {
@@ -395,29 +311,6 @@ fn join(base: &reqwest::Url, path: &str) -> reqwest::Url {
     joined.push('/');
     joined.push_str(path);
     reqwest::Url::parse(&joined).unwrap_or_else(|_| base.clone())
-}
-
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// An error with its causes on one line (reqwest's own message is only
@@ -435,13 +328,6 @@ fn describe(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_and_password_are_percent_decoded_as_url_parts() {
-        assert_eq!(percent_decoded("p%40ss%3Aword"), "p@ss:word");
-        assert_eq!(percent_decoded("100%"), "100%");
-        assert_eq!(percent_decoded("%zz"), "%zz");
-    }
 
     #[test]
     fn service_urls_sit_below_the_repository() {

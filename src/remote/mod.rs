@@ -6,10 +6,14 @@
 //! unit tests reach all of it.
 
 pub mod connection;
+#[cfg(feature = "https")]
+mod credentials;
+mod dial;
 pub mod fetch;
 #[cfg(feature = "https")]
 pub mod http;
 pub mod pack;
+pub mod pktline;
 pub mod protocol;
 pub mod push;
 pub mod transport;

@@ -9,7 +9,7 @@ use gix::ObjectId;
 
 use super::Error;
 use super::authority::{PushOutcome, RemoteTarget, Session, State};
-use super::changes::{RefChange, apply_changes};
+use super::changes::{RefChange, Step, apply_changes};
 use super::clock::Clock;
 use super::lockfiles::{self, LockFile};
 use super::locks::Locks;
@@ -30,19 +30,6 @@ const MAX_LOST_RACES: u32 = 10_000;
 /// the remote advertised (the remote moved between its advertisement and
 /// our fetch) before the mirror is taken to be unable to follow.
 const MAX_OUT_OF_STEP: u32 = 50;
-
-/// What one round decided.
-pub(super) enum Step<T> {
-    /// Nothing to write: this is the outcome.
-    Done(T),
-    /// Write `changes` (with `objects`, for a remote) as one
-    /// compare-and-swap; `outcome` is the result once it is written.
-    Write {
-        changes: Vec<RefChange>,
-        objects: Vec<ObjectId>,
-        outcome: T,
-    },
-}
 
 /// Why a write did not happen.
 enum WriteError {
@@ -341,7 +328,7 @@ impl Attempts {
         };
         let delay = self.delay.max(first);
         // Jitter keeps processes that collided from colliding again.
-        let jitter = Duration::from_micros(u64::from(super::locks::random_u16()) % 2_000);
+        let jitter = Duration::from_micros(u64::from(super::random::random_u16()) % 2_000);
         std::thread::sleep(delay + jitter);
         self.delay = (delay * 2).min(most);
         Ok(())

@@ -10,6 +10,19 @@ use super::gate;
 use super::objects::signature;
 use crate::remote::protocol::Command;
 
+/// What one round decided.
+pub(super) enum Step<T> {
+    /// Nothing to write: this is the outcome.
+    Done(T),
+    /// Write `changes` (with `objects`, for a remote) as one
+    /// compare-and-swap; `outcome` is the result once it is written.
+    Write {
+        changes: Vec<RefChange>,
+        objects: Vec<ObjectId>,
+        outcome: T,
+    },
+}
+
 /// One ref edit of a transition, for a local transaction or a push: `old`
 /// `None` means the ref must not exist, `new` `None` deletes it.
 #[derive(Debug, Clone)]

@@ -4,17 +4,16 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use super::Error;
-use super::attempt::Step;
 use super::authority::RemoteTarget;
-use super::changes::RefChange;
+use super::changes::{RefChange, Step};
 use super::clock::Clock;
 use super::config::{self, Settings};
 use super::lockfiles;
 use super::notice::Notice;
+use super::random;
 use super::report::{Acquired, Acquisition, GcReport, Released, Status, Unreadable};
 use super::repository;
 use super::snapshot::Snapshot;
-use super::transition::Done;
 use super::version::{self, VERSION_REF};
 use crate::lease::{
     ActorId, Change, Context, Decision, LockRecord, Request, Resource, Transition, TransitionKind,
@@ -55,7 +54,7 @@ impl Locks {
         Ok(Locks {
             repo,
             settings,
-            nonces: Box::new(random_nonce),
+            nonces: Box::new(random::random_nonce),
             remote: None,
             notices: RefCell::new(Vec::new()),
         })
@@ -338,29 +337,8 @@ impl Locks {
     }
 }
 
-fn random_nonce() -> String {
-    let mut bytes = [0u8; 16];
-    fill_random(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(super) fn random_u16() -> u16 {
-    let mut bytes = [0u8; 2];
-    fill_random(&mut bytes);
-    u16::from_le_bytes(bytes)
-}
-
-/// The operating system's random source. Without one (a sandbox that
-/// forbids it) nonces fall back to the process id and the time, which are
-/// unique enough to tell leases apart, not to be secret.
-fn fill_random(bytes: &mut [u8]) {
-    if getrandom::fill(bytes).is_err() {
-        let seed = std::process::id() as u128
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = (seed >> ((i % 16) * 8)) as u8;
-        }
-    }
+/// How a transition ended without an error.
+pub(super) enum Done {
+    Applied(TransitionKind, LockRecord),
+    Unchanged(Unchanged),
 }

@@ -78,6 +78,7 @@ mod mirror;
 mod notice;
 mod objects;
 mod observed;
+mod random;
 mod report;
 mod repository;
 mod snapshot;

@@ -4,16 +4,16 @@
 use gix::ObjectId;
 
 use super::Error;
-use super::attempt::Step;
 use super::changes::RefChange;
+use super::changes::Step;
 use super::clock::Clock;
-use super::locks::Locks;
+use super::locks::{Done, Locks};
 use super::objects::write_lock_commit;
 use super::snapshot::{Entry, Snapshot};
 use super::version::{self, VERSION_REF};
 use crate::lease::{
     Change, Context, Decision, LockRecord, Refusal, Request, Resource, Transition, TransitionKind,
-    Unchanged, UnixMillis, decide,
+    UnixMillis, decide,
 };
 
 impl Locks {
@@ -112,11 +112,6 @@ impl Locks {
         }
         Ok((record, changes, objects))
     }
-}
-
-pub(super) enum Done {
-    Applied(TransitionKind, LockRecord),
-    Unchanged(Unchanged),
 }
 
 fn refusal_error(resource: &Resource, refusal: Refusal) -> Error {
