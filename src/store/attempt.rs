@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use gix::ObjectId;
 
 use super::Error;
-use super::authority::{PushOutcome, RemoteTarget, Session, State};
+use super::authority::{PushOutcome, RemoteTarget, Session};
 use super::changes::{RefChange, Step, apply_changes};
 use super::clock::Clock;
 use super::lockfiles::{self, LockFile};
 use super::locks::Locks;
-use super::notice::Notice;
+use super::mirror::View;
 use super::snapshot::Snapshot;
+use super::upkeep;
 use crate::lease::UnixMillis;
 
 /// How long a write waits, in all, for ref locks held by other processes
@@ -25,11 +26,6 @@ const BUSY_BUDGET: Duration = Duration::from_secs(5);
 /// means another process made progress, so this is only a guard against a
 /// livelock, not a limit a real workload meets.
 const MAX_LOST_RACES: u32 = 10_000;
-
-/// How many times in a row the local mirror may turn out not to be what
-/// the remote advertised (the remote moved between its advertisement and
-/// our fetch) before the mirror is taken to be unable to follow.
-const MAX_OUT_OF_STEP: u32 = 50;
 
 /// Why a write did not happen.
 enum WriteError {
@@ -80,15 +76,12 @@ impl Locks {
         let mut attempts = Attempts::new();
         let mut rejected: Option<Rejection> = None;
         loop {
-            let session = self.open_remote(clock.now())?;
-            let snapshot = Snapshot::read(&self.repo)?;
-            let remote_state = session.as_ref().and_then(Session::state);
-            if let Some(state) = &remote_state
-                && !in_step(&snapshot, state)
-            {
-                attempts.out_of_step(self.remote_target(), &snapshot, state)?;
-                continue;
-            }
+            let View {
+                session,
+                remote_state,
+                snapshot,
+                ..
+            } = self.read(clock.now())?;
             if let Some(rejection) = rejected.take() {
                 if rejection.unchanged_in(remote_state.as_deref().unwrap_or_default()) {
                     let reason = rejection.reason;
@@ -121,7 +114,10 @@ impl Locks {
                 } => (changes, objects, outcome),
             };
             match self.commit(session, &changes, &objects) {
-                Ok(()) => return Ok(outcome),
+                Ok(()) => {
+                    upkeep::maintain(&self.repo);
+                    return Ok(outcome);
+                }
                 Err(WriteError::Lost) => attempts.lost()?,
                 Err(WriteError::Rejected(rejection)) => rejected = Some(rejection),
                 Err(WriteError::Busy(busy)) => attempts.busy(busy)?,
@@ -133,7 +129,7 @@ impl Locks {
     fn remote_target(&self) -> &RemoteTarget {
         self.remote
             .as_ref()
-            .expect("only a remote session is out of step or rejects")
+            .expect("only a session with a remote rejects a write")
     }
 
     /// Makes `changes` as one compare-and-swap: on the remote when there is
@@ -169,15 +165,9 @@ impl Locks {
         // written, the next command's fetch puts it right.
         match self.apply_local(changes) {
             Ok(()) | Err(WriteError::Lost) => {}
-            Err(WriteError::Busy(Busy { reason, .. })) => {
-                self.notify(Notice::MirrorBehind { reason })
-            }
-            Err(WriteError::Failed(error)) => self.notify(Notice::MirrorBehind {
-                reason: error.to_string(),
-            }),
-            Err(WriteError::Rejected(Rejection { reason, .. })) => {
-                self.notify(Notice::MirrorBehind { reason })
-            }
+            Err(WriteError::Busy(Busy { reason, .. }))
+            | Err(WriteError::Rejected(Rejection { reason, .. })) => self.mirror_behind(&reason),
+            Err(WriteError::Failed(error)) => self.mirror_behind(&error),
         }
         Ok(())
     }
@@ -202,33 +192,9 @@ impl Locks {
     }
 }
 
-/// Whether the local lock state is exactly what the remote advertised.
-fn in_step(snapshot: &Snapshot, remote: &[(String, ObjectId)]) -> bool {
-    let mut local: Vec<(&str, Option<ObjectId>)> = snapshot
-        .entries
-        .iter()
-        .map(|e| (e.ref_name.as_str(), e.id))
-        .chain(
-            snapshot
-                .version
-                .id
-                .map(|id| (super::version::VERSION_REF, Some(id))),
-        )
-        .collect();
-    local.sort();
-    local.len() == remote.len()
-        && local
-            .iter()
-            .zip(remote)
-            .all(|((name, id), (remote_name, remote_id))| {
-                name == remote_name && *id == Some(*remote_id)
-            })
-}
-
 /// Counts lost races and paces waits for busy ref locks.
 struct Attempts {
     lost: u32,
-    out_of_step: u32,
     busy_since: Option<Instant>,
     delay: Duration,
 }
@@ -237,7 +203,6 @@ impl Attempts {
     fn new() -> Attempts {
         Attempts {
             lost: 0,
-            out_of_step: 0,
             busy_since: None,
             delay: Duration::from_millis(2),
         }
@@ -254,40 +219,6 @@ impl Attempts {
             });
         }
         Ok(())
-    }
-
-    fn out_of_step(
-        &mut self,
-        remote: &RemoteTarget,
-        snapshot: &Snapshot,
-        state: &[(String, ObjectId)],
-    ) -> Result<(), Error> {
-        self.out_of_step += 1;
-        if self.out_of_step <= MAX_OUT_OF_STEP {
-            return Ok(());
-        }
-        let local: State = snapshot
-            .entries
-            .iter()
-            .filter_map(|e| e.id.map(|id| (e.ref_name.clone(), id)))
-            .chain(
-                snapshot
-                    .version
-                    .id
-                    .map(|id| (super::version::VERSION_REF.to_owned(), id)),
-            )
-            .collect();
-        let differing: Vec<&str> = local
-            .iter()
-            .filter(|entry| !state.contains(entry))
-            .chain(state.iter().filter(|entry| !local.contains(entry)))
-            .map(|(name, _)| name.as_str())
-            .take(5)
-            .collect();
-        Err(remote.error(format!(
-            "the local copy of its lock refs could not be made what it advertises after {MAX_OUT_OF_STEP} attempts (differing: {}); run `grite lock sync` and check that the remote's refs/grite/ can be fetched",
-            differing.join(", ")
-        )))
     }
 
     /// Waits before the next attempt at a busy ref, or gives up: at once if

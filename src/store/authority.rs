@@ -9,7 +9,7 @@ use super::changes::{RefChange, apply_changes};
 use super::lockfiles::{self, LockFile};
 use super::version::VERSION_REF;
 use crate::lease::LOCK_REF_PREFIX;
-use crate::remote::fetch::{Fetched, Mirrored};
+use crate::remote::fetch::Mirrored;
 use crate::remote::pack::write_pack;
 use crate::remote::protocol::Command;
 use crate::remote::push::PushSession;
@@ -265,43 +265,4 @@ fn push_changes(
             rejected.join(", ")
         )))
     }
-}
-
-/// Makes the local lock state `state` (the remote's), copying the objects
-/// it needs from `remote` and deleting local refs it does not have: the
-/// `git`-less counterpart of a fetch with prune. Each ref edit expects the
-/// local value read just before; a concurrent local change fails it.
-pub(super) fn mirror(
-    local: &gix::Repository,
-    remote: &gix::Repository,
-    state: &[(String, ObjectId)],
-) -> Result<Fetched, String> {
-    let current = lock_state(local).ok_or("the local lock refs cannot be listed")?;
-    let mut fetched = Fetched::default();
-    let mut changes = Vec::new();
-    let old = |name: &str| current.iter().find(|(n, _)| n == name).map(|(_, id)| *id);
-    for (name, id) in state {
-        if old(name) == Some(*id) {
-            continue;
-        }
-        copy_objects(remote, local, *id)?;
-        changes.push(RefChange {
-            name: name.clone(),
-            old: old(name),
-            new: Some(*id),
-        });
-        fetched.updated.push(name.clone());
-    }
-    for (name, id) in &current {
-        if !state.iter().any(|(n, _)| n == name) {
-            changes.push(RefChange {
-                name: name.clone(),
-                old: Some(*id),
-                new: None,
-            });
-            fetched.pruned.push((name.clone(), *id));
-        }
-    }
-    apply_changes(local, &changes).map_err(|e| format!("updating the local lock refs: {e}"))?;
-    Ok(fetched)
 }

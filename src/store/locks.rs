@@ -13,7 +13,6 @@ use super::notice::Notice;
 use super::random;
 use super::report::{Acquired, Acquisition, GcReport, Released, Status, Unreadable};
 use super::repository;
-use super::snapshot::Snapshot;
 use super::version::{self, VERSION_REF};
 use crate::lease::{
     ActorId, Change, Context, Decision, LockRecord, Request, Resource, Transition, TransitionKind,
@@ -94,10 +93,7 @@ impl Locks {
     /// Makes the local lock refs what the remote has: fetch, and delete the
     /// ones it no longer has. Without a remote there is nothing to do.
     pub fn sync(&self, clock: &dyn Clock) -> Result<Fetched, Error> {
-        match self.connect(clock.now())? {
-            None => Ok(Fetched::default()),
-            Some((_, fetched)) => Ok(fetched),
-        }
+        Ok(self.read(clock.now())?.followed)
     }
 
     /// Replaces the source of lease nonces (random by default): for
@@ -128,12 +124,12 @@ impl Locks {
         self.notices.take()
     }
 
+    /// Keeps `notice` for [`Locks::take_notices`], once.
     pub(super) fn notify(&self, notice: Notice) {
-        self.notices.borrow_mut().push(notice);
-    }
-
-    pub(super) fn has_notice(&self, notice: &Notice) -> bool {
-        self.notices.borrow().contains(notice)
+        let mut notices = self.notices.borrow_mut();
+        if !notices.contains(&notice) {
+            notices.push(notice);
+        }
     }
 
     /// Takes the lock on `resource` for `ttl`, or says who holds it.
@@ -204,9 +200,8 @@ impl Locks {
     /// conflicts among live locks, the refs that cannot be read and the
     /// lock files that killed processes left behind.
     pub fn status(&self, clock: &dyn Clock) -> Result<Status, Error> {
-        self.sync(clock)?;
         let now = clock.now();
-        let snapshot = Snapshot::read(&self.repo)?;
+        let snapshot = self.read(now)?.snapshot;
         self.observe(&snapshot, now)?;
         self.note_skew(snapshot.records(), now);
         let mut status = Status {
@@ -248,9 +243,8 @@ impl Locks {
         resource: &Resource,
         clock: &dyn Clock,
     ) -> Result<Vec<LockRecord>, Error> {
-        self.sync(clock)?;
         let now = clock.now();
-        let snapshot = Snapshot::read(&self.repo)?;
+        let snapshot = self.read(now)?.snapshot;
         let observations = self.observe(&snapshot, now)?;
         let in_the_way = locks_in_the_way(
             resource,

@@ -1,6 +1,9 @@
-//! The local lock refs as a copy of the authority's: with a remote, every
-//! operation first makes them exactly what the remote advertises, so that
-//! decisions made on them are decisions on the remote's state.
+//! Reading the authority. Without a remote it is the local refs. With one,
+//! it is what the remote advertises in the receive-pack session the write
+//! will go through: decisions are made on exactly the values the push will
+//! expect, with the records read from the local object database (fetched
+//! only when some are missing). The local refs then follow the remote, as
+//! a copy for people and other tools, and never decide anything.
 //!
 //! The remote wins: a lock ref that exists only locally (taken while the
 //! remote was not the authority, or by a tool that did not push it) is
@@ -10,90 +13,174 @@
 //! has meanwhile given to someone else.
 
 use super::Error;
-use super::authority::{MIRRORED, Session, lock_state, mirror};
+use super::authority::{MIRRORED, RemoteTarget, Session, State, copy_objects, lock_state};
+use super::changes::{RefChange, apply_changes};
 use super::lockfiles;
 use super::locks::Locks;
 use super::notice::Notice;
 use super::objects::read_lock;
+use super::repository;
+use super::snapshot::Snapshot;
+use super::upkeep;
 use crate::lease::{LOCK_REF_PREFIX, UnixMillis};
 use crate::remote::fetch::{Fetched, fetch_refs};
 use crate::remote::push::PushSession;
 
-/// How often a fetch from the remote is tried, from a fresh
-/// advertisement each time, before its failure is reported.
-const FETCH_ATTEMPTS: u32 = 3;
+/// How often the remote is read again when the objects it advertises
+/// cannot be had (a fetch failed, or brought a newer state without them).
+const READ_ATTEMPTS: u32 = 3;
+
+/// What one read of the authority gives.
+pub(super) struct View {
+    /// The session to write through, with a remote.
+    pub session: Option<Session>,
+    /// The remote's lock state as advertised, with a remote.
+    pub remote_state: Option<State>,
+    /// The lock state to decide on.
+    pub snapshot: Snapshot,
+    /// How the local copy changed to follow the remote.
+    pub followed: Fetched,
+}
 
 impl Locks {
-    /// With a remote: reads its refs, makes the local lock refs what it
-    /// has, and returns the open session.
-    pub(super) fn open_remote(&self, now: UnixMillis) -> Result<Option<Session>, Error> {
-        Ok(self.connect(now)?.map(|(session, _)| session))
-    }
-
-    /// Opens the authority and brings the local lock refs in line with it.
-    /// When the local copy already is what the remote has (as after our
-    /// own last push), nothing is fetched: one connection instead of two.
-    pub(super) fn connect(&self, now: UnixMillis) -> Result<Option<(Session, Fetched)>, Error> {
+    /// Reads the authority: see the module doc.
+    pub(super) fn read(&self, now: UnixMillis) -> Result<View, Error> {
         let Some(remote) = &self.remote else {
-            return Ok(None);
+            return Ok(View {
+                session: None,
+                remote_state: None,
+                snapshot: Snapshot::read(&self.repo)?,
+                followed: Fetched::default(),
+            });
         };
         let failed = |reason: String| remote.error(reason);
         let mut attempt = 1;
         loop {
-            let session = match &remote.direct {
-                Some(path) => Session::Direct(Box::new(
-                    gix::open(path).map_err(|e| failed(e.to_string()))?,
-                )),
-                None => Session::Push(Box::new(
-                    PushSession::connect(
-                        &remote.endpoint,
-                        &self.repo,
-                        self.settings().remote_timeout,
-                    )
-                    .map_err(|e| failed(e.to_string()))?,
-                )),
-            };
+            let session = self.open_session(remote)?;
             let state = session
                 .state()
                 .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
-            if lock_state(&self.repo).as_ref() == Some(&state) {
-                return Ok(Some((session, Fetched::default())));
-            }
-            let fetched = match &session {
-                Session::Direct(repo) => mirror(&self.repo, repo, &state),
-                Session::Push(_) => fetch_refs(
-                    &self.repo,
-                    &remote.url,
-                    &remote.endpoint,
-                    self.settings().remote_timeout,
-                    MIRRORED,
-                    !state.is_empty(),
-                )
-                .map_err(|e| e.reason),
+            let before = lock_state(&self.repo).unwrap_or_default();
+            let snapshot = match Snapshot::at(&self.repo, &state)? {
+                Some(snapshot) => Some(snapshot),
+                None => match self.fetch(remote, &session, &state) {
+                    Ok(()) => Snapshot::at(&self.repo, &state)?,
+                    // The remote keeps changing while we fetch (gc deletes
+                    // refs, others push): read it again. A failure that
+                    // stays is reported, with its causes.
+                    Err(_) if attempt < READ_ATTEMPTS => None,
+                    Err(reason) => return Err(failed(reason)),
+                },
             };
-            match fetched {
-                Ok(fetched) => {
-                    self.report_pruned(&fetched, now);
-                    return Ok(Some((session, fetched)));
+            let Some(snapshot) = snapshot else {
+                if attempt < READ_ATTEMPTS {
+                    attempt += 1;
+                    continue;
                 }
-                // The remote keeps changing while we fetch (gc deletes
-                // refs, others push): a fetch that fails is tried again
-                // from a fresh advertisement. A failure that stays is
-                // reported, with its causes.
-                Err(_) if attempt < FETCH_ATTEMPTS => attempt += 1,
-                Err(reason) => {
-                    // A lock file a killed process left in this repository
-                    // stops the copy from following: say that, not that
-                    // the remote failed.
-                    let stale = lockfiles::stale(self.repo.common_dir());
-                    return Err(if stale.is_empty() {
-                        failed(reason)
-                    } else {
-                        Error::StaleLockFiles { files: stale }
-                    });
-                }
-            }
+                return Err(failed(
+                    "the objects of the lock refs it advertises could not be fetched".to_owned(),
+                ));
+            };
+            let followed = self.follow(&before, &state, now);
+            return Ok(View {
+                session: Some(session),
+                remote_state: Some(state),
+                snapshot,
+                followed,
+            });
         }
+    }
+
+    fn open_session(&self, remote: &RemoteTarget) -> Result<Session, Error> {
+        let failed = |reason: String| remote.error(reason);
+        Ok(match &remote.direct {
+            Some(path) => Session::Direct(Box::new(
+                repository::open_at(path).map_err(|e| failed(e.to_string()))?,
+            )),
+            None => Session::Push(Box::new(
+                PushSession::connect(&remote.endpoint, &self.repo, self.settings().remote_timeout)
+                    .map_err(|e| failed(e.to_string()))?,
+            )),
+        })
+    }
+
+    /// Brings the objects of `state` into the local repository.
+    fn fetch(&self, remote: &RemoteTarget, session: &Session, state: &State) -> Result<(), String> {
+        match session {
+            Session::Direct(repo) => state
+                .iter()
+                .try_for_each(|(_, id)| copy_objects(repo, &self.repo, *id)),
+            Session::Push(_) => fetch_refs(
+                &self.repo,
+                &remote.url,
+                &remote.endpoint,
+                self.settings().remote_timeout,
+                MIRRORED,
+                !state.is_empty(),
+            )
+            .map(|_| upkeep::maintain(&self.repo))
+            .map_err(|e| e.reason),
+        }
+    }
+
+    /// Makes the local lock refs `state` (whose objects are all here), and
+    /// says how that changed them from `before`. A copy that cannot follow
+    /// (another process moved a ref meanwhile, a lock file in the way) is a
+    /// notice: the next read puts it right.
+    fn follow(&self, before: &State, state: &State, now: UnixMillis) -> Fetched {
+        let current = lock_state(&self.repo).unwrap_or_default();
+        let value =
+            |list: &State, name: &str| list.iter().find(|(n, _)| n == name).map(|(_, id)| *id);
+        let changes: Vec<RefChange> = state
+            .iter()
+            .filter(|(name, id)| value(&current, name) != Some(*id))
+            .map(|(name, id)| RefChange {
+                name: name.clone(),
+                old: value(&current, name),
+                new: Some(*id),
+            })
+            .chain(
+                current
+                    .iter()
+                    .filter(|(name, _)| value(state, name).is_none())
+                    .map(|(name, id)| RefChange {
+                        name: name.clone(),
+                        old: Some(*id),
+                        new: None,
+                    }),
+            )
+            .collect();
+        if let Err(e) = apply_changes(&self.repo, &changes) {
+            self.mirror_behind(&e);
+        }
+        let followed = Fetched {
+            updated: state
+                .iter()
+                .filter(|(name, id)| value(before, name) != Some(*id))
+                .map(|(name, _)| name.clone())
+                .collect(),
+            pruned: before
+                .iter()
+                .filter(|(name, _)| value(state, name).is_none())
+                .cloned()
+                .collect(),
+        };
+        self.report_pruned(&followed, now);
+        followed
+    }
+
+    /// Tells that the local copy could not follow the remote, and why: a
+    /// lock file a killed process left, named with its removal, or `error`.
+    pub(super) fn mirror_behind(&self, error: &dyn std::fmt::Display) {
+        let reason = match lockfiles::stale(self.repo.common_dir()).first() {
+            Some(file) => format!(
+                "{} was left by a killed process; remove it with `{}`",
+                file.path.display(),
+                file.removal()
+            ),
+            None => error.to_string(),
+        };
+        self.notify(Notice::MirrorBehind { reason });
     }
 
     /// Tells of every live lock the copy lost because the remote does not

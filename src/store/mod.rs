@@ -83,6 +83,7 @@ mod report;
 mod repository;
 mod snapshot;
 mod transition;
+mod upkeep;
 mod version;
 
 pub use clock::{Clock, FixedClock, SystemClock};

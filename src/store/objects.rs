@@ -22,7 +22,9 @@ pub(crate) fn write_lock_commit(
     at: UnixMillis,
 ) -> Result<(ObjectId, Vec<ObjectId>), Error> {
     let write = |e: gix::Error| Error::repository("writing lock objects", e);
-    let blob = repo.write_blob(record.to_json()).map_err(write)?.detach();
+    let blob = again(|| repo.write_blob(record.to_json()))
+        .map_err(write)?
+        .detach();
     let tree = gix::objs::Tree {
         entries: vec![Entry {
             mode: EntryKind::Blob.into(),
@@ -30,7 +32,7 @@ pub(crate) fn write_lock_commit(
             oid: blob,
         }],
     };
-    let tree = repo.write_object(&tree).map_err(write)?.detach();
+    let tree = again(|| repo.write_object(&tree)).map_err(write)?.detach();
     let signature = signature(at);
     let commit = gix::objs::Commit {
         tree,
@@ -41,8 +43,17 @@ pub(crate) fn write_lock_commit(
         message: message.into(),
         extra_headers: Vec::new(),
     };
-    let commit = repo.write_object(&commit).map_err(write)?.detach();
+    let commit = again(|| repo.write_object(&commit))
+        .map_err(write)?
+        .detach();
     Ok((commit, vec![commit, tree, blob]))
+}
+
+/// Runs `write` once more after a failure, as git does when it finalises a
+/// loose object: a `git gc` running beside us removes the fan-out folders
+/// it emptied, and one can vanish between its creation and our rename.
+pub(super) fn again<T>(write: impl Fn() -> Result<T, gix::Error>) -> Result<T, gix::Error> {
+    write().or_else(|_| write())
 }
 
 /// The author and committer of lock commits: the tool, at the decision's

@@ -76,13 +76,10 @@ impl Locks {
             if record.released || written.0 <= now.0.saturating_add(grace) {
                 continue;
             }
-            let notice = Notice::ClockSkew {
+            self.notify(Notice::ClockSkew {
                 lock: record.clone(),
                 ahead: std::time::Duration::from_millis(written.0 - now.0),
-            };
-            if !self.has_notice(&notice) {
-                self.notify(notice);
-            }
+            });
         }
     }
 

@@ -47,18 +47,39 @@ pub(super) fn discover(dir: &Path) -> Result<gix::Repository, Error> {
 /// another tool) is refused before it is allocated, not after.
 const OBJECT_ALLOC_LIMIT: &str = "gitoxide.objects.allocLimit=16777216";
 
+/// Pack index slots of the object database: gix sizes them once, when it
+/// opens the repository, from the packs on disk then; every fetch writes a
+/// pack, and a process that fetches again and again under load (the
+/// remote keeps moving) would otherwise run out of slots and fail.
+const OBJECT_STORE_SLOTS: gix::odb::store::init::Slots =
+    gix::odb::store::init::Slots::AsNeededByDiskState {
+        multiplier: 2.0,
+        minimum: 256,
+    };
+
+/// How grite opens a repository, ours or a remote on this machine: with
+/// the object limits above.
+fn open_options(trust: gix::sec::Trust) -> gix::open::Options {
+    use gix::sec::trust::DefaultForLevel as _;
+    gix::open::Options::default_for_level(trust)
+        .config_overrides([OBJECT_ALLOC_LIMIT])
+        .object_store_slots(OBJECT_STORE_SLOTS)
+}
+
 fn open_upwards(dir: &Path) -> Result<gix::Repository, gix::Error> {
     use gix::sec::Trust;
-    use gix::sec::trust::{DefaultForLevel as _, Mapping};
-    let options =
-        |trust| gix::open::Options::default_for_level(trust).config_overrides([OBJECT_ALLOC_LIMIT]);
-    let mapping = Mapping {
-        full: options(Trust::Full),
-        reduced: options(Trust::Reduced),
+    let mapping = gix::sec::trust::Mapping {
+        full: open_options(Trust::Full),
+        reduced: open_options(Trust::Reduced),
     };
     gix::ThreadSafeRepository::discover_opts(dir, Default::default(), mapping)
         .map(Into::into)
         .map_err(gix::Error::from_error)
+}
+
+/// Opens the repository at `path` itself (a remote on this machine).
+pub(super) fn open_at(path: &Path) -> Result<gix::Repository, gix::Error> {
+    gix::open_opts(path, open_options(gix::sec::Trust::Full)).map_err(gix::Error::from_error)
 }
 
 /// Whether the `git` program is on `PATH` (looked up, not started): without

@@ -103,6 +103,32 @@ impl Snapshot {
         Ok(Snapshot { version, entries })
     }
 
+    /// The lock state `state` (the refs a remote advertised, sorted by
+    /// name) read from the objects of `repo`; `None` when one of the
+    /// commits (or the version) is not in `repo` yet.
+    pub fn at(
+        repo: &gix::Repository,
+        state: &[(String, ObjectId)],
+    ) -> Result<Option<Snapshot>, Error> {
+        if state.iter().any(|(_, id)| !repo.has_object(id)) {
+            return Ok(None);
+        }
+        let mut version = ReadVersion::default();
+        let mut entries = Vec::with_capacity(state.len());
+        let mut buf = Vec::new();
+        for (ref_name, id) in state {
+            match ref_name.strip_prefix(LOCK_REF_PREFIX) {
+                Some(hash) => entries.push(Entry {
+                    ref_name: ref_name.clone(),
+                    id: Some(*id),
+                    record: read_lock(repo, *id, hash, &mut buf),
+                }),
+                None => version = version::read_at(repo, *id)?,
+            }
+        }
+        Ok(Some(Snapshot { version, entries }))
+    }
+
     pub fn entry(&self, ref_name: &str) -> Option<&Entry> {
         self.entries
             .binary_search_by(|e| e.ref_name.as_str().cmp(ref_name))

@@ -50,11 +50,6 @@ impl ReadVersion {
 }
 
 pub(crate) fn read(repo: &gix::Repository) -> Result<ReadVersion, Error> {
-    let corrupt = |reason: String| Error::CorruptLock {
-        ref_name: VERSION_REF.to_owned(),
-        reason,
-        remove_with: format!("git update-ref -d {VERSION_REF}"),
-    };
     let reference = repo
         .try_find_reference(VERSION_REF)
         .map_err(|e| Error::repository("reading the lock version", e))?;
@@ -66,6 +61,11 @@ pub(crate) fn read(repo: &gix::Repository) -> Result<ReadVersion, Error> {
         .try_id()
         .map(ToOwned::to_owned)
         .ok_or_else(|| corrupt("it is a symbolic ref".to_owned()))?;
+    read_at(repo, id)
+}
+
+/// The version the ref would hold at `id`.
+pub(crate) fn read_at(repo: &gix::Repository, id: ObjectId) -> Result<ReadVersion, Error> {
     let object = repo
         .find_object(id)
         .map_err(|e| corrupt(format!("its object {id} cannot be read: {e}")))?;
@@ -83,9 +83,17 @@ pub(crate) fn read(repo: &gix::Repository) -> Result<ReadVersion, Error> {
     })
 }
 
+fn corrupt(reason: String) -> Error {
+    Error::CorruptLock {
+        ref_name: VERSION_REF.to_owned(),
+        reason,
+        remove_with: format!("git update-ref -d {VERSION_REF}"),
+    }
+}
+
 pub(crate) fn write(repo: &gix::Repository, version: &Version) -> Result<ObjectId, Error> {
     let bytes = serde_json::to_vec(version).expect("integers and a string serialise");
-    repo.write_blob(bytes)
+    super::objects::again(|| repo.write_blob(&bytes))
         .map(gix::Id::detach)
         .map_err(|e| Error::repository("writing the lock version", e))
 }
