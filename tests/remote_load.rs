@@ -70,6 +70,8 @@ fn load(label: &str, url: &str, remote: &Path, clones: &[PathBuf]) {
                     let at = (T0 + cycle as u64 * 1_000).to_string();
                     for op in ["acquire", "release"] {
                         let out = grite_command(clone)
+                            // git's automatic maintenance on, as for users.
+                            .env_remove("GIT_CONFIG_COUNT")
                             .args(["--json", "--remote", url, "--actor", &me, "--now-ms", &at])
                             .args(["lock", op, &resource])
                             .output()

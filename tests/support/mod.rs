@@ -116,12 +116,20 @@ pub fn rounds_from_env(var: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// `grite` in `dir`, with no user configuration. git's automatic
+/// maintenance, which grite starts in the background once enough objects
+/// pile up (as git does), is off (`gc.auto = 0`): a gc running beside the
+/// tests' own `git fsck` would pull objects from under it.
+/// `tests/remote_load.rs` turns it back on.
 pub fn grite_command(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_grite"));
     cmd.current_dir(dir)
         .env_remove("GRITE_ACTOR")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "gc.auto")
+        .env("GIT_CONFIG_VALUE_0", "0");
     cmd
 }
 
