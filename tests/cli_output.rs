@@ -52,7 +52,7 @@ struct Lock {
     expires_unix_ms: u64,
     fencing_token: u64,
     #[serde(rename = "ref")]
-    ref_name: Option<String>,
+    ref_name: String,
     #[serde(default)]
     acquired_unix_ms: Option<u64>,
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use gix::ObjectId;
 use grite_locks::remote::pack::write_pack;
 use grite_locks::remote::protocol::Command;
-use grite_locks::remote::push::PushSession;
+use grite_locks::remote::push::{PushSession, Verdict};
 use grite_locks::remote::transport::Endpoint;
 use support::{A, Daemon, Repo, T0, git};
 
@@ -114,8 +114,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
         let report = session
             .push(&create, &pack)
             .unwrap_or_else(|e| panic!("{label}: {e}"));
-        assert_eq!(report.unpack, Ok(()), "{label}");
-        assert_eq!(report.status(&name), Some(&Ok(())), "{label}");
+        assert_eq!(report.verdict, Verdict::Applied, "{label}");
         assert_eq!(
             remote_ref(&remote, &name),
             Some(commit.to_string()),
@@ -136,7 +135,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
         }];
         let report = session.push(&second, &other_pack).expect("a report");
         assert!(
-            report.status(&name).is_some_and(Result::is_err),
+            matches!(&report.verdict, Verdict::NotUpdated(reason) if reason.contains(&name)),
             "{label}: {report:?}"
         );
         assert_eq!(
@@ -155,7 +154,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
             }],
             &other_pack,
         );
-        assert_eq!(report.status(&beside), Some(&Ok(())), "{label}");
+        assert_eq!(report.verdict, Verdict::Applied, "{label}");
         let stale = [Command {
             old: other,
             new: null,
@@ -163,7 +162,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
         }];
         let report = push(&stale, &[]);
         assert!(
-            report.status(&name).is_some_and(Result::is_err),
+            matches!(&report.verdict, Verdict::NotUpdated(reason) if reason.contains(&name)),
             "{label}: {report:?}"
         );
         assert_eq!(
@@ -178,7 +177,7 @@ fn a_push_creates_updates_and_deletes_only_from_the_expected_value() {
             name: name.clone(),
         }];
         let report = push(&delete, &[]);
-        assert_eq!(report.status(&name), Some(&Ok(())), "{label}");
+        assert_eq!(report.verdict, Verdict::Applied, "{label}");
         assert_eq!(remote_ref(&remote, &name), None, "{label}");
     }
     support::fsck(&remote);
@@ -209,7 +208,11 @@ fn an_atomic_push_with_one_stale_command_applies_nothing() {
         PushSession::connect(&Endpoint::Local(remote.clone()), &local, IDLE).expect("connects");
     assert!(session.advertisement.has("atomic"));
     let report = session.push(&commands, &pack).expect("a report");
-    assert!(report.refs.iter().all(|(_, s)| s.is_err()), "{report:?}");
+    assert!(
+        matches!(&report.verdict, Verdict::NotUpdated(reason)
+            if reason.contains("refs/grite/locks/fresh (atomic transaction failed)")),
+        "{report:?}"
+    );
     assert_eq!(
         remote_ref(&remote, "refs/grite/locks/fresh"),
         None,

@@ -1,14 +1,12 @@
 //! Stage two: validate what the user typed, open the repository, run the
 //! command on [`Locks`].
 
-use std::path::Path;
-
 use super::args::{Cli, Command, LockCommand, ResourceArg};
 use super::error::CliError;
 use super::output::Report;
 use crate::lease::{ActorId, Resource, Ttl};
 use crate::remote::transport::redact;
-use crate::store::{Clock, LockPolicy, Locks, Notice};
+use crate::store::{Clock, Error, LockPolicy, Locks, Notice};
 
 /// The environment variable that names the actor (SPEC section 2).
 pub const ACTOR_ENV: &str = "GRITE_ACTOR";
@@ -37,13 +35,12 @@ pub fn run(
             })
             .transpose()?,
     };
-    let dir = cli.dir.as_deref().unwrap_or(Path::new("."));
 
     let (locks, report) = match command {
         LockCommand::Acquire(args) => {
             let resource = resource(&args.resource)?;
             let ttl = ttl(&args.ttl)?;
-            let locks = open(cli, dir)?;
+            let locks = open(cli)?;
             let actor = resolve_actor(&locks, actor)?;
             let acquired = locks.acquire(&actor, &resource, ttl, clock)?;
             (locks, Report::Acquired(acquired))
@@ -51,30 +48,30 @@ pub fn run(
         LockCommand::Renew(args) => {
             let resource = resource(&args.resource)?;
             let ttl = ttl(&args.ttl)?;
-            let locks = open(cli, dir)?;
+            let locks = open(cli)?;
             let actor = resolve_actor(&locks, actor)?;
             let renewed = locks.renew(&actor, &resource, ttl, clock)?;
             (locks, Report::Renewed(renewed))
         }
         LockCommand::Release(args) => {
             let resource = resource(args)?;
-            let locks = open(cli, dir)?;
+            let locks = open(cli)?;
             let actor = resolve_actor(&locks, actor)?;
             let outcome = locks.release(&actor, &resource, clock)?;
             (locks, Report::Released { resource, outcome })
         }
         LockCommand::Status => {
-            let locks = open(cli, dir)?;
+            let locks = open(cli)?;
             let status = locks.status(clock)?;
             (locks, Report::Status(status))
         }
         LockCommand::Gc => {
-            let locks = open(cli, dir)?;
+            let locks = open(cli)?;
             let report = locks.gc(clock)?;
             (locks, Report::Gc(report))
         }
         LockCommand::Sync => {
-            let (locks, remote) = open_with(cli, dir)?;
+            let (locks, remote) = open_with(cli)?;
             let remote = remote.ok_or_else(|| {
                 CliError::invalid_args(
                     "remote",
@@ -87,7 +84,7 @@ pub fn run(
         }
         LockCommand::Check(args) => {
             let resource = resource(args)?;
-            let locks = open(cli, dir)?;
+            let locks = open(cli)?;
             let policy = locks.settings().lock_policy;
             let in_the_way = if policy == LockPolicy::Off {
                 Vec::new()
@@ -115,12 +112,25 @@ pub fn run(
 }
 
 /// Opens the repository with the remote the flags and settings name.
-fn open(cli: &Cli, dir: &Path) -> Result<Locks, CliError> {
-    Ok(open_with(cli, dir)?.0)
+fn open(cli: &Cli) -> Result<Locks, CliError> {
+    Ok(open_with(cli)?.0)
 }
 
-fn open_with(cli: &Cli, dir: &Path) -> Result<(Locks, Option<String>), CliError> {
-    let locks = Locks::open(dir)?;
+/// Opens the repository as git would: `-C DIR` first makes DIR the working
+/// directory (so that a relative remote path is relative to it, as with
+/// `git -C DIR push ../origin.git`), then `GIT_DIR` or discovery decide.
+fn open_with(cli: &Cli) -> Result<(Locks, Option<String>), CliError> {
+    if let Some(dir) = &cli.dir {
+        std::env::set_current_dir(dir).map_err(|e| Error::NotARepository {
+            path: dir.clone(),
+            reason: format!("cannot change to it: {e}"),
+        })?;
+    }
+    let here = std::env::current_dir().map_err(|e| Error::NotARepository {
+        path: ".".into(),
+        reason: format!("the working directory cannot be read: {e}"),
+    })?;
+    let locks = Locks::open(here)?;
     let remote = if cli.no_remote {
         None
     } else {

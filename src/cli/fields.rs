@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::lease::{LockRecord, Resource, UnixMillis};
+use crate::lease::{LOCK_REF_PREFIX, LockRecord, UnixMillis, ref_hash_of};
 
 /// `text` with every character that a terminal would act on written as a
 /// visible escape (`\u{1b}`): control characters (a record's owner or a
@@ -51,7 +51,9 @@ pub fn lock_json(record: &LockRecord) -> Value {
         "nonce": record.nonce,
         "expires_unix_ms": record.expires_unix_ms,
         "fencing_token": record.fencing_token,
-        "ref": Resource::parse(&record.resource).map(|r| r.ref_name()).ok(),
+        // The ref the record lives under: the hash of its resource as
+        // stored (another tool's `path:src/` lives apart from `path:src`).
+        "ref": format!("{LOCK_REF_PREFIX}{}", ref_hash_of(&record.resource)),
     });
     if let Some(acquired) = record.acquired_unix_ms {
         value["acquired_unix_ms"] = json!(acquired);

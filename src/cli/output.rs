@@ -105,8 +105,9 @@ pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
         }),
     };
     let mut envelope = json!({ "schema_version": SCHEMA_VERSION, "ok": true, "data": data });
-    if !notices.is_empty() {
-        envelope["warnings"] = notices.iter().map(notice_json).collect();
+    let warnings: Vec<Value> = notices.iter().filter_map(notice_json).collect();
+    if !warnings.is_empty() {
+        envelope["warnings"] = Value::Array(warnings);
     }
     envelope
 }
@@ -313,8 +314,10 @@ fn lock_lines(out: &mut String, locks: &[LockRecord], now: UnixMillis) {
     }
 }
 
-fn notice_json(notice: &Notice) -> Value {
+/// A notice as a JSON warning; what a remote said is for people only.
+fn notice_json(notice: &Notice) -> Option<Value> {
     let (code, details) = match notice {
+        Notice::RemoteSaid { .. } => return None,
         Notice::MirrorBehind { reason } => ("mirror_behind", json!({ "reason": reason })),
         Notice::PrunedLiveLock {
             lock,
@@ -331,11 +334,18 @@ fn notice_json(notice: &Notice) -> Value {
     };
     let mut text = String::new();
     notice_human(&mut text, notice);
-    json!({ "code": code, "message": text.trim_start_matches("Warning: ").trim_end(), "details": details })
+    Some(
+        json!({ "code": code, "message": text.trim_start_matches("Warning: ").trim_end(), "details": details }),
+    )
 }
 
 fn notice_human(out: &mut String, notice: &Notice) {
     match notice {
+        Notice::RemoteSaid { lines } => {
+            for line in lines {
+                let _ = writeln!(out, "remote: {}", esc(line));
+            }
+        }
         Notice::MirrorBehind { reason } => {
             let _ = writeln!(
                 out,

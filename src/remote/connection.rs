@@ -109,6 +109,7 @@ impl Connection {
         idle: Duration,
     ) -> Result<Connection, TransportError> {
         let name = endpoint.to_string();
+        allowed(repo, endpoint, &name)?;
         let connect_error = |source| TransportError::Connect {
             endpoint: name.clone(),
             source,
@@ -128,17 +129,18 @@ impl Connection {
                 port,
                 path,
             } => {
-                let mut command = ssh_command();
-                if let Some(port) = port {
-                    command.arg("-p").arg(port.to_string());
-                }
                 let login = match user {
                     Some(user) => format!("{user}@{host}"),
                     None => host.clone(),
                 };
-                command
-                    .arg(login)
-                    .arg(format!("{service} '{}'", path.replace('\'', r"'\''")));
+                let remote_command = format!("{service} '{}'", path.replace('\'', r"'\''"));
+                let command =
+                    ssh_command(repo, &login, *port, &remote_command).map_err(|message| {
+                        TransportError::Settings {
+                            endpoint: name.clone(),
+                            message,
+                        }
+                    })?;
                 spawn(command, &name, idle).map_err(connect_error)?
             }
             Endpoint::Git { host, port, path } => {
@@ -335,6 +337,36 @@ impl Drop for Connection {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Refuses what git's `protocol.allow` and `protocol.<name>.allow` forbid
+/// (`never`, or `user` with `GIT_PROTOCOL_FROM_USER=0`). git allows its
+/// own five protocols by default, as here.
+fn allowed(repo: &gix::Repository, endpoint: &Endpoint, name: &str) -> Result<(), TransportError> {
+    let scheme = match endpoint {
+        Endpoint::Local(_) => "file",
+        Endpoint::Ssh { .. } => "ssh",
+        Endpoint::Git { .. } => "git",
+        Endpoint::Http { url } if url.starts_with("https:") => "https",
+        Endpoint::Http { .. } => "http",
+    };
+    let config = repo.config_snapshot();
+    let key = format!("protocol.{scheme}.allow");
+    let policy = config
+        .string(key.as_str())
+        .or_else(|| config.string("protocol.allow"))
+        .map_or_else(|| "always".to_owned(), |p| p.to_string());
+    let from_user = std::env::var("GIT_PROTOCOL_FROM_USER").map_or(true, |v| v != "0");
+    match policy.as_str() {
+        "always" => Ok(()),
+        "user" if from_user => Ok(()),
+        _ => Err(TransportError::Settings {
+            endpoint: name.to_owned(),
+            message: format!(
+                "git's settings do not allow the {scheme} protocol here ({key} or protocol.allow is \"{policy}\")"
+            ),
+        }),
     }
 }
 

@@ -46,19 +46,61 @@ pub(super) type Parts = (
     Option<Arc<Watchdog>>,
 );
 
-/// `GIT_SSH_COMMAND` run by the shell (it may carry options), as git does,
-/// else the `ssh` program.
-pub(super) fn ssh_command() -> Command {
-    match std::env::var_os("GIT_SSH_COMMAND") {
-        Some(snippet) if !snippet.is_empty() => {
-            let mut script = snippet;
-            script.push(" \"$@\"");
-            let mut command = Command::new("sh");
-            command.arg("-c").arg(script).arg("ssh");
-            command
+/// The ssh program git would run for `[user@]host[:port]`, asking it to
+/// start `service` on `path`: `GIT_SSH_COMMAND` or `core.sshCommand` run by
+/// the shell (they may carry options), else `GIT_SSH` run as a program,
+/// else `ssh`; its arguments shaped for its variant (`GIT_SSH_VARIANT` or
+/// `ssh.variant`, else guessed from its name, as git does: OpenSSH,
+/// plink, putty, tortoiseplink, or a simple one that takes no port).
+pub(super) fn ssh_command(
+    repo: &gix::Repository,
+    login: &str,
+    port: Option<u16>,
+    remote_command: &str,
+) -> Result<Command, String> {
+    use gix::protocol::transport::client::blocking_io::ssh::ProgramKind;
+    let options = repo
+        .ssh_connect_options()
+        .map_err(|e| format!("the ssh settings: {}", super::error_chain(&e)))?;
+    let program = options.ssh_command().to_owned();
+    let kind = options.kind.unwrap_or_else(|| {
+        // The program's own name, not the words of a command line.
+        let text = program.to_string_lossy();
+        let first = text.split_whitespace().next().unwrap_or("ssh").to_owned();
+        match ProgramKind::from(std::ffi::OsStr::new(&first)) {
+            ProgramKind::Simple => ProgramKind::Ssh,
+            known => known,
         }
-        _ => Command::new("ssh"),
+    });
+    let mut command = if options.disallow_shell {
+        Command::new(&program)
+    } else {
+        let mut script = program.clone();
+        script.push(" \"$@\"");
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(script).arg(&program);
+        command
+    };
+    match (kind, port) {
+        (_, None) => {}
+        (ProgramKind::Ssh, Some(port)) => {
+            command.arg("-p").arg(port.to_string());
+        }
+        (ProgramKind::Plink | ProgramKind::Putty, Some(port)) => {
+            command.arg("-P").arg(port.to_string());
+        }
+        (ProgramKind::TortoisePlink, Some(port)) => {
+            command.args(["-batch", "-P"]).arg(port.to_string());
+        }
+        (ProgramKind::Simple, Some(_)) => {
+            return Err(format!(
+                "the ssh program {} is of the 'simple' variant, which takes no port; set ssh.variant if it is OpenSSH",
+                program.to_string_lossy()
+            ));
+        }
     }
+    command.arg(login).arg(remote_command);
+    Ok(command)
 }
 
 /// Connects to `host:port`, giving up after `idle` for the name lookup and

@@ -82,7 +82,7 @@ pub fn fetch_refs(
     let mut on_remote = BTreeSet::new();
     if remote_has_refs {
         let remote = repo
-            .remote_at(url)
+            .remote_at_without_url_rewrite(url)
             .and_then(|r| {
                 let refspecs = mirrored.refspecs();
                 r.with_refspecs(

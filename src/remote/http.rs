@@ -99,6 +99,54 @@ pub fn fetch_options(
     Ok(Some(options))
 }
 
+/// git's other HTTP settings for `url`, as gix reads them (with
+/// `http.<url>.*` matching): `http.proxy` (and `http.noProxy`; without
+/// one, the `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` variables as curl reads
+/// them), `http.extraHeader` and `http.followRedirects`.
+fn git_settings(
+    repo: &gix::Repository,
+    url: &str,
+    mut builder: ClientBuilder,
+) -> Result<ClientBuilder, String> {
+    use gix::protocol::transport::client::blocking_io::http::{Options, options::FollowRedirects};
+    let Some(options) = repo
+        .transport_options(url, None)
+        .map_err(|e| describe(&e))?
+        .and_then(|o| o.downcast::<Options>().ok())
+    else {
+        return Ok(builder);
+    };
+    if let Some(proxy) = options.proxy.as_deref().filter(|p| !p.is_empty()) {
+        let proxy = reqwest::Proxy::all(proxy)
+            .map_err(|e| format!("http.proxy {proxy:?}: {}", describe(&e)))?
+            .no_proxy(
+                options
+                    .no_proxy
+                    .as_deref()
+                    .and_then(reqwest::NoProxy::from_string),
+            );
+        builder = builder.proxy(proxy);
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    for header in &options.extra_headers {
+        let parsed = header.split_once(':').and_then(|(name, value)| {
+            Some((
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
+                reqwest::header::HeaderValue::from_str(value.trim()).ok()?,
+            ))
+        });
+        let (name, value) = parsed.ok_or_else(|| {
+            format!("http.extraHeader {header:?} is not a header of the form \"Name: value\"")
+        })?;
+        headers.append(name, value);
+    }
+    builder = builder.default_headers(headers);
+    if options.follow_redirects == FollowRedirects::None {
+        builder = builder.redirect(reqwest::redirect::Policy::none());
+    }
+    Ok(builder)
+}
+
 /// git's own deadline for HTTP, where the user set one: a transfer slower
 /// than `http.lowSpeedLimit` bytes a second for `http.lowSpeedTime`
 /// seconds (or `GIT_HTTP_LOW_SPEED_TIME`) is given up. Ours is a wait for
@@ -167,6 +215,7 @@ pub(super) fn open(
                     .timeout(idle),
             )
         })
+        .and_then(|builder| git_settings(repo, url, builder))
         .map_err(fail)?
         .build()
         .map_err(|e| fail(describe(&e)))?;

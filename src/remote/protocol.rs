@@ -215,6 +215,45 @@ impl ReportParser {
     }
 }
 
+/// A reply multiplexed by `side-band-64k`: the first byte of each data
+/// packet says whose it is. 1 is the reply itself (here the report-status
+/// pkt-lines, cut anywhere), 2 messages for the user (a hook's output), 3 a
+/// fatal error.
+#[derive(Debug, Default)]
+pub struct Sideband {
+    data: Vec<u8>,
+    messages: Vec<u8>,
+}
+
+impl Sideband {
+    /// Takes one data packet of the outer stream.
+    pub fn take(&mut self, packet: &[u8]) -> Result<(), ProtocolError> {
+        match packet.split_first() {
+            Some((1, data)) => self.data.extend_from_slice(data),
+            Some((2, message)) => self.messages.extend_from_slice(message),
+            Some((3, error)) => return Err(ProtocolError::Server(lossy(error))),
+            _ => return Err(malformed("side-band packet", packet)),
+        }
+        Ok(())
+    }
+
+    /// The reply, demultiplexed.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The messages, a line each (progress lines end in `\r`), blank ones
+    /// left out.
+    pub fn messages(&self) -> Vec<String> {
+        lossy(&self.messages)
+            .split(['\n', '\r'])
+            .map(str::trim_end)
+            .filter(|line| !line.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 /// `<40 hex> <name>` into its parts.
 fn split_id(line: &[u8]) -> Option<(ObjectId, &str)> {
     let text = std::str::from_utf8(line).ok()?;
@@ -393,6 +432,33 @@ mod tests {
         ));
         assert!(matches!(
             parse_advertisement(&bytes),
+            Err(ProtocolError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_multiplexed_report_is_taken_apart() {
+        let mut inner = Vec::new();
+        write_packet(b"unpack ok\n", &mut inner).expect("short");
+        write_packet(b"ok refs/grite/locks/x\n", &mut inner).expect("short");
+        inner.extend_from_slice(FLUSH);
+        let mut sideband = Sideband::default();
+        // The report cut in two, a hook's message between the halves.
+        let (first, second) = inner.split_at(9);
+        sideband.take(&[&[1u8][..], first].concat()).expect("data");
+        sideband
+            .take(b"\x02hook: checking\rhook: done\n")
+            .expect("message");
+        sideband.take(&[&[1u8][..], second].concat()).expect("data");
+        let report = parse_report(sideband.data()).expect("a report");
+        assert_eq!(report.status("refs/grite/locks/x"), Some(&Ok(())));
+        assert_eq!(sideband.messages(), ["hook: checking", "hook: done"]);
+        assert_eq!(
+            sideband.take(b"\x03disk full"),
+            Err(ProtocolError::Server("disk full".to_owned()))
+        );
+        assert!(matches!(
+            sideband.take(b"\x07?"),
             Err(ProtocolError::Malformed { .. })
         ));
     }

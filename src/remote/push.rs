@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::connection::{Budget, Connection, ReadError};
 use super::protocol::{
     self, Advertisement, AdvertisementParser, Command, Packet, ProtocolError, Report, ReportParser,
+    Sideband,
 };
 use super::transport::{Endpoint, TransportError};
 
@@ -51,6 +52,15 @@ pub enum PushError {
         /// The endpoint, for the message.
         endpoint: String,
     },
+    /// The server refused the push for a reason of its own (a hook
+    /// declined, the objects could not be unpacked); its messages say more.
+    #[error("{endpoint}: {reason}")]
+    Refused {
+        /// The endpoint, for the message.
+        endpoint: String,
+        /// Its refusal, with the last of its messages.
+        reason: String,
+    },
     /// Several refs must change together and the server cannot promise it.
     #[error(
         "{endpoint} does not offer atomic pushes, which a change of several lock refs needs (a git server older than 2.4, or one configured with receive.advertiseAtomic=false)"
@@ -59,6 +69,27 @@ pub enum PushError {
         /// The endpoint, for the message.
         endpoint: String,
     },
+}
+
+/// What the server did with a push it accepted to consider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every command was applied.
+    Applied,
+    /// Nothing was applied: the refs named were not updated, in the
+    /// server's words (`failed to update ref`, and `atomic transaction
+    /// failed` for the others). Either they no longer held the values the
+    /// commands expected, or the server could not lock them.
+    NotUpdated(String),
+}
+
+/// The outcome of a push, with what the server said on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// What it did.
+    pub verdict: Verdict,
+    /// Its messages for the user (hook output), a line each.
+    pub messages: Vec<String>,
 }
 
 /// An open push: the server has advertised its refs and waits for commands.
@@ -123,10 +154,9 @@ impl PushSession {
 
     /// Sends `commands` (all or nothing: a push of several commands needs
     /// the server's `atomic`) and `pack`, which must hold every object the
-    /// server lacks; a push of deletions only sends no pack. Returns the
-    /// server's report once the server has finished (its hooks included,
-    /// within the deadline).
-    pub fn push(mut self, commands: &[Command], pack: &[u8]) -> Result<Report, PushError> {
+    /// server lacks; a push of deletions only sends no pack. Returns once
+    /// the server has finished (its hooks included, within the deadline).
+    pub fn push(mut self, commands: &[Command], pack: &[u8]) -> Result<Pushed, PushError> {
         let endpoint = self.connection.endpoint().to_owned();
         let mut capabilities = vec!["report-status"];
         if self.advertisement.has("atomic") {
@@ -134,42 +164,107 @@ impl PushSession {
         } else if commands.len() > 1 {
             return Err(PushError::NoAtomic { endpoint });
         }
+        let multiplexed = self.advertisement.has("side-band-64k");
+        if multiplexed {
+            capabilities.push("side-band-64k");
+        }
         if self.advertisement.has("object-format") {
             capabilities.push("object-format=sha1");
         }
         let agent = concat!("agent=grite/", env!("CARGO_PKG_VERSION"));
         capabilities.push(agent);
-        let request = protocol::encode_commands(commands, &capabilities).map_err(|source| {
-            PushError::Protocol {
-                endpoint: endpoint.clone(),
-                source,
-            }
-        })?;
+        let protocol = |source| PushError::Protocol {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let request = protocol::encode_commands(commands, &capabilities).map_err(protocol)?;
         self.connection.send(&request)?;
         if commands.iter().any(|c| !c.new.is_null()) {
             self.connection.send(pack)?;
         }
         self.connection.finish_request()?;
         let mut budget = Budget::new("report", REPORT_LIMIT);
-        let mut parser = ReportParser::default();
-        let protocol = |source| PushError::Protocol {
-            endpoint: endpoint.clone(),
-            source,
-        };
+        let mut sideband = Sideband::default();
+        let mut report = ReportParser::default();
         loop {
             match self.connection.next_packet(&mut budget) {
                 Ok(Some(Packet::Flush)) => break,
+                Ok(Some(Packet::Data(data))) if multiplexed => {
+                    sideband.take(data).map_err(protocol)?;
+                }
                 Ok(Some(Packet::Data(data))) => {
                     let line = protocol::data_line(data).map_err(protocol)?;
-                    parser.line(line).map_err(protocol)?;
+                    report.line(line).map_err(protocol)?;
                 }
                 Ok(None) => return Err(protocol(ProtocolError::Incomplete { need: 4 })),
                 Err(ReadError::Protocol(source)) => return Err(protocol(source)),
                 Err(ReadError::Transport(e)) => return Err(e.into()),
             }
         }
-        let report = parser.finish().map_err(protocol)?;
+        let report = if multiplexed {
+            protocol::parse_report(sideband.data())
+        } else {
+            report.finish()
+        }
+        .map_err(protocol)?;
         self.connection.finish();
-        Ok(report)
+        let messages = sideband.messages();
+        let verdict = verdict(&report, commands).map_err(|reason| {
+            let said = messages
+                .iter()
+                .rev()
+                .take(3)
+                .rev()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" / ");
+            PushError::Refused {
+                endpoint: endpoint.clone(),
+                reason: if said.is_empty() {
+                    reason
+                } else {
+                    format!("{reason} (the remote said: {said})")
+                },
+            }
+        })?;
+        Ok(Pushed { verdict, messages })
+    }
+}
+
+/// The server's report read as a compare-and-swap outcome.
+fn verdict(report: &Report, commands: &[Command]) -> Result<Verdict, String> {
+    if let Err(reason) = &report.unpack {
+        return Err(format!("the remote could not unpack the objects: {reason}"));
+    }
+    let mut not_updated = Vec::new();
+    for command in commands {
+        match report.status(&command.name) {
+            Some(Ok(())) => {}
+            // How receive-pack words a ref it did not update (a stale
+            // expectation, or a ref lock it could not take), and what an
+            // atomic push says of the commands that failed with it.
+            Some(Err(reason))
+                if [
+                    "failed to update ref",
+                    "failed to lock",
+                    "atomic transaction failed",
+                ]
+                .contains(&reason.as_str()) =>
+            {
+                not_updated.push(format!("{} ({reason})", command.name));
+            }
+            Some(Err(reason)) => {
+                return Err(format!("the remote refused {}: {reason}", command.name));
+            }
+            None => return Err(format!("the remote did not report on {}", command.name)),
+        }
+    }
+    if not_updated.is_empty() {
+        Ok(Verdict::Applied)
+    } else {
+        Ok(Verdict::NotUpdated(format!(
+            "the remote did not update {}",
+            not_updated.join(", ")
+        )))
     }
 }

@@ -58,6 +58,14 @@ pub enum TransportError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The settings for reaching it (ssh program, variant) do not work.
+    #[error("{endpoint}: {message}")]
+    Settings {
+        /// The endpoint, for the message.
+        endpoint: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An HTTP request failed or was refused.
     #[error("{endpoint}: {message}")]
     Http {

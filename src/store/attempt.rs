@@ -14,6 +14,7 @@ use super::clock::Clock;
 use super::lockfiles::{self, LockFile};
 use super::locks::Locks;
 use super::mirror::View;
+use super::notice::Notice;
 use super::snapshot::Snapshot;
 use super::upkeep;
 use crate::lease::UnixMillis;
@@ -144,7 +145,7 @@ impl Locks {
             return self.apply_local(changes);
         };
         let remote = self.remote_target();
-        session
+        let said = session
             .push(&self.repo, changes, objects)
             .map_err(|e| match e {
                 PushOutcome::Lost => WriteError::Lost,
@@ -159,6 +160,9 @@ impl Locks {
                 }),
                 PushOutcome::Failed(reason) => WriteError::Failed(remote.error(reason)),
             })?;
+        if !said.is_empty() {
+            self.notify(Notice::RemoteSaid { lines: said });
+        }
         // The remote is the authority and now holds the changes: the
         // operation succeeded, whatever happens to the local mirror. If
         // another local process moved it meanwhile, or it cannot be

@@ -12,7 +12,7 @@ use crate::lease::LOCK_REF_PREFIX;
 use crate::remote::fetch::Mirrored;
 use crate::remote::pack::write_pack;
 use crate::remote::protocol::Command;
-use crate::remote::push::PushSession;
+use crate::remote::push::{PushSession, Verdict};
 use crate::remote::transport::{Endpoint, redact, scrub};
 
 /// The refs a repository's lock state is made of, which the local
@@ -86,13 +86,14 @@ impl Session {
         }
     }
 
-    /// Makes `changes` on the remote, sending `objects` from `local`.
+    /// Makes `changes` on the remote, sending `objects` from `local`;
+    /// returns what the server said on the way (its hooks' output).
     pub fn push(
         self,
         local: &gix::Repository,
         changes: &[RefChange],
         objects: &[ObjectId],
-    ) -> Result<(), PushOutcome> {
+    ) -> Result<Vec<String>, PushOutcome> {
         match self {
             Session::Push(session) => push_changes(local, *session, changes, objects),
             Session::Direct(remote) => {
@@ -100,7 +101,7 @@ impl Session {
                     copy_objects(local, &remote, *id).map_err(PushOutcome::Failed)?;
                 }
                 match apply_changes(&remote, changes) {
-                    Ok(()) => Ok(()),
+                    Ok(()) => Ok(Vec::new()),
                     Err(e) if e.is_conflict() || e.is_not_found() => Err(PushOutcome::Lost),
                     Err(e) if e.is_retryable() => {
                         let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
@@ -203,7 +204,7 @@ fn push_changes(
     session: PushSession,
     changes: &[RefChange],
     objects: &[ObjectId],
-) -> Result<(), PushOutcome> {
+) -> Result<Vec<String>, PushOutcome> {
     let mut data = Vec::new();
     for id in objects {
         let object = repo
@@ -214,55 +215,13 @@ fn push_changes(
     let entries: Vec<(gix::object::Kind, &[u8])> =
         data.iter().map(|(k, d)| (*k, d.as_slice())).collect();
     let commands: Vec<Command> = changes.iter().map(RefChange::command).collect();
-    let report = session
-        .push(
-            &commands,
-            &write_pack(&entries)
-                .map_err(|e| PushOutcome::Failed(format!("writing the pack: {e}")))?,
-        )
+    let pack =
+        write_pack(&entries).map_err(|e| PushOutcome::Failed(format!("writing the pack: {e}")))?;
+    let pushed = session
+        .push(&commands, &pack)
         .map_err(|e| PushOutcome::Failed(e.to_string()))?;
-    if let Err(reason) = &report.unpack {
-        return Err(PushOutcome::Failed(format!(
-            "the remote could not unpack the objects: {reason}"
-        )));
-    }
-    let mut rejected = Vec::new();
-    for command in &commands {
-        match report.status(&command.name) {
-            Some(Ok(())) => {}
-            // How receive-pack words a ref it did not update (a stale
-            // expectation, or a ref lock it could not take), and what an
-            // atomic push says of the commands that failed with it.
-            Some(Err(reason))
-                if [
-                    "failed to update ref",
-                    "failed to lock",
-                    "atomic transaction failed",
-                ]
-                .contains(&reason.as_str()) =>
-            {
-                rejected.push(format!("{} ({reason})", command.name));
-            }
-            Some(Err(reason)) => {
-                return Err(PushOutcome::Failed(format!(
-                    "the remote refused {}: {reason}",
-                    command.name
-                )));
-            }
-            None => {
-                return Err(PushOutcome::Failed(format!(
-                    "the remote did not report on {}",
-                    command.name
-                )));
-            }
-        }
-    }
-    if rejected.is_empty() {
-        Ok(())
-    } else {
-        Err(PushOutcome::Rejected(format!(
-            "the remote did not update {}",
-            rejected.join(", ")
-        )))
+    match pushed.verdict {
+        Verdict::Applied => Ok(pushed.messages),
+        Verdict::NotUpdated(reason) => Err(PushOutcome::Rejected(reason)),
     }
 }

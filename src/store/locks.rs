@@ -64,20 +64,43 @@ impl Locks {
     /// writes them back with a compare-and-swap push, then mirrors the
     /// result in the local refs.
     pub fn with_remote(mut self, name_or_url: &str) -> Result<Locks, Error> {
-        let url = match self.repo.find_remote(name_or_url) {
-            Ok(remote) => remote
-                .url(gix::remote::Direction::Push)
-                .map(|u| u.to_bstring().to_string())
-                .ok_or_else(|| Error::BadRemote {
-                    remote: redact(&crate::lease::echo(name_or_url)),
-                    reason: "it has no URL".to_owned(),
-                })?,
-            Err(_) => name_or_url.to_owned(),
-        };
-        let endpoint = Endpoint::parse(&url).map_err(|e| Error::BadRemote {
+        let bad = |reason: String| Error::BadRemote {
             remote: redact(&crate::lease::echo(name_or_url)),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let remote = match self.repo.find_remote(name_or_url) {
+            Ok(remote) => remote,
+            Err(_) if looks_like_a_name(name_or_url) => {
+                let names: Vec<String> = self
+                    .repo
+                    .remote_names()
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect();
+                return Err(bad(if names.is_empty() {
+                    "no remote has that name, and the repository has none configured (`git remote add NAME URL`); or give a URL or a path".to_owned()
+                } else {
+                    format!(
+                        "no remote has that name; the configured remotes are {}; or give a URL or a path",
+                        names.join(", ")
+                    )
+                }));
+            }
+            // A URL or path, read as git would use it, url.<base>.insteadOf
+            // applied; one gix cannot read is told why in our words.
+            Err(_) => self.repo.remote_at(name_or_url).map_err(|e| {
+                bad(match Endpoint::parse(name_or_url) {
+                    Err(ours) => ours.to_string(),
+                    Ok(_) => crate::remote::error_chain(&e),
+                })
+            })?,
+        };
+        // As `git push` does: pushInsteadOf (else insteadOf) applied.
+        let url = remote
+            .url(gix::remote::Direction::Push)
+            .map(|u| u.to_bstring().to_string())
+            .ok_or_else(|| bad("it has no URL".to_owned()))?;
+        let endpoint = Endpoint::parse(&url).map_err(|e| bad(e.to_string()))?;
         let direct = match &endpoint {
             Endpoint::Local(path) if !repository::git_on_path() => Some(path.clone()),
             _ => None,
@@ -311,14 +334,14 @@ impl Locks {
             let highest = report.removed.iter().map(|r| r.fencing_token).max();
             if let Some(highest) = highest.filter(|t| *t > snapshot.version.value.highest_token) {
                 let next = snapshot.version.next(highest, &(self.nonces)());
-                let blob = version::write(&self.repo, &next)?;
-                objects.push(blob);
+                let (commit, written) = version::write(&self.repo, &next, now)?;
+                objects.extend(written);
                 changes.insert(
                     0,
                     RefChange {
                         name: VERSION_REF.to_owned(),
                         old: snapshot.version.id,
-                        new: Some(blob),
+                        new: Some(commit),
                     },
                 );
             }
@@ -335,4 +358,11 @@ impl Locks {
 pub(super) enum Done {
     Applied(TransitionKind, LockRecord),
     Unchanged(Unchanged),
+}
+
+/// Whether `text` can only be meant as the name of a remote: no path or URL
+/// punctuation, and nothing of that name here. git would take it for a
+/// relative path and fail with "does not appear to be a git repository".
+fn looks_like_a_name(text: &str) -> bool {
+    !text.contains(['/', ':', '\\', '.']) && !Path::new(text).exists()
 }

@@ -34,4 +34,10 @@ pub enum Notice {
         /// How far ahead of our clock it was written.
         ahead: Duration,
     },
+    /// What the remote said while it took a push (its hooks' output, over
+    /// `side-band-64k`), a line each, as `git push` shows it.
+    RemoteSaid {
+        /// Its lines.
+        lines: Vec<String>,
+    },
 }

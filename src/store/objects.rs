@@ -21,14 +21,26 @@ pub(crate) fn write_lock_commit(
     message: &str,
     at: UnixMillis,
 ) -> Result<(ObjectId, Vec<ObjectId>), Error> {
+    write_commit(repo, LOCK_FILE, &record.to_json(), parent, message, at)
+}
+
+/// Writes a commit whose tree holds one file, `name` with `content`, and
+/// whose parent is `parent`; returns the commit id and the ids of the
+/// commit, its tree and the blob.
+pub(crate) fn write_commit(
+    repo: &gix::Repository,
+    name: &str,
+    content: &[u8],
+    parent: Option<ObjectId>,
+    message: &str,
+    at: UnixMillis,
+) -> Result<(ObjectId, Vec<ObjectId>), Error> {
     let write = |e: gix::Error| Error::repository("writing lock objects", e);
-    let blob = again(|| repo.write_blob(record.to_json()))
-        .map_err(write)?
-        .detach();
+    let blob = again(|| repo.write_blob(content)).map_err(write)?.detach();
     let tree = gix::objs::Tree {
         entries: vec![Entry {
             mode: EntryKind::Blob.into(),
-            filename: LOCK_FILE.into(),
+            filename: name.into(),
             oid: blob,
         }],
     };
@@ -52,7 +64,7 @@ pub(crate) fn write_lock_commit(
 /// Runs `write` once more after a failure, as git does when it finalises a
 /// loose object: a `git gc` running beside us removes the fan-out folders
 /// it emptied, and one can vanish between its creation and our rename.
-pub(super) fn again<T>(write: impl Fn() -> Result<T, gix::Error>) -> Result<T, gix::Error> {
+fn again<T>(write: impl Fn() -> Result<T, gix::Error>) -> Result<T, gix::Error> {
     write().or_else(|_| write())
 }
 

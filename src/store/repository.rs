@@ -4,7 +4,8 @@ use std::path::Path;
 
 use super::Error;
 
-/// The repository containing `dir`. Like git, the nearest `.git` on the way
+/// The repository containing `dir`, or the one `GIT_DIR` names (relative
+/// to `dir`). Like git, the nearest `.git` on the way
 /// up decides: one that is not a usable git directory (a `.git` file naming
 /// a directory that is gone, say) is an error, not a reason to go on to a
 /// repository further up, which would put the locks in the wrong place.
@@ -13,6 +14,14 @@ pub(super) fn discover(dir: &Path) -> Result<gix::Repository, Error> {
         path: std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()),
         reason,
     };
+    // As with git, GIT_DIR names the repository outright.
+    if let Some(git_dir) = std::env::var_os("GIT_DIR").filter(|d| !d.is_empty()) {
+        let git_dir = dir.join(git_dir);
+        return open_at(&git_dir).map_err(|e| Error::NotARepository {
+            path: std::path::absolute(&git_dir).unwrap_or(git_dir),
+            reason: format!("GIT_DIR names no usable git directory: {e}"),
+        });
+    }
     let repo = open_upwards(dir).map_err(|e| not_a_repository(e.to_string()));
     let absolute = std::path::absolute(dir).map_err(|e| not_a_repository(e.to_string()))?;
     let nearest = absolute

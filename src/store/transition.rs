@@ -102,12 +102,12 @@ impl Locks {
         }];
         if transition.depends_on_others {
             let next = snapshot.version.next(record.fencing_token, &record.nonce);
-            let blob = version::write(&self.repo, &next)?;
-            objects.push(blob);
+            let (commit, written) = version::write(&self.repo, &next, now)?;
+            objects.extend(written);
             changes.push(RefChange {
                 name: VERSION_REF.to_owned(),
                 old: snapshot.version.id,
-                new: Some(blob),
+                new: Some(commit),
             });
         }
         Ok((record, changes, objects))

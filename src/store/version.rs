@@ -2,19 +2,31 @@
 //! transition that makes a lease live must advance, expecting the value it
 //! read before it listed the locks. See the module doc of [`crate::store`].
 //!
-//! It points at a small blob, `{"version": N, "highest_token": T, "writer": W}`:
+//! It points at a commit without parents whose tree holds one blob,
+//! `version.json`: `{"version": N, "highest_token": T, "writer": W}`.
 //! `version` strictly increases, `highest_token` is the highest fencing
 //! token ever issued in the repository (the floor for the next one, so
 //! tokens keep increasing after gc deletes a lock's ref), and `writer` is
-//! the nonce of the lease that wrote it. The writer makes every new blob
+//! the nonce of the lease that wrote it. The writer makes every new commit
 //! unique: two racers that read the same version would otherwise write
-//! identical blobs, and a create that finds exactly its own new value
+//! identical objects, and a create that finds exactly its own new value
 //! already there counts as success.
+//!
+//! A commit, because other grite tools treat every ref under `refs/grite/`
+//! as a commit (a blob there stops their sync); without parents, because
+//! its history means nothing and would only grow. Earlier versions of this
+//! tool wrote the blob itself as the ref's value: that is still read, and
+//! the next write replaces it, expecting it, as any write does.
 
 use gix::ObjectId;
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use super::objects::write_commit;
+use crate::lease::UnixMillis;
+
+/// The file of a version commit's tree.
+const FILE: &str = "version.json";
 
 /// The ref, outside `refs/grite/locks/` so that lock listings and other
 /// grite tools never mistake it for a lock.
@@ -64,18 +76,33 @@ pub(crate) fn read(repo: &gix::Repository) -> Result<ReadVersion, Error> {
     read_at(repo, id)
 }
 
-/// The version the ref would hold at `id`.
+/// The version the ref would hold at `id`: a version commit, or the bare
+/// blob of earlier versions.
 pub(crate) fn read_at(repo: &gix::Repository, id: ObjectId) -> Result<ReadVersion, Error> {
     let object = repo
         .find_object(id)
         .map_err(|e| corrupt(format!("its object {id} cannot be read: {e}")))?;
-    if object.kind != gix::object::Kind::Blob {
-        return Err(corrupt(format!(
-            "it points at a {}, not a version blob",
-            object.kind
-        )));
-    }
-    let value = serde_json::from_slice(&object.data)
+    let blob = match object.kind {
+        gix::object::Kind::Blob => object,
+        gix::object::Kind::Commit => {
+            let tree = object
+                .into_commit()
+                .tree()
+                .map_err(|e| corrupt(format!("the tree of commit {id} cannot be read: {e}")))?;
+            let entry = tree
+                .find_entry(FILE)
+                .ok_or_else(|| corrupt(format!("commit {id} has no {FILE}")))?;
+            entry
+                .object()
+                .map_err(|e| corrupt(format!("{FILE} of commit {id} cannot be read: {e}")))?
+        }
+        kind => {
+            return Err(corrupt(format!(
+                "it points at a {kind}, not a version commit"
+            )));
+        }
+    };
+    let value = serde_json::from_slice(&blob.data)
         .map_err(|e| corrupt(format!("its content is not a lock version: {e}")))?;
     Ok(ReadVersion {
         id: Some(id),
@@ -91,9 +118,14 @@ fn corrupt(reason: String) -> Error {
     }
 }
 
-pub(crate) fn write(repo: &gix::Repository, version: &Version) -> Result<ObjectId, Error> {
+/// Writes the version commit for `version` at `at`; returns its id and the
+/// ids of its three objects (which a push must send).
+pub(crate) fn write(
+    repo: &gix::Repository,
+    version: &Version,
+    at: UnixMillis,
+) -> Result<(ObjectId, Vec<ObjectId>), Error> {
     let bytes = serde_json::to_vec(version).expect("integers and a string serialise");
-    super::objects::again(|| repo.write_blob(&bytes))
-        .map(gix::Id::detach)
-        .map_err(|e| Error::repository("writing the lock version", e))
+    let message = format!("lock version {}\n", version.version);
+    write_commit(repo, FILE, &bytes, None, &message, at)
 }
