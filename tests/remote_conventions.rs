@@ -209,6 +209,20 @@ fn insteadof_aliases_file_localhost_and_relative_paths_reach_the_remote() {
 }
 
 #[test]
+fn an_ipv6_loopback_address_in_brackets_is_reached() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("notice: this machine's loopback has no IPv6; the [::1] test did not run");
+        return;
+    }
+    let (tmp, remote, clone) = remote_and_clone();
+    let daemon = Daemon::start_on(tmp.path(), "::1");
+    let url = format!("git://[::1]:{}/remote.git", daemon.port);
+    let (c, v) = grite(&clone, &url, A, &["acquire", "issue:v6"]);
+    assert_eq!(c, 0, "{v}");
+    assert!(support::stored_record(&remote, "issue:v6").is_some());
+}
+
+#[test]
 fn git_dir_names_the_repository_and_a_misspelled_remote_is_named() {
     let (tmp, remote, clone) = remote_and_clone();
     let elsewhere = tmp.path().join("elsewhere");

@@ -112,7 +112,14 @@ impl Endpoint {
                     "the host name begins with `-`, which ssh would take for an option",
                 ));
             }
-            ArgumentSafety::Usable(host) => Some(host.to_owned()),
+            // An IPv6 address without the brackets that set it apart in
+            // the URL.
+            ArgumentSafety::Usable(host) => Some(
+                host.strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(host)
+                    .to_owned(),
+            ),
             ArgumentSafety::Absent => None,
         };
         match parsed.scheme {
@@ -180,6 +187,9 @@ impl std::fmt::Display for Endpoint {
                     }
                     None => write!(f, "{user}{host}:{path}"),
                 }
+            }
+            Endpoint::Git { host, port, path } if host.contains(':') => {
+                write!(f, "git://[{host}]:{port}{path}")
             }
             Endpoint::Git { host, port, path } => write!(f, "git://{host}:{port}{path}"),
             Endpoint::Http { url } => f.write_str(&redact(url)),
@@ -266,6 +276,18 @@ mod tests {
                 port: 9999,
                 path: "/repo.git".into()
             }
+        );
+        assert_eq!(
+            parse("git://[::1]:9999/repo.git"),
+            Endpoint::Git {
+                host: "::1".into(),
+                port: 9999,
+                path: "/repo.git".into()
+            }
+        );
+        assert_eq!(
+            parse("git://[::1]:9999/repo.git").to_string(),
+            "git://[::1]:9999/repo.git"
         );
         assert_eq!(parse("./a:b"), Endpoint::Local("./a:b".into()));
         assert_eq!(

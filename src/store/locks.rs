@@ -68,8 +68,15 @@ impl Locks {
             remote: redact(&crate::lease::echo(name_or_url)),
             reason,
         };
-        let remote = match self.repo.find_remote(name_or_url) {
-            Ok(remote) => remote,
+        let (remote, given) = match self.repo.find_remote(name_or_url) {
+            Ok(remote) => {
+                let config = self.repo.config_snapshot();
+                let url = ["pushurl", "url"]
+                    .iter()
+                    .find_map(|key| config.string(format!("remote.{name_or_url}.{key}").as_str()))
+                    .map(|u| u.to_string());
+                (remote, url)
+            }
             Err(_) if looks_like_a_name(name_or_url) => {
                 let names: Vec<String> = self
                     .repo
@@ -88,18 +95,34 @@ impl Locks {
             }
             // A URL or path, read as git would use it, url.<base>.insteadOf
             // applied; one gix cannot read is told why in our words.
-            Err(_) => self.repo.remote_at(name_or_url).map_err(|e| {
-                bad(match Endpoint::parse(name_or_url) {
-                    Err(ours) => ours.to_string(),
-                    Ok(_) => crate::remote::error_chain(&e),
-                })
-            })?,
+            Err(_) => {
+                let remote = self.repo.remote_at(name_or_url).map_err(|e| {
+                    bad(match Endpoint::parse(name_or_url) {
+                        Err(ours) => ours.to_string(),
+                        Ok(_) => crate::remote::error_chain(&e),
+                    })
+                })?;
+                (remote, Some(name_or_url.to_owned()))
+            }
         };
-        // As `git push` does: pushInsteadOf (else insteadOf) applied.
-        let url = remote
+        // As `git push` does: pushInsteadOf (else insteadOf) applied. A URL
+        // no rule rewrote is kept as written: gix would spell it anew
+        // (an IPv6 host percent-encoded, say).
+        let rewritten = remote
             .url(gix::remote::Direction::Push)
-            .map(|u| u.to_bstring().to_string())
             .ok_or_else(|| bad("it has no URL".to_owned()))?;
+        let unchanged = given.as_deref().filter(|given| {
+            self.repo
+                .remote_at_without_url_rewrite(*given)
+                .ok()
+                .and_then(|r| r.url(gix::remote::Direction::Push).cloned())
+                .as_ref()
+                == Some(rewritten)
+        });
+        let url = match unchanged {
+            Some(given) => given.to_owned(),
+            None => rewritten.to_bstring().to_string(),
+        };
         let endpoint = Endpoint::parse(&url).map_err(|e| bad(e.to_string()))?;
         let direct = match &endpoint {
             Endpoint::Local(path) if !repository::git_on_path() => Some(path.clone()),

@@ -254,22 +254,26 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(base: &Path) -> Daemon {
-        let port = free_port();
+        Daemon::start_on(base, "127.0.0.1")
+    }
+
+    /// On the loopback address `address` (`127.0.0.1` or `::1`).
+    pub fn start_on(base: &Path, address: &str) -> Daemon {
+        let port = std::net::TcpListener::bind((address, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         // The daemon itself, not the `git` wrapper that would fork it, so
         // that killing the child stops the server.
         let mut daemon = Command::new(git_exec_path().join("git-daemon"));
         daemon
-            .args([
-                "--export-all",
-                "--enable=receive-pack",
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-            ])
+            .args(["--export-all", "--enable=receive-pack", "--reuseaddr"])
+            .arg(format!("--listen={address}"))
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", base.display()))
             .arg(base);
         Daemon {
-            _server: Running::start(daemon, &[port], "git daemon"),
+            _server: Running::start_on(daemon, address, &[port], "git daemon"),
             port,
         }
     }
@@ -289,7 +293,12 @@ struct Running(Child);
 
 impl Running {
     /// Starts `command` quietly and waits until it listens on `ports`.
-    fn start(mut command: Command, ports: &[u16], what: &str) -> Running {
+    fn start(command: Command, ports: &[u16], what: &str) -> Running {
+        Running::start_on(command, "127.0.0.1", ports, what)
+    }
+
+    /// Like [`Running::start`], listening on `address`.
+    fn start_on(mut command: Command, address: &str, ports: &[u16], what: &str) -> Running {
         let child = command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -300,7 +309,7 @@ impl Running {
         // still stopped.
         let running = Running(child);
         for port in ports {
-            wait_for_listener(*port, what);
+            wait_for_listener(address, *port, what);
         }
         running
     }
@@ -340,9 +349,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_listener(port: u16, what: &str) {
+fn wait_for_listener(address: &str, port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect((address, port)).is_err() {
         assert!(Instant::now() < deadline, "{what} did not listen on {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
