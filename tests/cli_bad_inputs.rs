@@ -185,10 +185,17 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "resource given twice",
-            &["acquire", "--resource", "issue:1", "issue:2"],
+            &["acquire", "--resource", "issue:1", "issue:1"],
             2,
             "invalid_args",
-            "cannot be used with",
+            "issue:1 is named twice",
+        ),
+        case(
+            "one path spelled two ways",
+            &["release", "path:src", "-r", "path:./src/"],
+            2,
+            "invalid_args",
+            "path:src is named twice",
         ),
         case(
             "unknown command",

@@ -382,3 +382,33 @@ fn over_http_gits_own_low_speed_time_is_the_deadline() {
     support::assert_remote_error(code(&out), &json(&out), "timed out", "acquire");
     assert_eq!(repo.refs(), before);
 }
+
+#[test]
+fn a_server_without_atomic_pushes_is_refused_before_locks_change_together() {
+    let repo = repo();
+    let before = repo.refs();
+    let (port, server) = fake_daemon(|mut stream| {
+        read_request(&mut stream);
+        stream
+            .write_all(&advertisement_with("report-status delete-refs"))
+            .expect("advertise");
+        // Anything it is sent is never answered with a report.
+        let _ = read_push(&mut stream);
+    });
+    let remote = format!("git://127.0.0.1:{port}/repo.git");
+    let out = repo.grite_as(
+        A,
+        T0,
+        &[
+            "--json", "--remote", &remote, "lock", "acquire", "issue:1", "issue:2",
+        ],
+    );
+    server.join().expect("server thread");
+    support::assert_remote_error(
+        code(&out),
+        &json(&out),
+        "does not offer atomic pushes",
+        "acquire",
+    );
+    assert_eq!(repo.refs(), before);
+}

@@ -59,12 +59,13 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum LockCommand {
-    /// Take a lock, or say who holds it.
-    Acquire(WithTtl),
-    /// Extend your lease.
+    /// Take locks, or say who holds them; several resources are granted all
+    /// together or not at all.
+    Acquire(AcquireArgs),
+    /// Extend your leases.
     Renew(WithTtl),
-    /// End your lease.
-    Release(ResourceArg),
+    /// End your leases.
+    Release(Resources),
     /// List live, expired and released locks and conflicts between them.
     Status,
     /// Remove released locks and locks expired past the grace period.
@@ -74,9 +75,12 @@ pub enum LockCommand {
     /// Make the local lock refs what the remote has (fetch, and prune those
     /// it no longer has).
     Sync,
+    /// Hold locks while a command runs: acquire, renew in the background,
+    /// stop the command if the lease is lost, release when it ends.
+    Run(RunArgs),
 }
 
-/// The resource, as `--resource R` or as the first argument.
+/// One resource, as `--resource R` or as the first argument.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct ResourceArg {
@@ -98,10 +102,32 @@ impl ResourceArg {
     }
 }
 
+/// Resources, as `--resource R` (again for more) or as arguments.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub struct Resources {
+    /// A resource: issue:ID, path:PATH or repo:NAME (repeat for more).
+    #[arg(long = "resource", short = 'r', value_name = "RESOURCE", action = clap::ArgAction::Append)]
+    pub flagged: Vec<String>,
+
+    /// Resources, as arguments.
+    #[arg(value_name = "RESOURCE")]
+    pub positional: Vec<String>,
+}
+
+impl Resources {
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.flagged
+            .iter()
+            .chain(&self.positional)
+            .map(String::as_str)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct WithTtl {
     #[command(flatten)]
-    pub resource: ResourceArg,
+    pub resources: Resources,
 
     /// How long the lease lasts: 30s, 15m, 1h, 2h30m or a number of seconds.
     #[arg(
@@ -111,4 +137,34 @@ pub struct WithTtl {
         allow_hyphen_values = true
     )]
     pub ttl: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    #[command(flatten)]
+    pub lease: WithTtl,
+
+    /// Wait for locks others hold, at most this long (`--wait=5m`), or
+    /// without a limit (`--wait`).
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub wait: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub acquire: AcquireArgs,
+
+    /// Renew this often (default: a third of the TTL).
+    #[arg(long, value_name = "DURATION")]
+    pub renew_every: Option<String>,
+
+    /// After asking the command to stop (SIGTERM), kill it (SIGKILL) this
+    /// much later.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub kill_after: String,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }

@@ -1,12 +1,13 @@
 //! Stage two: validate what the user typed, open the repository, run the
 //! command on [`Locks`].
 
-use super::args::{Cli, Command, LockCommand, ResourceArg};
+use super::args::{Cli, Command, LockCommand, ResourceArg, Resources};
 use super::error::CliError;
 use super::output::Report;
-use crate::lease::{ActorId, Resource, Ttl};
+use super::{run as lock_run, wait};
+use crate::lease::{ActorId, Resource, Ttl, UnixMillis};
 use crate::remote::transport::redact;
-use crate::store::{Clock, Error, LockPolicy, Locks, Notice};
+use crate::store::{Clock, Error, FixedClock, LockPolicy, Locks, Notice, SystemClock};
 
 /// The environment variable that names the actor (SPEC section 2).
 pub const ACTOR_ENV: &str = "GRITE_ACTOR";
@@ -36,29 +37,58 @@ pub fn run(
             .transpose()?,
     };
 
+    // `-C DIR` first makes DIR the working directory, so that a relative
+    // remote path is relative to it, as with `git -C DIR push ../origin.git`.
+    if let Some(dir) = &cli.dir {
+        std::env::set_current_dir(dir).map_err(|e| Error::NotARepository {
+            path: dir.clone(),
+            reason: format!("cannot change to it: {e}"),
+        })?;
+    }
     let (locks, report) = match command {
         LockCommand::Acquire(args) => {
-            let resource = resource(&args.resource)?;
-            let ttl = ttl(&args.ttl)?;
-            let locks = open(cli)?;
+            let resources = resources(&args.lease.resources)?;
+            let ttl = ttl(&args.lease.ttl)?;
+            let wait = wait::limit(args.wait.as_deref())?;
+            let (locks, remote) = open_with(cli)?;
             let actor = resolve_actor(&locks, actor)?;
-            let acquired = locks.acquire(&actor, &resource, ttl, clock)?;
+            let show = !cli.json && !cli.quiet;
+            let acquired = wait::acquire(
+                &locks,
+                &actor,
+                &resources,
+                ttl,
+                clock,
+                wait,
+                remote.is_some(),
+                show,
+            )?;
             (locks, Report::Acquired(acquired))
         }
         LockCommand::Renew(args) => {
-            let resource = resource(&args.resource)?;
+            let resources = resources(&args.resources)?;
             let ttl = ttl(&args.ttl)?;
             let locks = open(cli)?;
             let actor = resolve_actor(&locks, actor)?;
-            let renewed = locks.renew(&actor, &resource, ttl, clock)?;
+            let renewed = locks.renew_all(&actor, &resources, ttl, clock)?;
             (locks, Report::Renewed(renewed))
         }
         LockCommand::Release(args) => {
-            let resource = resource(args)?;
+            let resources = resources(args)?;
             let locks = open(cli)?;
             let actor = resolve_actor(&locks, actor)?;
-            let outcome = locks.release(&actor, &resource, clock)?;
-            (locks, Report::Released { resource, outcome })
+            let outcomes = locks.release_all(&actor, &resources, clock)?;
+            (
+                locks,
+                Report::Released(resources.into_iter().zip(outcomes).collect()),
+            )
+        }
+        LockCommand::Run(args) => {
+            let plan = lock_run::Plan::parse(args)?;
+            let (locks, remote) = open_with(cli)?;
+            let actor = resolve_actor(&locks, actor)?;
+            let ran = lock_run::run(&locks, &actor, &plan, clock, cli, remote.is_some())?;
+            (locks, Report::Ran(ran))
         }
         LockCommand::Status => {
             let locks = open(cli)?;
@@ -111,21 +141,23 @@ pub fn run(
     Ok((report, locks.take_notices()))
 }
 
+/// The clock decisions are made by: the system's, or for tests the
+/// instant of the hidden `--now-ms`.
+pub(super) fn clock(cli: &Cli) -> Box<dyn Clock + Send> {
+    match cli.now_ms {
+        Some(ms) => Box::new(FixedClock(UnixMillis(ms))),
+        None => Box::new(SystemClock),
+    }
+}
+
 /// Opens the repository with the remote the flags and settings name.
 fn open(cli: &Cli) -> Result<Locks, CliError> {
     Ok(open_with(cli)?.0)
 }
 
-/// Opens the repository as git would: `-C DIR` first makes DIR the working
-/// directory (so that a relative remote path is relative to it, as with
-/// `git -C DIR push ../origin.git`), then `GIT_DIR` or discovery decide.
-fn open_with(cli: &Cli) -> Result<(Locks, Option<String>), CliError> {
-    if let Some(dir) = &cli.dir {
-        std::env::set_current_dir(dir).map_err(|e| Error::NotARepository {
-            path: dir.clone(),
-            reason: format!("cannot change to it: {e}"),
-        })?;
-    }
+/// Opens the repository as git would, from the working directory (which
+/// `-C DIR` made DIR): `GIT_DIR`, else discovery.
+pub(super) fn open_with(cli: &Cli) -> Result<(Locks, Option<String>), CliError> {
     let here = std::env::current_dir().map_err(|e| Error::NotARepository {
         path: ".".into(),
         reason: format!("the working directory cannot be read: {e}"),
@@ -145,7 +177,11 @@ fn open_with(cli: &Cli) -> Result<(Locks, Option<String>), CliError> {
 }
 
 fn resource(arg: &ResourceArg) -> Result<Resource, CliError> {
-    Resource::parse(arg.text()).map_err(|e| {
+    parse_resource(arg.text())
+}
+
+fn parse_resource(text: &str) -> Result<Resource, CliError> {
+    Resource::parse(text).map_err(|e| {
         CliError::invalid_args(
             "resource",
             e,
@@ -154,7 +190,25 @@ fn resource(arg: &ResourceArg) -> Result<Resource, CliError> {
     })
 }
 
-fn ttl(text: &str) -> Result<Ttl, CliError> {
+/// Every resource named, each once: two spellings of one resource (such as
+/// `path:src` and `path:src/`) are one, named twice.
+pub(super) fn resources(arg: &Resources) -> Result<Vec<Resource>, CliError> {
+    let mut resources: Vec<Resource> = Vec::new();
+    for text in arg.texts() {
+        let resource = parse_resource(text)?;
+        if resources.contains(&resource) {
+            return Err(CliError::invalid_args(
+                "resource",
+                format!("{resource} is named twice"),
+                "name each resource once",
+            ));
+        }
+        resources.push(resource);
+    }
+    Ok(resources)
+}
+
+pub(super) fn ttl(text: &str) -> Result<Ttl, CliError> {
     Ttl::parse(text).map_err(|e| {
         CliError::invalid_args(
             "--ttl",

@@ -17,6 +17,7 @@ pub mod exit {
     pub const NOT_FOUND: u8 = 3;
     pub const CONFLICT: u8 = 4;
     pub const ENVIRONMENT: u8 = 5;
+    pub const LEASE_LOST: u8 = 6;
 }
 
 /// A failure, ready to print.
@@ -114,6 +115,56 @@ impl CliError {
                 "resource": resource,
                 "policy": "require",
                 "conflicts": holders.iter().map(lock_json).collect::<Vec<_>>(),
+            }))
+    }
+}
+
+impl CliError {
+    /// `lock run`: the command could not be started (127: not found, 126:
+    /// not runnable, as shells say); nothing is left locked.
+    pub fn not_runnable(command: &str, reason: &str, exit: u8) -> CliError {
+        CliError::new("command_failed", exit, "Command not started")
+            .line("Command", command.to_owned())
+            .line("Reason", reason.to_owned())
+            .help("check the command after `--`; the locks were released")
+            .details(json!({ "command": command, "reason": reason }))
+    }
+
+    /// `lock run`: waiting for the command failed.
+    pub fn child(reason: String) -> CliError {
+        CliError::new("command_failed", exit::OTHER, "Command lost")
+            .line("Reason", reason.clone())
+            .help("the command's state is unknown; check it before relying on the locks")
+            .details(json!({ "reason": reason }))
+    }
+
+    /// `lock run`: the lease was lost (or about to end unrenewed) while the
+    /// command ran, so the command was stopped.
+    pub fn lease_lost(
+        reason: String,
+        taker: Option<&LockRecord>,
+        held: &[LockRecord],
+        code: Option<i32>,
+        signal: Option<i32>,
+    ) -> CliError {
+        let mut error = CliError::new("lease_lost", exit::LEASE_LOST, "Lease lost")
+            .line("Reason", reason.clone());
+        for lock in held {
+            error = error.line("Resource", lock.resource.clone());
+        }
+        if let Some(taker) = taker {
+            error = error
+                .line("Taken by", taker.owner.clone())
+                .line("Their token", taker.fencing_token.to_string());
+        }
+        error
+            .help("the command was stopped (SIGTERM, then SIGKILL) so that it does not run without the lock; what it did may be incomplete")
+            .details(json!({
+                "reason": reason,
+                "locks": held.iter().map(lock_json).collect::<Vec<_>>(),
+                "taken_by": taker.map(lock_json),
+                "exit_code": code,
+                "signal": signal,
             }))
     }
 }
@@ -246,6 +297,28 @@ impl From<Error> for CliError {
                         "resource": resource,
                         "conflicts": by.iter().map(lock_json).collect::<Vec<_>>(),
                     }))
+            }
+            Error::Refused { errors } => {
+                let parts: Vec<CliError> = errors.into_iter().map(CliError::from).collect();
+                let conflict = parts.iter().any(|p| p.exit == exit::CONFLICT);
+                let (code, exit) = if conflict {
+                    ("conflict", exit::CONFLICT)
+                } else {
+                    (parts[0].code, parts[0].exit)
+                };
+                let mut error = CliError::new(code, exit, "Locks refused; none was taken");
+                let mut details = Vec::new();
+                for part in &parts {
+                    error = error.line("Refused", part.title.clone());
+                    for (key, value) in &part.lines {
+                        error = error.line(key, value.clone());
+                    }
+                    details.push(json!({ "code": part.code, "details": part.details }));
+                }
+                let help = parts[0].help.clone().unwrap_or_default();
+                error
+                    .help(format!("resources asked for together are granted all or none; {help}"))
+                    .details(json!({ "refusals": details }))
             }
             Error::NotHeld { resource } => CliError::new("not_found", exit::NOT_FOUND, "Lock not held")
                 .line("Resource", resource.clone())

@@ -7,7 +7,9 @@ mod commands;
 mod error;
 mod fields;
 mod output;
+mod run;
 mod signals;
+mod wait;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -18,9 +20,6 @@ use clap::error::ErrorKind;
 
 use args::Cli;
 use error::{CliError, exit};
-
-use crate::lease::UnixMillis;
-use crate::store::{Clock, FixedClock, SystemClock};
 
 /// Runs the command line `args` (program name first) and returns the exit
 /// code. Output goes to standard output and standard error.
@@ -47,10 +46,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(exit::INVALID_ARGS);
         }
     };
-    let clock: Box<dyn Clock> = match cli.now_ms {
-        Some(ms) => Box::new(FixedClock(UnixMillis(ms))),
-        None => Box::new(SystemClock),
-    };
+    let clock = commands::clock(&cli);
     let actor_env = std::env::var(commands::ACTOR_ENV)
         .ok()
         .filter(|a| !a.is_empty());
@@ -67,7 +63,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     let _ = std::io::stderr().write_all(human.warn.as_bytes());
                 }
             }
-            ExitCode::SUCCESS
+            ExitCode::from(report.exit_code())
         }
         Err(error) => fail(&error, cli.json),
     }

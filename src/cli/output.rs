@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::CliError;
 use super::fields::{esc, lock_json, plural, relative, short, span};
+use super::run::Ran;
 use crate::lease::{LockRecord, Resource, UnixMillis};
 use crate::remote::fetch::Fetched;
 use crate::store::{Acquired, Acquisition, GcReport, LockPolicy, Notice, Released, Status};
@@ -17,12 +18,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// A successful command's result.
 pub enum Report {
-    Acquired(Acquired),
-    Renewed(LockRecord),
-    Released {
-        resource: Resource,
-        outcome: Released,
-    },
+    /// One outcome a resource asked for, in the order asked.
+    Acquired(Vec<Acquired>),
+    Renewed(Vec<LockRecord>),
+    Released(Vec<(Resource, Released)>),
+    Ran(Ran),
     Status(Status),
     Gc(GcReport),
     Check {
@@ -42,30 +42,69 @@ pub struct Human {
     pub warn: String,
 }
 
+impl Report {
+    /// grite's exit code after this success: 0, or the status `lock run`'s
+    /// command ended with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Report::Ran(ran) => ran.exit_code(),
+            _ => 0,
+        }
+    }
+}
+
+/// One resource's acquisition, as JSON.
+fn acquired_json(acquired: &Acquired) -> Value {
+    let (outcome, previous_owner) = match &acquired.how {
+        Acquisition::New => ("acquired", None),
+        Acquisition::AlreadyHeld => ("already_held", None),
+        Acquisition::Reacquired => ("reacquired", None),
+        Acquisition::Stolen { from } => ("stolen", Some(from.clone())),
+    };
+    json!({
+        "lock": lock_json(&acquired.lock),
+        "outcome": outcome,
+        "previous_owner": previous_owner,
+    })
+}
+
+/// One resource's release, as JSON.
+fn released_json(resource: &Resource, outcome: &Released) -> Value {
+    match outcome {
+        Released::Released(lock) => {
+            json!({ "resource": resource.to_string(), "released": true, "lock": lock_json(lock) })
+        }
+        Released::NotHeld => {
+            json!({ "resource": resource.to_string(), "released": false, "lock": null })
+        }
+    }
+}
+
+/// A request for one resource answers as it always has; one for several
+/// lists an answer each under `key`.
+fn one_or_all<T>(items: &[T], key: &str, each: impl Fn(&T) -> Value) -> Value {
+    match items {
+        [one] => each(one),
+        all => json!({ key: all.iter().map(each).collect::<Vec<_>>() }),
+    }
+}
+
 pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
     let data = match report {
-        Report::Acquired(acquired) => {
-            let (outcome, previous_owner) = match &acquired.how {
-                Acquisition::New => ("acquired", None),
-                Acquisition::AlreadyHeld => ("already_held", None),
-                Acquisition::Reacquired => ("reacquired", None),
-                Acquisition::Stolen { from } => ("stolen", Some(from.clone())),
-            };
-            json!({
-                "lock": lock_json(&acquired.lock),
-                "outcome": outcome,
-                "previous_owner": previous_owner,
-            })
+        Report::Acquired(acquired) => one_or_all(acquired, "acquired", acquired_json),
+        Report::Renewed(locks) => {
+            one_or_all(locks, "renewed", |lock| json!({ "lock": lock_json(lock) }))
         }
-        Report::Renewed(lock) => json!({ "lock": lock_json(lock) }),
-        Report::Released { resource, outcome } => match outcome {
-            Released::Released(lock) => {
-                json!({ "resource": resource.to_string(), "released": true, "lock": lock_json(lock) })
-            }
-            Released::NotHeld => {
-                json!({ "resource": resource.to_string(), "released": false, "lock": null })
-            }
-        },
+        Report::Released(released) => one_or_all(released, "releases", |(resource, outcome)| {
+            released_json(resource, outcome)
+        }),
+        Report::Ran(ran) => json!({
+            "locks": ran.locks.iter().map(lock_json).collect::<Vec<_>>(),
+            "exit_code": ran.code,
+            "signal": ran.signal,
+            "released": ran.release_failed.is_none(),
+            "release_error": ran.release_failed,
+        }),
         Report::Status(status) => json!({
             "now_unix_ms": status.now.0,
             "locks": status.locks.iter().map(lock_json).collect::<Vec<_>>(),
@@ -146,31 +185,50 @@ pub fn success_human(report: &Report, notices: &[Notice], now: UnixMillis) -> Hu
     let mut warn = String::new();
     match report {
         Report::Acquired(acquired) => {
-            let title = match acquired.how {
-                Acquisition::AlreadyHeld => "Lock already held",
-                _ => "Lock acquired",
-            };
-            lease_block(&mut out, title, &acquired.lock);
-            match &acquired.how {
-                Acquisition::Stolen { from } => {
-                    let _ = writeln!(out, "  Taken over from: {} (lease expired)", esc(from));
+            for acquired in acquired {
+                let title = match acquired.how {
+                    Acquisition::AlreadyHeld => "Lock already held",
+                    _ => "Lock acquired",
+                };
+                lease_block(&mut out, title, &acquired.lock);
+                match &acquired.how {
+                    Acquisition::Stolen { from } => {
+                        let _ = writeln!(out, "  Taken over from: {} (lease expired)", esc(from));
+                    }
+                    Acquisition::Reacquired => {
+                        let _ = writeln!(
+                            out,
+                            "  Note: your previous lease had expired; this is a new one"
+                        );
+                    }
+                    Acquisition::New | Acquisition::AlreadyHeld => {}
                 }
-                Acquisition::Reacquired => {
-                    let _ = writeln!(
-                        out,
-                        "  Note: your previous lease had expired; this is a new one"
-                    );
-                }
-                Acquisition::New | Acquisition::AlreadyHeld => {}
             }
         }
-        Report::Renewed(lock) => lease_block(&mut out, "Lock renewed", lock),
-        Report::Released { resource, outcome } => {
-            let title = match outcome {
-                Released::Released(_) => "Lock released",
-                Released::NotHeld => "No lock to release",
-            };
-            let _ = writeln!(out, "{title}\n  Resource: {resource}");
+        Report::Renewed(locks) => {
+            for lock in locks {
+                lease_block(&mut out, "Lock renewed", lock);
+            }
+        }
+        Report::Released(released) => {
+            for (resource, outcome) in released {
+                let title = match outcome {
+                    Released::Released(_) => "Lock released",
+                    Released::NotHeld => "No lock to release",
+                };
+                let _ = writeln!(out, "{title}\n  Resource: {resource}");
+            }
+        }
+        // The command's own output is what a person reads; grite speaks
+        // only if it could not release.
+        Report::Ran(ran) => {
+            if let Some(reason) = &ran.release_failed {
+                let _ = writeln!(
+                    warn,
+                    "Warning: the command ended, but its locks could not be released: {}\n  they expire by themselves; release them with `grite lock release`",
+                    esc(reason)
+                );
+            }
         }
         Report::Status(status) => status_human(&mut out, status),
         Report::Gc(report) => {

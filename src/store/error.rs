@@ -121,6 +121,14 @@ pub enum Error {
         resource: String,
     },
 
+    /// Several resources asked for together, and some refused: nothing was
+    /// written. Each refusal is one of the errors above.
+    #[error("{} of the resources asked for together were refused", errors.len())]
+    Refused {
+        /// Why each refused resource was refused.
+        errors: Vec<Error>,
+    },
+
     /// The clock or a stored record is so far off that an expiry or a
     /// fencing token does not fit in 64 bits.
     #[error(
@@ -133,6 +141,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// The refusals of a request: the one, or all of several together.
+    pub(crate) fn refused(mut errors: Vec<Error>) -> Error {
+        if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            Error::Refused { errors }
+        }
+    }
+
     pub(crate) fn repository(action: &'static str, error: impl std::fmt::Display) -> Error {
         Error::Repository {
             action,

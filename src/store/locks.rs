@@ -186,26 +186,54 @@ impl Locks {
         ttl: Ttl,
         clock: &dyn Clock,
     ) -> Result<Acquired, Error> {
-        let request = Request::Acquire {
-            actor: actor.clone(),
+        Ok(first(self.acquire_all(
+            actor,
+            std::slice::from_ref(resource),
             ttl,
-            nonce: (self.nonces)(),
-        };
-        match self.transact(resource, &request, clock)? {
-            Done::Applied(kind, lock) => {
-                let how = match kind {
-                    TransitionKind::Steal { from } => Acquisition::Stolen { from },
-                    TransitionKind::Reacquire => Acquisition::Reacquired,
-                    _ => Acquisition::New,
+            clock,
+        )?))
+    }
+
+    /// Takes the locks on all of `resources` for `ttl` together, or none of
+    /// them: one transaction, or one atomic push. A refusal names every
+    /// resource refused and its holder.
+    pub fn acquire_all(
+        &self,
+        actor: &ActorId,
+        resources: &[Resource],
+        ttl: Ttl,
+        clock: &dyn Clock,
+    ) -> Result<Vec<Acquired>, Error> {
+        let requests: Vec<(Resource, Request)> = resources
+            .iter()
+            .map(|resource| {
+                let request = Request::Acquire {
+                    actor: actor.clone(),
+                    ttl,
+                    nonce: (self.nonces)(),
                 };
-                Ok(Acquired { lock, how })
-            }
-            Done::Unchanged(Unchanged::AlreadyHeld(lock)) => Ok(Acquired {
-                lock,
-                how: Acquisition::AlreadyHeld,
-            }),
-            Done::Unchanged(other) => unreachable!("acquire never ends as {other:?}"),
-        }
+                (resource.clone(), request)
+            })
+            .collect();
+        let outcomes = self.transact(&requests, clock)?;
+        Ok(outcomes
+            .into_iter()
+            .map(|done| match done {
+                Done::Applied(kind, lock) => {
+                    let how = match kind {
+                        TransitionKind::Steal { from } => Acquisition::Stolen { from },
+                        TransitionKind::Reacquire => Acquisition::Reacquired,
+                        _ => Acquisition::New,
+                    };
+                    Acquired { lock, how }
+                }
+                Done::Unchanged(Unchanged::AlreadyHeld(lock)) => Acquired {
+                    lock,
+                    how: Acquisition::AlreadyHeld,
+                },
+                Done::Unchanged(other) => unreachable!("acquire never ends as {other:?}"),
+            })
+            .collect())
     }
 
     /// Extends the actor's lease on `resource` to `now + ttl`.
@@ -216,14 +244,38 @@ impl Locks {
         ttl: Ttl,
         clock: &dyn Clock,
     ) -> Result<LockRecord, Error> {
+        Ok(first(self.renew_all(
+            actor,
+            std::slice::from_ref(resource),
+            ttl,
+            clock,
+        )?))
+    }
+
+    /// Extends the actor's leases on all of `resources` together, or none.
+    pub fn renew_all(
+        &self,
+        actor: &ActorId,
+        resources: &[Resource],
+        ttl: Ttl,
+        clock: &dyn Clock,
+    ) -> Result<Vec<LockRecord>, Error> {
         let request = Request::Renew {
             actor: actor.clone(),
             ttl,
         };
-        match self.transact(resource, &request, clock)? {
-            Done::Applied(_, lock) => Ok(lock),
-            Done::Unchanged(other) => unreachable!("renew never ends as {other:?}"),
-        }
+        let requests: Vec<(Resource, Request)> = resources
+            .iter()
+            .map(|r| (r.clone(), request.clone()))
+            .collect();
+        Ok(self
+            .transact(&requests, clock)?
+            .into_iter()
+            .map(|done| match done {
+                Done::Applied(_, lock) => lock,
+                Done::Unchanged(other) => unreachable!("renew never ends as {other:?}"),
+            })
+            .collect())
     }
 
     /// Ends the actor's lease on `resource`.
@@ -233,13 +285,35 @@ impl Locks {
         resource: &Resource,
         clock: &dyn Clock,
     ) -> Result<Released, Error> {
+        Ok(first(self.release_all(
+            actor,
+            std::slice::from_ref(resource),
+            clock,
+        )?))
+    }
+
+    /// Ends the actor's leases on all of `resources` together, or none.
+    pub fn release_all(
+        &self,
+        actor: &ActorId,
+        resources: &[Resource],
+        clock: &dyn Clock,
+    ) -> Result<Vec<Released>, Error> {
         let request = Request::Release {
             actor: actor.clone(),
         };
-        match self.transact(resource, &request, clock)? {
-            Done::Applied(_, lock) => Ok(Released::Released(lock)),
-            Done::Unchanged(_) => Ok(Released::NotHeld),
-        }
+        let requests: Vec<(Resource, Request)> = resources
+            .iter()
+            .map(|r| (r.clone(), request.clone()))
+            .collect();
+        Ok(self
+            .transact(&requests, clock)?
+            .into_iter()
+            .map(|done| match done {
+                Done::Applied(_, lock) => Released::Released(lock),
+                Done::Unchanged(_) => Released::NotHeld,
+            })
+            .collect())
     }
 
     /// Every lock, sorted into live, expired and released, with the
@@ -388,4 +462,12 @@ pub(super) enum Done {
 /// relative path and fail with "does not appear to be a git repository".
 fn looks_like_a_name(text: &str) -> bool {
     !text.contains(['/', ':', '\\', '.']) && !Path::new(text).exists()
+}
+
+/// The one outcome of a request for one resource.
+fn first<T>(outcomes: Vec<T>) -> T {
+    outcomes
+        .into_iter()
+        .next()
+        .expect("a request for one resource has one outcome")
 }

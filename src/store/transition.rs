@@ -1,7 +1,6 @@
-//! One transition of one resource: read, decide with the lease machine,
-//! and plan the writes that apply the decision as one compare-and-swap.
-
-use gix::ObjectId;
+//! The transitions of one request, for one resource or several: read,
+//! decide with the lease machine, and plan the writes that apply every
+//! decision as one compare-and-swap.
 
 use super::Error;
 use super::changes::RefChange;
@@ -13,95 +12,127 @@ use super::snapshot::{Entry, Snapshot};
 use super::version::{self, VERSION_REF};
 use crate::lease::{
     Change, Context, Decision, LockRecord, Refusal, Request, Resource, Transition, TransitionKind,
-    UnixMillis, decide,
+    Unchanged, UnixMillis, decide,
 };
 
 impl Locks {
-    /// Reads, decides and writes until the decision is written, needs no
-    /// write, or is a refusal.
+    /// Reads, decides every request on the same state, and writes the
+    /// decisions as one compare-and-swap (or makes no write at all), until
+    /// that is written, needs no write, or a request is refused: several
+    /// resources are granted all together or not at all.
     pub(super) fn transact(
         &self,
-        resource: &Resource,
-        request: &Request,
+        requests: &[(Resource, Request)],
         clock: &dyn Clock,
-    ) -> Result<Done, Error> {
-        let ref_name = resource.ref_name();
+    ) -> Result<Vec<Done>, Error> {
         self.run(clock, |snapshot, now| {
-            let entry = snapshot.entry(&ref_name);
-            let current = match entry {
-                None => None,
-                Some(entry) => match &entry.record {
-                    Ok(record) => Some(record),
-                    Err(reason) => {
-                        return Err(Error::CorruptLock {
-                            ref_name: ref_name.clone(),
-                            reason: reason.clone(),
-                            remove_with: entry.removal(self.repo.common_dir()),
-                        });
-                    }
-                },
-            };
-            self.note_skew(current, now);
             let observations = self.observe(snapshot, now)?;
-            let others: Vec<LockRecord> = snapshot
-                .entries
-                .iter()
-                .filter(|e| e.ref_name != ref_name)
-                .filter_map(|e| e.record.as_ref().ok().cloned())
-                .collect();
-            let ctx = Context {
-                resource,
-                now,
-                takeover: self.takeover(&observations),
-                token_floor: snapshot.version.value.highest_token.saturating_add(1),
-                others: &others,
-            };
-            let transition = match decide(current, request, &ctx) {
-                Decision::Refused(refusal) => return Err(refusal_error(resource, refusal)),
-                Decision::Unchanged(unchanged) => {
-                    return Ok(Step::Done(Done::Unchanged(unchanged)));
+            let takeover = self.takeover(&observations);
+            // Each new lease of the request carries a token above the
+            // previous one's, so that tokens stay unique in the repository.
+            let mut floor = snapshot.version.value.highest_token.saturating_add(1);
+            let mut refusals = Vec::new();
+            let mut decided = Vec::with_capacity(requests.len());
+            for (resource, request) in requests {
+                let ref_name = resource.ref_name();
+                let entry = snapshot.entry(&ref_name);
+                let current = match entry {
+                    None => None,
+                    Some(entry) => match &entry.record {
+                        Ok(record) => Some(record),
+                        Err(reason) => {
+                            return Err(Error::CorruptLock {
+                                ref_name: ref_name.clone(),
+                                reason: reason.clone(),
+                                remove_with: entry.removal(self.repo.common_dir()),
+                            });
+                        }
+                    },
+                };
+                self.note_skew(current, now);
+                let others: Vec<LockRecord> = snapshot
+                    .entries
+                    .iter()
+                    .filter(|e| e.ref_name != ref_name)
+                    .filter_map(|e| e.record.as_ref().ok().cloned())
+                    .collect();
+                let ctx = Context {
+                    resource,
+                    now,
+                    takeover,
+                    token_floor: floor,
+                    others: &others,
+                };
+                match decide(current, request, &ctx) {
+                    Decision::Refused(refusal) => refusals.push(refusal_error(resource, refusal)),
+                    Decision::Unchanged(unchanged) => {
+                        decided.push((entry, ref_name, Err(unchanged)))
+                    }
+                    Decision::Apply(transition) => {
+                        if let Change::Put(record) = &transition.change {
+                            floor = floor.max(record.fencing_token.saturating_add(1));
+                        }
+                        decided.push((entry, ref_name, Ok(transition)));
+                    }
                 }
-                Decision::Apply(transition) => transition,
-            };
-            let (lock, changes, objects) =
-                self.plan(snapshot, entry, &ref_name, &transition, now)?;
-            Ok(Step::Write {
-                changes,
-                objects,
-                outcome: Done::Applied(transition.kind, lock),
-            })
+            }
+            if !refusals.is_empty() {
+                return Err(Error::refused(refusals));
+            }
+            self.plan(snapshot, decided, now)
         })
     }
 
-    /// Writes the objects of one transition and returns the new record, the
-    /// ref changes to make as one transaction, and the new objects: the lock
-    /// ref expecting exactly what was read and, when the decision looked at
-    /// other locks, the version ref expecting the version read before them.
-    /// The lock ref comes first: edits are committed in order, so a reader
-    /// that sees the new version also sees the new lock.
+    /// Writes the objects of the decided transitions and returns the ref
+    /// changes to make as one transaction: each lock ref expecting exactly
+    /// what was read and, when a decision looked at other locks, the
+    /// version ref expecting the version read before them. The version
+    /// comes last: edits are committed in order, so a reader that sees the
+    /// new version also sees the new locks.
     fn plan(
         &self,
         snapshot: &Snapshot,
-        entry: Option<&Entry>,
-        ref_name: &str,
-        transition: &Transition,
+        decided: Vec<(Option<&Entry>, String, Result<Transition, Unchanged>)>,
         now: UnixMillis,
-    ) -> Result<(LockRecord, Vec<RefChange>, Vec<ObjectId>), Error> {
-        let record = match &transition.change {
-            Change::Put(record) => record.clone(),
-            Change::Remove => unreachable!("only gc removes, and it plans its own changes"),
-        };
-        let previous_id = entry.and_then(|e| e.id);
-        let message = commit_message(transition, &record);
-        let (commit, mut objects) =
-            write_lock_commit(&self.repo, &record, previous_id, &message, now)?;
-        let mut changes = vec![RefChange {
-            name: ref_name.to_owned(),
-            old: previous_id,
-            new: Some(commit),
-        }];
-        if transition.depends_on_others {
-            let next = snapshot.version.next(record.fencing_token, &record.nonce);
+    ) -> Result<Step<Vec<Done>>, Error> {
+        let mut changes = Vec::new();
+        let mut objects = Vec::new();
+        let mut outcomes = Vec::with_capacity(decided.len());
+        let mut next_version = None;
+        for (entry, ref_name, decision) in decided {
+            let transition = match decision {
+                Err(unchanged) => {
+                    outcomes.push(Done::Unchanged(unchanged));
+                    continue;
+                }
+                Ok(transition) => transition,
+            };
+            let record = match &transition.change {
+                Change::Put(record) => record.clone(),
+                Change::Remove => unreachable!("only gc removes, and it plans its own changes"),
+            };
+            let previous_id = entry.and_then(|e| e.id);
+            let message = commit_message(&transition, &record);
+            let (commit, written) =
+                write_lock_commit(&self.repo, &record, previous_id, &message, now)?;
+            objects.extend(written);
+            changes.push(RefChange {
+                name: ref_name,
+                old: previous_id,
+                new: Some(commit),
+            });
+            if transition.depends_on_others {
+                let next = next_version.get_or_insert_with(|| {
+                    snapshot.version.next(record.fencing_token, &record.nonce)
+                });
+                next.highest_token = next.highest_token.max(record.fencing_token);
+            }
+            outcomes.push(Done::Applied(transition.kind, record));
+        }
+        if changes.is_empty() {
+            return Ok(Step::Done(outcomes));
+        }
+        if let Some(next) = next_version {
             let (commit, written) = version::write(&self.repo, &next, now)?;
             objects.extend(written);
             changes.push(RefChange {
@@ -110,7 +141,11 @@ impl Locks {
                 new: Some(commit),
             });
         }
-        Ok((record, changes, objects))
+        Ok(Step::Write {
+            changes,
+            objects,
+            outcome: outcomes,
+        })
     }
 }
 

@@ -1,0 +1,184 @@
+//! `--wait`: take the locks once their holders let go. There is no
+//! notification in git, so the waiter asks again: quickly at first, then
+//! every 100 ms (250 ms through a remote, where each try is a round trip),
+//! with jitter so that waiters do not collide, and straight at the instant
+//! the holder's lease can be taken over when that comes sooner. A release
+//! is thus seen within one pause; an expiry at once.
+
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+use super::error::CliError;
+use super::fields::{esc, relative, short};
+use crate::lease::{ActorId, LockRecord, Resource, Ttl, UnixMillis};
+use crate::store::{Acquired, Clock, Error, Locks};
+
+/// The first pause, and the longest, locally and through a remote.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+const LONGEST_PAUSE: Duration = Duration::from_millis(100);
+const LONGEST_REMOTE_PAUSE: Duration = Duration::from_millis(250);
+
+/// How long to wait: not at all (`None`), without a limit (`Some(None)`),
+/// or at most this long.
+pub type Limit = Option<Option<Duration>>;
+
+/// Reads `--wait` (`None` when it is not given; an empty value when it is
+/// given bare).
+pub fn limit(text: Option<&str>) -> Result<Limit, CliError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    if text.is_empty() {
+        return Ok(Some(None));
+    }
+    duration("--wait", text).map(|d| Some(Some(d)))
+}
+
+/// A duration as typed (`5m`, `90s`, `1h30m`, or seconds), for `option`.
+pub fn duration(option: &str, text: &str) -> Result<Duration, CliError> {
+    let bad = |reason: String| {
+        CliError::invalid_args(option, reason, "write a duration such as 30s, 5m or 1h30m")
+    };
+    let parsed = if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+        text.parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| bad(format!("`{}` is too large", crate::lease::echo(text))))?
+    } else {
+        let signed: jiff::SignedDuration = text
+            .parse()
+            .map_err(|_| bad(format!("`{}` is not a duration", crate::lease::echo(text))))?;
+        Duration::try_from(signed)
+            .map_err(|_| bad(format!("`{}` is negative", crate::lease::echo(text))))?
+    };
+    if parsed.is_zero() {
+        return Err(bad("it is zero".to_owned()));
+    }
+    Ok(parsed)
+}
+
+/// Takes the locks on `resources`, waiting as `limit` says for other
+/// actors' locks; a live line on a terminal says who is waited for.
+#[allow(clippy::too_many_arguments)]
+pub fn acquire(
+    locks: &Locks,
+    actor: &ActorId,
+    resources: &[Resource],
+    ttl: Ttl,
+    clock: &dyn Clock,
+    limit: Limit,
+    remote: bool,
+    show: bool,
+) -> Result<Vec<Acquired>, Error> {
+    let Some(limit) = limit else {
+        return locks.acquire_all(actor, resources, ttl, clock);
+    };
+    let started = Instant::now();
+    let longest = if remote {
+        LONGEST_REMOTE_PAUSE
+    } else {
+        LONGEST_PAUSE
+    };
+    let mut pause = FIRST_PAUSE;
+    let line = Progress::new(show);
+    loop {
+        let refusal = match locks.acquire_all(actor, resources, ttl, clock) {
+            Err(refusal) if waitable(&refusal) => refusal,
+            done => return done,
+        };
+        let waited = started.elapsed();
+        let left = match limit {
+            Some(limit) if waited >= limit => return Err(refusal),
+            Some(limit) => limit - waited,
+            None => Duration::MAX,
+        };
+        let now = clock.now();
+        line.show(&refusal, now, waited);
+        let takeable_in =
+            takeable_at(&refusal).map(|at| Duration::from_millis(at.0.saturating_sub(now.0)));
+        let jitter = Duration::from_micros(u64::from(jitter_u16()) % 5_000);
+        let sleep = (pause + jitter)
+            .min(takeable_in.unwrap_or(Duration::MAX))
+            .min(left);
+        std::thread::sleep(sleep);
+        pause = (pause * 2).min(longest);
+    }
+}
+
+/// Refusals that another actor's letting go can end.
+fn waitable(error: &Error) -> bool {
+    match error {
+        Error::Held { .. } | Error::Blocked { .. } => true,
+        Error::Refused { errors } => errors.iter().all(waitable),
+        _ => false,
+    }
+}
+
+/// The soonest instant a lock in the way can be taken over without its
+/// holder, where the refusal says.
+fn takeable_at(error: &Error) -> Option<UnixMillis> {
+    match error {
+        Error::Held { takeable_at, .. } => Some(*takeable_at),
+        Error::Refused { errors } => errors.iter().filter_map(takeable_at).min(),
+        _ => None,
+    }
+}
+
+/// The holders a refusal names.
+fn holders(error: &Error) -> Vec<&LockRecord> {
+    match error {
+        Error::Held { holder, .. } => vec![holder],
+        Error::Blocked { by, .. } => by.iter().collect(),
+        Error::Refused { errors } => errors.iter().flat_map(holders).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One line on standard error, redrawn in place, when it is a terminal.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(show: bool) -> Progress {
+        let terminal = show && std::io::stderr().is_terminal();
+        Progress(terminal.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        }))
+    }
+
+    fn show(&self, refusal: &Error, now: UnixMillis, waited: Duration) {
+        let Some(bar) = &self.0 else {
+            return;
+        };
+        let held: Vec<String> = holders(refusal)
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} by {} ({})",
+                    esc(&h.resource),
+                    short(&h.owner),
+                    relative(h.expires(), now)
+                )
+            })
+            .collect();
+        bar.set_message(format!(
+            "waiting for {}; waited {}s",
+            held.join(", "),
+            waited.as_secs()
+        ));
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn jitter_u16() -> u16 {
+    let mut bytes = [0u8; 2];
+    let _ = getrandom::fill(&mut bytes);
+    u16::from_le_bytes(bytes)
+}
