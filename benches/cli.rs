@@ -39,6 +39,24 @@ fn main() {
     row("acquire vs git update-ref (create)", &acquire, &create);
     row("release vs git update-ref -d", &release, &delete);
 
+    // `run -- true` against the acquire and release it stands for.
+    let (mut ran, mut pair) = (vec![], vec![]);
+    for i in 0..reps {
+        let resource = format!("issue:run-{i}");
+        ran.push(time(|| grite(&repo, &["lock", "run", &resource, "--", "true"])));
+        pair.push(time(|| {
+            grite(&repo, &["lock", "acquire", &resource]);
+            grite(&repo, &["lock", "release", &resource]);
+        }));
+    }
+    row("run -- true vs acquire + release", &ran, &pair);
+    let handoff = handoffs(&repo, reps.min(15));
+    println!(
+        "{:<58} {:>8.1}ms (median; the target is 50 ms)",
+        "hand-off: a release to the --wait waiter's acquire",
+        median(&handoff).as_secs_f64() * 1e3
+    );
+
     for count in [1_000, big] {
         let repo = new_repo(tmp.path(), &format!("status-{count}"));
         plant_locks(&repo, count, T0_MS + 3_600_000);
@@ -86,6 +104,31 @@ fn main() {
             &theirs,
         );
     }
+}
+
+/// From the end of a holder's release to the end of the acquire of a
+/// waiter that was already waiting, `n` times.
+fn handoffs(repo: &Path, n: usize) -> Vec<Duration> {
+    let other = "0123456789abcdef0123456789abcdef";
+    (0..n)
+        .map(|i| {
+            let resource = format!("issue:handoff-{i}");
+            grite(repo, &["lock", "acquire", &resource]);
+            let waiter = Command::new(env!("CARGO_BIN_EXE_grite"))
+                .current_dir(repo)
+                .args(["--actor", other, "lock", "acquire", &resource, "--wait=1m"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let mut waiter = waiter.expect("the waiter starts");
+            std::thread::sleep(Duration::from_millis(300));
+            grite(repo, &["lock", "release", &resource]);
+            let released = Instant::now();
+            let status = waiter.wait().expect("the waiter ends");
+            assert!(status.success(), "the waiter got the lock");
+            released.elapsed()
+        })
+        .collect()
 }
 
 fn row(label: &str, ours: &[Duration], theirs: &[Duration]) {

@@ -94,7 +94,39 @@ fn main() {
             &cycle,
             &two_pushes,
         );
+        if label == "file://" {
+            let handoff = handoffs(&clone, &url, runs.min(11));
+            println!(
+                "{:<48} {:>8.1}ms (median; the target is 150 ms)",
+                format!("hand-off over {label}: release to --wait"),
+                median(&handoff).as_secs_f64() * 1e3
+            );
+        }
     }
+}
+
+/// From the end of a release to the end of the acquire of a waiter that
+/// was already waiting, through the remote at `url`, `n` times.
+fn handoffs(clone: &Path, url: &str, n: usize) -> Vec<Duration> {
+    (0..n)
+        .map(|i| {
+            let resource = format!("issue:handoff-{i}");
+            grite(clone, url, &None, &["lock", "acquire", &resource]);
+            let mut waiter = Command::new(env!("CARGO_BIN_EXE_grite"))
+                .current_dir(clone)
+                .args(["--actor", support::B, "--remote", url])
+                .args(["lock", "acquire", &resource, "--wait=1m"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("the waiter starts");
+            std::thread::sleep(Duration::from_millis(500));
+            grite(clone, url, &None, &["lock", "release", &resource]);
+            let released = Instant::now();
+            assert!(waiter.wait().expect("the waiter ends").success());
+            released.elapsed()
+        })
+        .collect()
 }
 
 fn grite(dir: &Path, url: &str, certificate: &Option<String>, args: &[&str]) {
