@@ -43,7 +43,9 @@ fn main() {
     let (mut ran, mut pair) = (vec![], vec![]);
     for i in 0..reps {
         let resource = format!("issue:run-{i}");
-        ran.push(time(|| grite(&repo, &["lock", "run", &resource, "--", "true"])));
+        ran.push(time(|| {
+            grite(&repo, &["lock", "run", &resource, "--", "true"])
+        }));
         pair.push(time(|| {
             grite(&repo, &["lock", "acquire", &resource]);
             grite(&repo, &["lock", "release", &resource]);

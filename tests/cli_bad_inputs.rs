@@ -163,11 +163,11 @@ fn cases() -> Vec<Case> {
             "the TTL is empty",
         ),
         case(
-            "TTL in days",
-            &["acquire", "issue:1", "--ttl", "2d"],
+            "TTL in months",
+            &["acquire", "issue:1", "--ttl", "1mo"],
             2,
             "invalid_args",
-            "hours are the largest unit",
+            "`1d`",
         ),
         case(
             "unknown flag",

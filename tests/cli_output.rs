@@ -55,6 +55,9 @@ struct Lock {
     ref_name: String,
     #[serde(default)]
     acquired_unix_ms: Option<u64>,
+    /// Present, and only, in status lists.
+    #[serde(default)]
+    mine: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,7 +148,16 @@ fn read_back(command: &str, bytes: &[u8]) {
             "acquire" => serde_json::from_value::<AcquireData>(data).map(drop),
             "renew" => serde_json::from_value::<RenewData>(data).map(drop),
             "release" => serde_json::from_value::<ReleaseData>(data).map(drop),
-            "status" => serde_json::from_value::<StatusData>(data).map(drop),
+            "status" => serde_json::from_value::<StatusData>(data).map(|status| {
+                for lock in status
+                    .locks
+                    .iter()
+                    .chain(&status.expired)
+                    .chain(&status.released)
+                {
+                    assert!(lock.mine.is_some(), "status marks every lock: {lock:?}");
+                }
+            }),
             "gc" => serde_json::from_value::<GcData>(data).map(drop),
             "check" => serde_json::from_value::<CheckData>(data).map(drop),
             other => panic!("no struct for {other}"),

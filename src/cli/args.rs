@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
     name = "grite",
     version,
     about = "Lease locks kept as git refs",
-    disable_help_subcommand = true
+    after_help = "Example: grite lock acquire issue:8057324b --ttl 30m"
 )]
 pub struct Cli {
     /// Run as if started in DIR (any worktree or subdirectory of the repository).
@@ -53,31 +53,93 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Lease locks on issues, paths and the whole repository.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: grite lock status")]
     Lock(LockCommand),
+    /// Who you are to the locks.
+    #[command(subcommand, after_help = "Example: grite actor current --json")]
+    Actor(ActorCommand),
+    /// The lock settings of this repository (.git/grite/config.toml).
+    #[command(
+        subcommand,
+        after_help = "Example: grite config set lock_policy require"
+    )]
+    Config(ConfigCommand),
+    /// Print a completion script for a shell.
+    #[command(
+        after_help = "Example: grite completions bash > ~/.local/share/bash-completion/completions/grite"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example: grite man | man -l -")]
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActorCommand {
+    /// The actor id in use, and where it came from.
+    #[command(after_help = "Example: grite actor current")]
+    Current,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Set a setting, creating the file if need be; comments and other
+    /// keys stay as they are.
+    #[command(after_help = "Example: grite config set lock_remote origin")]
+    Set {
+        /// lock_policy, default_actor, lock_grace, lock_steal, lock_remote
+        /// or lock_remote_timeout.
+        key: String,
+        /// Its value.
+        value: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LockCommand {
     /// Take locks, or say who holds them; several resources are granted all
     /// together or not at all.
+    #[command(
+        after_help = "Example: grite lock acquire issue:8057324b path:src/auth.rs --ttl 30m --wait=5m"
+    )]
     Acquire(AcquireArgs),
     /// Extend your leases.
+    #[command(after_help = "Example: grite lock renew issue:8057324b --ttl 30m")]
     Renew(WithTtl),
     /// End your leases.
+    #[command(after_help = "Example: grite lock release issue:8057324b")]
     Release(Resources),
     /// List live, expired and released locks and conflicts between them.
-    Status,
+    #[command(after_help = "Example: grite lock status --mine --json")]
+    Status(StatusArgs),
     /// Remove released locks and locks expired past the grace period.
+    #[command(after_help = "Example: grite lock gc")]
     Gc,
     /// Apply the lock policy to a resource you are about to work on.
+    #[command(after_help = "Example: grite lock check path:src/auth.rs")]
     Check(ResourceArg),
     /// Make the local lock refs what the remote has (fetch, and prune those
     /// it no longer has).
+    #[command(after_help = "Example: grite --remote origin lock sync")]
     Sync,
     /// Hold locks while a command runs: acquire, renew in the background,
     /// stop the command if the lease is lost, release when it ends.
+    #[command(after_help = "Example: grite lock run issue:8057324b --ttl 10m -- make deploy")]
     Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only your own locks.
+    #[arg(long)]
+    pub mine: bool,
+
+    /// Only the locks of these resources (repeat for more).
+    #[arg(long = "resource", short = 'r', value_name = "RESOURCE", action = clap::ArgAction::Append)]
+    pub resources: Vec<String>,
 }
 
 /// One resource, as `--resource R` or as the first argument.
@@ -129,7 +191,8 @@ pub struct WithTtl {
     #[command(flatten)]
     pub resources: Resources,
 
-    /// How long the lease lasts: 30s, 15m, 1h, 2h30m or a number of seconds.
+    /// How long the lease lasts: 30s, 15m, 1h, 2h30m, 1d or a number of
+    /// seconds; at most 7d.
     #[arg(
         long,
         value_name = "TTL",
@@ -167,4 +230,39 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--help` of every command, down to the leaves, ends with an example
+    /// that names the command itself.
+    #[test]
+    fn every_command_shows_an_example_of_itself() {
+        fn walk(command: &clap::Command, path: &str) {
+            if command.get_name() == "help" {
+                return;
+            }
+            let example = command
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                example.starts_with("Example: grite ") && example.contains(command.get_name()),
+                "`{path}` shows no example of itself: {example:?}"
+            );
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&Cli::command(), "grite");
+    }
 }

@@ -1,13 +1,15 @@
 //! Stage two: validate what the user typed, open the repository, run the
 //! command on [`Locks`].
 
-use super::args::{Cli, Command, LockCommand, ResourceArg, Resources};
+use super::args::{ActorCommand, Cli, Command, ConfigCommand, LockCommand, ResourceArg, Resources};
 use super::error::CliError;
-use super::output::Report;
+use super::output::{ActorSource, Report};
 use super::{run as lock_run, wait};
-use crate::lease::{ActorId, Resource, Ttl, UnixMillis};
+use crate::lease::{ActorId, LockRecord, Resource, Ttl, UnixMillis};
 use crate::remote::transport::redact;
-use crate::store::{Clock, Error, FixedClock, LockPolicy, Locks, Notice, SystemClock};
+use crate::store::{
+    Clock, Error, FixedClock, LockPolicy, Locks, Notice, SETTING_KEYS, SystemClock,
+};
 
 /// The environment variable that names the actor (SPEC section 2).
 pub const ACTOR_ENV: &str = "GRITE_ACTOR";
@@ -21,22 +23,22 @@ pub fn run(
     clock: &dyn Clock,
     actor_env: Option<String>,
 ) -> Result<(Report, Vec<Notice>), CliError> {
-    let Command::Lock(command) = &cli.command;
     // Everything typed is validated before the repository is touched.
-    let actor = cli
+    let flagged = cli
         .actor
         .as_deref()
         .map(|a| ActorId::parse(a).map_err(|e| CliError::invalid_args("--actor", e, ACTOR_HELP)))
-        .transpose()?;
-    let actor = match actor {
-        Some(actor) => Some(actor),
+        .transpose()?
+        .map(|a| (a, ActorSource::Flag));
+    let given = match flagged {
+        Some(given) => Some(given),
         None => actor_env
             .map(|a| {
                 ActorId::parse(&a).map_err(|e| CliError::invalid_args(ACTOR_ENV, e, ACTOR_HELP))
             })
-            .transpose()?,
+            .transpose()?
+            .map(|a| (a, ActorSource::Env)),
     };
-
     // `-C DIR` first makes DIR the working directory, so that a relative
     // remote path is relative to it, as with `git -C DIR push ../origin.git`.
     if let Some(dir) = &cli.dir {
@@ -45,13 +47,55 @@ pub fn run(
             reason: format!("cannot change to it: {e}"),
         })?;
     }
+    match &cli.command {
+        Command::Lock(command) => lock(cli, command, clock, given),
+        Command::Actor(ActorCommand::Current) => {
+            let locks = open_local()?;
+            let (actor, source) = resolve_actor(&locks, given)?;
+            let report = Report::Actor {
+                actor,
+                source,
+                config: locks.config_path(),
+            };
+            Ok((report, locks.take_notices()))
+        }
+        Command::Config(ConfigCommand::Set { key, value }) => {
+            let locks = open_local()?;
+            locks.set_setting(key, value).map_err(|e| match e {
+                Error::Config { reason, .. } => CliError::invalid_args(
+                    "setting",
+                    reason,
+                    &format!("the settings are {}", SETTING_KEYS.join(", ")),
+                ),
+                other => other.into(),
+            })?;
+            let report = Report::ConfigSet {
+                key: key.clone(),
+                value: value.clone(),
+                path: locks.config_path(),
+            };
+            Ok((report, Vec::new()))
+        }
+        Command::Completions { .. } | Command::Man => {
+            unreachable!("printed before any repository is opened")
+        }
+    }
+}
+
+/// Runs one `grite lock` command.
+fn lock(
+    cli: &Cli,
+    command: &LockCommand,
+    clock: &dyn Clock,
+    given: Option<(ActorId, ActorSource)>,
+) -> Result<(Report, Vec<Notice>), CliError> {
     let (locks, report) = match command {
         LockCommand::Acquire(args) => {
             let resources = resources(&args.lease.resources)?;
             let ttl = ttl(&args.lease.ttl)?;
             let wait = wait::limit(args.wait.as_deref())?;
             let (locks, remote) = open_with(cli)?;
-            let actor = resolve_actor(&locks, actor)?;
+            let actor = resolve_actor(&locks, given.clone())?.0;
             let show = !cli.json && !cli.quiet;
             let acquired = wait::acquire(
                 &locks,
@@ -69,14 +113,14 @@ pub fn run(
             let resources = resources(&args.resources)?;
             let ttl = ttl(&args.ttl)?;
             let locks = open(cli)?;
-            let actor = resolve_actor(&locks, actor)?;
+            let actor = resolve_actor(&locks, given.clone())?.0;
             let renewed = locks.renew_all(&actor, &resources, ttl, clock)?;
             (locks, Report::Renewed(renewed))
         }
         LockCommand::Release(args) => {
             let resources = resources(args)?;
             let locks = open(cli)?;
-            let actor = resolve_actor(&locks, actor)?;
+            let actor = resolve_actor(&locks, given.clone())?.0;
             let outcomes = locks.release_all(&actor, &resources, clock)?;
             (
                 locks,
@@ -86,14 +130,36 @@ pub fn run(
         LockCommand::Run(args) => {
             let plan = lock_run::Plan::parse(args)?;
             let (locks, remote) = open_with(cli)?;
-            let actor = resolve_actor(&locks, actor)?;
+            let actor = resolve_actor(&locks, given.clone())?.0;
             let ran = lock_run::run(&locks, &actor, &plan, clock, cli, remote.is_some())?;
             (locks, Report::Ran(ran))
         }
-        LockCommand::Status => {
+        LockCommand::Status(args) => {
+            let only: Vec<Resource> = args
+                .resources
+                .iter()
+                .map(|r| parse_resource(r))
+                .collect::<Result<_, _>>()?;
             let locks = open(cli)?;
-            let status = locks.status(clock)?;
-            (locks, Report::Status(status))
+            // Asking who holds what creates no actor: without one, nothing
+            // is yours.
+            let me = given
+                .map(|(actor, _)| actor)
+                .or_else(|| locks.settings().default_actor.clone());
+            let mut status = locks.status(clock)?;
+            let mine = |lock: &LockRecord| me.as_ref().is_some_and(|me| lock.owner == me.as_str());
+            let wanted = |lock: &LockRecord| {
+                (!args.mine || mine(lock))
+                    && (only.is_empty()
+                        || only
+                            .iter()
+                            .any(|r| Resource::parse(&lock.resource).as_ref() == Ok(r)))
+            };
+            for list in [&mut status.locks, &mut status.expired, &mut status.released] {
+                list.retain(|lock| wanted(lock));
+            }
+            status.conflicts.retain(|(a, b)| wanted(a) || wanted(b));
+            (locks, Report::Status { status, me })
         }
         LockCommand::Gc => {
             let locks = open(cli)?;
@@ -119,7 +185,7 @@ pub fn run(
             let in_the_way = if policy == LockPolicy::Off {
                 Vec::new()
             } else {
-                let actor = resolve_actor(&locks, actor)?;
+                let actor = resolve_actor(&locks, given.clone())?.0;
                 locks.check(&actor, &resource, clock)?
             };
             if policy == LockPolicy::Require && !in_the_way.is_empty() {
@@ -213,14 +279,36 @@ pub(super) fn ttl(text: &str) -> Result<Ttl, CliError> {
         CliError::invalid_args(
             "--ttl",
             e,
-            "leases last from 1s to 168h; renew a short lease rather than taking a long one",
+            "leases last from 1s to 7d (168h); renew a short lease rather than taking a long one",
         )
     })
 }
 
-fn resolve_actor(locks: &Locks, given: Option<ActorId>) -> Result<ActorId, CliError> {
+/// The actor given (`--actor`, `GRITE_ACTOR`), else the repository's
+/// default actor, created on first use; and where it came from.
+fn resolve_actor(
+    locks: &Locks,
+    given: Option<(ActorId, ActorSource)>,
+) -> Result<(ActorId, ActorSource), CliError> {
     match given {
-        Some(actor) => Ok(actor),
-        None => Ok(locks.default_actor()?),
+        Some(given) => Ok(given),
+        None => {
+            let (actor, created) = locks.default_actor()?;
+            let source = if created {
+                ActorSource::Created
+            } else {
+                ActorSource::Config
+            };
+            Ok((actor, source))
+        }
     }
+}
+
+/// The repository for a command that needs no remote.
+fn open_local() -> Result<Locks, CliError> {
+    let here = std::env::current_dir().map_err(|e| Error::NotARepository {
+        path: ".".into(),
+        reason: format!("the working directory cannot be read: {e}"),
+    })?;
+    Ok(Locks::open(here)?)
 }

@@ -80,6 +80,7 @@ pub fn span(millis: u64) -> String {
         (0, 0, _) => format!("{m}m {s}s"),
         (0, _, 0) => format!("{h}h"),
         (0, _, _) => format!("{h}h {m}m"),
+        (_, 0, _) => format!("{d}d"),
         _ => format!("{d}d {h}h"),
     }
 }
@@ -109,6 +110,14 @@ mod tests {
             "expires in 2h 1m"
         );
         assert_eq!(relative(now, now), "expired 0s ago");
+        assert_eq!(
+            relative(UnixMillis(now.0 + 7 * 86_400_000), now),
+            "expires in 7d"
+        );
+        assert_eq!(
+            relative(UnixMillis(now.0 + 2 * 86_400_000 + 3 * 3_600_000), now),
+            "expires in 2d 3h"
+        );
         assert_eq!(relative(UnixMillis(now.0 - 180_000), now), "expired 3m ago");
     }
 

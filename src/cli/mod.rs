@@ -46,6 +46,28 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(exit::INVALID_ARGS);
         }
     };
+    // What needs no repository, and prints no envelope.
+    match &cli.command {
+        args::Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "grite", &mut script);
+            print_stdout(&String::from_utf8_lossy(&script));
+            return ExitCode::SUCCESS;
+        }
+        args::Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            let mut roff = Vec::new();
+            return match page.render(&mut roff) {
+                Ok(()) => {
+                    print_stdout(&String::from_utf8_lossy(&roff));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&CliError::usage(&e.to_string()), cli.json),
+            };
+        }
+        _ => {}
+    }
     let clock = commands::clock(&cli);
     let actor_env = std::env::var(commands::ACTOR_ENV)
         .ok()

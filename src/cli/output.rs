@@ -4,17 +4,27 @@
 //! reaches the terminal only through [`esc`].
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
 use super::error::CliError;
 use super::fields::{esc, lock_json, plural, relative, short, span};
 use super::run::Ran;
-use crate::lease::{LockRecord, Resource, UnixMillis};
+use crate::lease::{ActorId, LockRecord, Resource, UnixMillis};
 use crate::remote::fetch::Fetched;
 use crate::store::{Acquired, Acquisition, GcReport, LockPolicy, Notice, Released, Status};
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where the actor in use came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorSource {
+    Flag,
+    Env,
+    Config,
+    Created,
+}
 
 /// A successful command's result.
 pub enum Report {
@@ -23,7 +33,22 @@ pub enum Report {
     Renewed(Vec<LockRecord>),
     Released(Vec<(Resource, Released)>),
     Ran(Ran),
-    Status(Status),
+    Actor {
+        actor: ActorId,
+        source: ActorSource,
+        config: PathBuf,
+    },
+    ConfigSet {
+        key: String,
+        value: String,
+        path: PathBuf,
+    },
+    Status {
+        status: Status,
+        /// The actor asking, whose locks are marked; none when no actor
+        /// was given or configured yet.
+        me: Option<ActorId>,
+    },
     Gc(GcReport),
     Check {
         resource: Resource,
@@ -105,11 +130,25 @@ pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
             "released": ran.release_failed.is_none(),
             "release_error": ran.release_failed,
         }),
-        Report::Status(status) => json!({
+        Report::Actor {
+            actor,
+            source,
+            config,
+        } => json!({
+            "actor": actor.as_str(),
+            "source": source_name(*source),
+            "config": config,
+        }),
+        Report::ConfigSet { key, value, path } => json!({
+            "key": key,
+            "value": value,
+            "file": path,
+        }),
+        Report::Status { status, me } => json!({
             "now_unix_ms": status.now.0,
-            "locks": status.locks.iter().map(lock_json).collect::<Vec<_>>(),
-            "expired": status.expired.iter().map(lock_json).collect::<Vec<_>>(),
-            "released": status.released.iter().map(lock_json).collect::<Vec<_>>(),
+            "locks": status.locks.iter().map(|l| marked_json(l, me.as_ref())).collect::<Vec<_>>(),
+            "expired": status.expired.iter().map(|l| marked_json(l, me.as_ref())).collect::<Vec<_>>(),
+            "released": status.released.iter().map(|l| marked_json(l, me.as_ref())).collect::<Vec<_>>(),
             "conflicts": status.conflicts.iter().map(|(a, b)| json!([lock_json(a), lock_json(b)])).collect::<Vec<_>>(),
             "unreadable": status.unreadable.iter().map(|u| json!({
                 "ref": u.ref_name,
@@ -230,7 +269,30 @@ pub fn success_human(report: &Report, notices: &[Notice], now: UnixMillis) -> Hu
                 );
             }
         }
-        Report::Status(status) => status_human(&mut out, status),
+        Report::Status { status, me } => status_human(&mut out, status, me.as_ref()),
+        Report::Actor {
+            actor,
+            source,
+            config,
+        } => {
+            let from = match source {
+                ActorSource::Flag => "--actor".to_owned(),
+                ActorSource::Env => "the GRITE_ACTOR environment variable".to_owned(),
+                ActorSource::Config => format!("default_actor in {}", config.display()),
+                ActorSource::Created => {
+                    format!("new; saved as default_actor in {}", config.display())
+                }
+            };
+            let _ = writeln!(out, "Actor: {actor}\n  From: {}", esc(&from));
+        }
+        Report::ConfigSet { key, value, path } => {
+            let _ = writeln!(
+                out,
+                "Set {key} = {}\n  File: {}",
+                esc(value),
+                esc(&path.display().to_string())
+            );
+        }
         Report::Gc(report) => {
             let _ = writeln!(
                 out,
@@ -300,21 +362,27 @@ fn lease_block(out: &mut String, title: &str, lock: &LockRecord) {
     );
 }
 
-fn status_human(out: &mut String, status: &Status) {
+fn status_human(out: &mut String, status: &Status, me: Option<&ActorId>) {
     if status.locks.is_empty() {
         let _ = writeln!(out, "No active locks");
     } else {
         let _ = writeln!(out, "Active Locks:");
-        lock_lines(out, &status.locks, status.now);
+        lock_lines(out, &status.locks, status.now, me);
     }
     if !status.expired.is_empty() {
         let _ = writeln!(out, "Expired Locks:");
-        lock_lines(out, &status.expired, status.now);
+        lock_lines(out, &status.expired, status.now, me);
     }
     if !status.released.is_empty() {
         let _ = writeln!(out, "Released Locks:");
         for lock in &status.released {
-            let _ = writeln!(out, "  {}  {}", esc(&lock.resource), short(&lock.owner));
+            let _ = writeln!(
+                out,
+                "  {}  {}{}",
+                esc(&lock.resource),
+                short(&lock.owner),
+                you(lock, me)
+            );
         }
     }
     if !status.conflicts.is_empty() {
@@ -359,16 +427,42 @@ fn status_human(out: &mut String, status: &Status) {
     }
 }
 
-fn lock_lines(out: &mut String, locks: &[LockRecord], now: UnixMillis) {
+fn lock_lines(out: &mut String, locks: &[LockRecord], now: UnixMillis, me: Option<&ActorId>) {
     let shown: Vec<_> = locks.iter().map(|l| esc(&l.resource)).collect();
     let width = shown.iter().map(|r| r.chars().count()).max().unwrap_or(0);
     for (lock, resource) in locks.iter().zip(&shown) {
         let _ = writeln!(
             out,
-            "  {resource:<width$}  {}  {}",
+            "  {resource:<width$}  {}{}  {}",
             short(&lock.owner),
+            you(lock, me),
             relative(lock.expires(), now)
         );
+    }
+}
+
+/// ` (you)` after an owner who is the actor asking.
+fn you(lock: &LockRecord, me: Option<&ActorId>) -> &'static str {
+    if is_mine(lock, me) { " (you)" } else { "" }
+}
+
+/// A lock in status JSON: marked `mine` when the actor asking holds it.
+fn marked_json(lock: &LockRecord, me: Option<&ActorId>) -> Value {
+    let mut value = lock_json(lock);
+    value["mine"] = json!(is_mine(lock, me));
+    value
+}
+
+fn is_mine(lock: &LockRecord, me: Option<&ActorId>) -> bool {
+    me.is_some_and(|me| lock.owner == me.as_str())
+}
+
+fn source_name(source: ActorSource) -> &'static str {
+    match source {
+        ActorSource::Flag => "flag",
+        ActorSource::Env => "environment",
+        ActorSource::Config => "config",
+        ActorSource::Created => "created",
     }
 }
 
@@ -376,6 +470,10 @@ fn lock_lines(out: &mut String, locks: &[LockRecord], now: UnixMillis) {
 fn notice_json(notice: &Notice) -> Option<Value> {
     let (code, details) = match notice {
         Notice::RemoteSaid { .. } => return None,
+        Notice::MistypedSetting { key, nearest } => (
+            "mistyped_setting",
+            json!({ "key": key, "nearest": nearest }),
+        ),
         Notice::MirrorBehind { reason } => ("mirror_behind", json!({ "reason": reason })),
         Notice::PrunedLiveLock {
             lock,
@@ -403,6 +501,13 @@ fn notice_human(out: &mut String, notice: &Notice) {
             for line in lines {
                 let _ = writeln!(out, "remote: {}", esc(line));
             }
+        }
+        Notice::MistypedSetting { key, nearest } => {
+            let _ = writeln!(
+                out,
+                "Warning: .git/grite/config.toml sets `{}`, which grite does not read; did you mean `{nearest}`? (`grite config set {nearest} VALUE`)",
+                esc(key)
+            );
         }
         Notice::MirrorBehind { reason } => {
             let _ = writeln!(

@@ -15,8 +15,7 @@ pub const MIN_TTL_MILLIS: u64 = 1_000;
 /// holder stops blocking others; a longer one defeats that.
 pub const MAX_TTL_MILLIS: u64 = 7 * 24 * 60 * 60 * 1_000;
 
-const FORMS: &str =
-    "write it as `30s`, `15m`, `1h`, `2h30m` or a number of seconds (hours are the largest unit)";
+const FORMS: &str = "write it as `30s`, `15m`, `1h`, `2h30m`, `1d` or a number of seconds";
 
 /// A validated lease length, between [`MIN_TTL_MILLIS`] and [`MAX_TTL_MILLIS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -53,7 +52,7 @@ pub enum TtlError {
         input: String,
     },
     #[error(
-        "the TTL `{input}` is longer than the maximum of 168h (7 days); take a shorter lease and renew it while you work"
+        "the TTL `{input}` is longer than the maximum of 7d (168h); take a shorter lease and renew it while you work"
     )]
     /// Above [`MAX_TTL_MILLIS`], or too large to represent.
     TooLong {
@@ -109,19 +108,22 @@ impl Ttl {
 
 /// Parses a duration with units into whole milliseconds.
 fn parse_with_units(input: &str) -> Result<u64, TtlError> {
-    let duration: jiff::SignedDuration = input.parse().map_err(|_| {
-        // A leading sign that jiff accepted would have parsed; one it did not
-        // is still best reported as a sign problem.
-        if input.starts_with('-') {
-            TtlError::Negative {
-                input: super::echo(input),
+    let duration = input
+        .parse::<jiff::SignedDuration>()
+        .or_else(|_| days(input))
+        .map_err(|_| {
+            // A leading sign that jiff accepted would have parsed; one it did not
+            // is still best reported as a sign problem.
+            if input.starts_with('-') {
+                TtlError::Negative {
+                    input: super::echo(input),
+                }
+            } else {
+                TtlError::Malformed {
+                    input: super::echo(input),
+                }
             }
-        } else {
-            TtlError::Malformed {
-                input: super::echo(input),
-            }
-        }
-    })?;
+        })?;
     if duration.is_negative() {
         return Err(TtlError::Negative {
             input: super::echo(input),
@@ -130,6 +132,20 @@ fn parse_with_units(input: &str) -> Result<u64, TtlError> {
     u64::try_from(duration.as_millis()).map_err(|_| TtlError::TooLong {
         input: super::echo(input),
     })
+}
+
+/// A duration with days (`1d`, `2d 12h`), a day being 24 hours: a lease is
+/// a length of time, not a span of the calendar.
+fn days(input: &str) -> Result<jiff::SignedDuration, ()> {
+    use jiff::{SpanTotal, Unit};
+    let span: jiff::Span = input.parse().map_err(drop)?;
+    let millis = span
+        .total(SpanTotal::from(Unit::Millisecond).days_are_24_hours())
+        .map_err(drop)?;
+    if !millis.is_finite() || millis.abs() > 1e15 {
+        return Err(());
+    }
+    Ok(jiff::SignedDuration::from_millis(millis as i64))
 }
 
 impl fmt::Display for Ttl {
@@ -159,6 +175,15 @@ mod tests {
         assert_eq!(Ttl::parse("1h").map(Ttl::as_millis), Ok(3_600_000));
         assert_eq!(Ttl::parse("2h30m").map(Ttl::as_millis), Ok(9_000_000));
         assert_eq!(Ttl::parse("45").map(Ttl::as_millis), Ok(45_000));
+    }
+
+    #[test]
+    fn days_are_24_hours_up_to_the_week_the_maximum_is() {
+        assert_eq!(Ttl::parse("1d").map(Ttl::as_millis), Ok(86_400_000));
+        assert_eq!(Ttl::parse("2d 12h").map(Ttl::as_millis), Ok(216_000_000));
+        assert_eq!(Ttl::parse("7d").map(Ttl::as_millis), Ok(MAX_TTL_MILLIS));
+        assert!(matches!(Ttl::parse("8d"), Err(TtlError::TooLong { .. })));
+        assert!(matches!(Ttl::parse("1mo"), Err(TtlError::Malformed { .. })));
     }
 
     #[test]

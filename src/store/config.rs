@@ -2,7 +2,6 @@
 //! directory so that every worktree shares them (SPEC section 2). Keys this
 //! tool does not know are kept: other grite tools keep settings there too.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,6 +51,9 @@ pub struct Settings {
     /// `lock_remote_timeout`: the longest wait for the remote at a time
     /// (connecting, or for the next bytes of a reply).
     pub remote_timeout: Duration,
+    /// Keys that are probably misspellings of ours, with the key each
+    /// probably means.
+    pub mistyped: Vec<(String, &'static str)>,
 }
 
 /// The default grace period: a few seconds covers the clock skew of
@@ -78,6 +80,16 @@ pub(crate) fn path(common_dir: &Path) -> PathBuf {
     common_dir.join("grite").join("config.toml")
 }
 
+/// Every key this tool reads; `config.toml` may hold other tools' keys too.
+pub const KEYS: [&str; 6] = [
+    "lock_policy",
+    "default_actor",
+    "lock_grace",
+    "lock_steal",
+    "lock_remote",
+    "lock_remote_timeout",
+];
+
 pub(crate) fn load(common_dir: &Path) -> Result<Settings, Error> {
     let path = path(common_dir);
     let text = match std::fs::read_to_string(&path) {
@@ -85,20 +97,34 @@ pub(crate) fn load(common_dir: &Path) -> Result<Settings, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(config_error(&path, e)),
     };
-    let raw: Raw = toml::from_str(&text).map_err(|e| config_error(&path, e.message()))?;
+    settings(&text).map_err(|reason| config_error(&path, reason))
+}
+
+/// The settings `text` (a `config.toml`) holds, or why it holds none.
+pub(crate) fn settings(text: &str) -> Result<Settings, String> {
+    let raw: Raw = toml::from_str(text).map_err(|e| e.message().to_owned())?;
     let default_actor = raw
         .default_actor
         .map(|a| ActorId::parse(&a))
         .transpose()
-        .map_err(|e| config_error(&path, format!("default_actor: {e}")))?;
+        .map_err(|e| format!("default_actor: {e}"))?;
     let grace = match raw.lock_grace {
         None => Grace(DEFAULT_GRACE_MS),
-        Some(text) => parse_grace(&text).map_err(|e| config_error(&path, e))?,
+        Some(text) => parse_grace(&text)?,
     };
     let remote_timeout = match raw.lock_remote_timeout {
         None => DEFAULT_REMOTE_TIMEOUT,
-        Some(text) => parse_remote_timeout(&text).map_err(|e| config_error(&path, e))?,
+        Some(text) => parse_remote_timeout(&text)?,
     };
+    let mistyped = toml::from_str::<toml::Table>(text)
+        .map(|table| {
+            table
+                .keys()
+                .filter(|key| !KEYS.contains(&key.as_str()))
+                .filter_map(|key| nearest_key(key).map(|near| (key.clone(), near)))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Settings {
         lock_policy: raw.lock_policy.unwrap_or_default(),
         default_actor,
@@ -106,7 +132,35 @@ pub(crate) fn load(common_dir: &Path) -> Result<Settings, Error> {
         steal: raw.lock_steal.unwrap_or_default(),
         remote: raw.lock_remote.filter(|r| !r.is_empty()),
         remote_timeout,
+        mistyped,
     })
+}
+
+/// The key of ours that `key` is probably a misspelling of: within two
+/// edits of it, or any `lock_` key we do not know. Keys of other tools
+/// are left alone.
+fn nearest_key(key: &str) -> Option<&'static str> {
+    let (distance, nearest) = KEYS
+        .iter()
+        .map(|known| (edit_distance(key, known), *known))
+        .min()?;
+    (distance <= 2 || key.starts_with("lock_")).then_some(nearest)
+}
+
+/// Levenshtein distance, for short keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }
 
 fn parse_grace(text: &str) -> Result<Grace, String> {
@@ -134,88 +188,6 @@ fn parse_remote_timeout(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// The configured default actor, or a new random one saved as the default.
-/// Creation holds `config.toml.lock` (created exclusively, as git locks its
-/// files) and re-reads under it, so that two first runs agree on one id.
-pub(crate) fn default_actor(common_dir: &Path) -> Result<ActorId, Error> {
-    if let Some(actor) = load(common_dir)?.default_actor {
-        return Ok(actor);
-    }
-    let path = path(common_dir);
-    let dir = path.parent().expect("config path has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| config_error(&path, e))?;
-    let lock_path = path.with_extension("toml.lock");
-    let mut lock = acquire_file_lock(&lock_path, &path)?;
-    let outcome = (|| {
-        if let Some(actor) = load(common_dir)?.default_actor {
-            return Ok((actor, false));
-        }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(config_error(&path, e)),
-        };
-        let mut table: toml::Table =
-            toml::from_str(&text).map_err(|e| config_error(&path, e.message()))?;
-        let actor = random_actor().map_err(|e| config_error(&path, e))?;
-        table.insert(
-            "default_actor".into(),
-            toml::Value::String(actor.to_string()),
-        );
-        let new_text = toml::to_string(&table).map_err(|e| config_error(&path, e))?;
-        lock.write_all(new_text.as_bytes())
-            .and_then(|()| lock.sync_all())
-            .map_err(|e| config_error(&path, e))?;
-        Ok((actor, true))
-    })();
-    match outcome {
-        Ok((actor, true)) => {
-            std::fs::rename(&lock_path, &path).map_err(|e| config_error(&path, e))?;
-            Ok(actor)
-        }
-        Ok((actor, false)) => {
-            let _ = std::fs::remove_file(&lock_path);
-            Ok(actor)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&lock_path);
-            Err(e)
-        }
-    }
-}
-
-fn acquire_file_lock(lock_path: &Path, path: &Path) -> Result<std::fs::File, Error> {
-    let mut delay = Duration::from_millis(5);
-    let mut waited = Duration::ZERO;
-    loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(lock_path)
-        {
-            Ok(file) => return Ok(file),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::AlreadyExists
-                    && waited < Duration::from_secs(3) =>
-            {
-                std::thread::sleep(delay);
-                waited += delay;
-                delay = (delay * 2).min(Duration::from_millis(100));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(config_error(
-                    path,
-                    format!(
-                        "{} exists; another grite is writing the configuration, or one was killed: remove the file if no grite is running",
-                        lock_path.display()
-                    ),
-                ));
-            }
-            Err(e) => return Err(config_error(path, e)),
-        }
-    }
-}
-
 /// 16 bytes from the operating system's random source, as an actor id.
 pub(crate) fn random_actor() -> Result<ActorId, String> {
     let mut bytes = [0u8; 16];
@@ -223,7 +195,7 @@ pub(crate) fn random_actor() -> Result<ActorId, String> {
     Ok(ActorId::from_bytes(bytes))
 }
 
-fn config_error(path: &Path, reason: impl std::fmt::Display) -> Error {
+pub(crate) fn config_error(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Config {
         path: path.to_owned(),
         reason: reason.to_string(),
@@ -233,6 +205,25 @@ fn config_error(path: &Path, reason: impl std::fmt::Display) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelled_key_is_told_with_the_one_it_means_and_other_tools_keys_are_not() {
+        let settings =
+            settings("lock_polcy = \"require\"\nlock_stael = \"observed\"\nissue_sync = true\n")
+                .expect("valid");
+        assert_eq!(
+            settings.mistyped,
+            [
+                ("lock_polcy".to_owned(), "lock_policy"),
+                ("lock_stael".to_owned(), "lock_steal")
+            ]
+        );
+        assert_eq!(
+            settings.lock_policy,
+            LockPolicy::Warn,
+            "a misspelled key is not read"
+        );
+    }
 
     #[test]
     fn remote_timeouts_are_a_second_to_an_hour() {

@@ -8,6 +8,7 @@ use super::authority::RemoteTarget;
 use super::changes::{RefChange, Step};
 use super::clock::Clock;
 use super::config::{self, Settings};
+use super::config_file;
 use super::lockfiles;
 use super::notice::Notice;
 use super::random;
@@ -50,12 +51,20 @@ impl Locks {
             ))
         });
         let settings = config::load(repo.common_dir())?;
+        let notices = settings
+            .mistyped
+            .iter()
+            .map(|(key, nearest)| Notice::MistypedSetting {
+                key: key.clone(),
+                nearest,
+            })
+            .collect();
         Ok(Locks {
             repo,
             settings,
             nonces: Box::new(random::random_nonce),
             remote: None,
-            notices: RefCell::new(Vec::new()),
+            notices: RefCell::new(notices),
         })
     }
 
@@ -159,9 +168,16 @@ impl Locks {
         config::path(self.repo.common_dir())
     }
 
-    /// The repository's default actor, created and saved on first use.
-    pub fn default_actor(&self) -> Result<ActorId, Error> {
-        config::default_actor(self.repo.common_dir())
+    /// The repository's default actor, created and saved on first use;
+    /// says whether it was created now.
+    pub fn default_actor(&self) -> Result<(ActorId, bool), Error> {
+        config_file::default_actor(self.repo.common_dir())
+    }
+
+    /// Sets the setting `key` to `value` in `.git/grite/config.toml`,
+    /// keeping everything else in the file as it is.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), Error> {
+        config_file::set(self.repo.common_dir(), key, value)
     }
 
     /// What the operations so far had to tell besides their results (see

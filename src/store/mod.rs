@@ -70,6 +70,7 @@ mod authority;
 mod changes;
 mod clock;
 mod config;
+mod config_file;
 mod error;
 mod gate;
 mod lockfiles;
@@ -87,7 +88,7 @@ mod upkeep;
 mod version;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use config::{DEFAULT_GRACE_MS, LockPolicy, Settings, StealRule};
+pub use config::{DEFAULT_GRACE_MS, KEYS as SETTING_KEYS, LockPolicy, Settings, StealRule};
 pub use error::Error;
 pub use gate::stop_ref_writes;
 pub use lockfiles::{LockFile, STALE_AFTER};

@@ -40,4 +40,12 @@ pub enum Notice {
         /// Its lines.
         lines: Vec<String>,
     },
+    /// A key of `.git/grite/config.toml` that is probably a misspelling of
+    /// one of ours, and so is not read.
+    MistypedSetting {
+        /// The key as written.
+        key: String,
+        /// The key it probably means.
+        nearest: &'static str,
+    },
 }
