@@ -1,5 +1,5 @@
 //! End to end, through the `grite` binary on real repositories: every cell of
-//! SPEC section 4's table with two actors, steals, lost leases, gc, and
+//! The table of `docs/PROTOCOL.md` §5 with two actors, steals, lost leases, gc, and
 //! fencing tokens across release and gc. Time is the hidden `--now-ms`.
 
 mod support;

@@ -1,7 +1,7 @@
 //! Model-based test of the lease state machine: random sequences of
 //! acquire, renew, release, gc and clock ticks by several actors on
 //! overlapping resources, checked after every step against a small
-//! reference model written from SPEC sections 3 and 4, and against the
+//! reference model written from `docs/PROTOCOL.md` §2 and §5, and against the
 //! invariants the product promises.
 
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ const RESOURCES: [&str; 7] = [
     "repo:deploy",
 ];
 
-/// SPEC section 3, written out by hand for the resources above so that the
+/// `docs/PROTOCOL.md` §2, written out by hand for the resources above so that the
 /// model does not share the implementation's conflict rules.
 fn model_conflicts(a: usize, b: usize) -> bool {
     const TABLE: [[u8; 7]; 7] = [

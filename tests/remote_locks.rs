@@ -3,7 +3,7 @@
 //! the same path without the `git` program (opened with gix), `file://`, a
 //! git daemon, smart HTTP and HTTPS (lighttpd running git http-backend, the
 //! HTTPS one behind basic authentication), and ssh (a throwaway sshd), all
-//! on 127.0.0.1. For each: SPEC section 4's table across clones, races of
+//! on 127.0.0.1. For each: the table of `docs/PROTOCOL.md` §5 across clones, races of
 //! clones with exactly one winner that the remote holds, stealers, old
 //! holders, gc and conflicting resources; then failures that change
 //! nothing.

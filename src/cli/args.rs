@@ -42,7 +42,10 @@ pub struct Cli {
     pub no_remote: bool,
 
     /// Decide as if the time were this many milliseconds since the Unix
-    /// epoch: for tests and for replaying a situation, never for real use.
+    /// epoch. Only in builds with the `test-clock` feature, which the tests
+    /// and benchmarks turn on: a fake clock in a real binary would let
+    /// anyone take a live lease, through the remote too.
+    #[cfg(feature = "test-clock")]
     #[arg(long = "now-ms", value_name = "MS", global = true, hide = true)]
     pub now_ms: Option<u64>,
 

@@ -5,13 +5,11 @@ use super::args::{ActorCommand, Cli, Command, ConfigCommand, LockCommand, Resour
 use super::error::CliError;
 use super::output::{ActorSource, Report};
 use super::{run as lock_run, wait};
-use crate::lease::{ActorId, LockRecord, Resource, Ttl, UnixMillis};
+use crate::lease::{ActorId, LockRecord, Resource, Ttl};
 use crate::remote::transport::redact;
-use crate::store::{
-    Clock, Error, FixedClock, LockPolicy, Locks, Notice, SETTING_KEYS, SystemClock,
-};
+use crate::store::{Clock, Error, LockPolicy, Locks, Notice, SETTING_KEYS, SystemClock};
 
-/// The environment variable that names the actor (SPEC section 2).
+/// The environment variable that names the actor (`docs/PROTOCOL.md` §1).
 pub const ACTOR_ENV: &str = "GRITE_ACTOR";
 
 const ACTOR_HELP: &str =
@@ -207,13 +205,16 @@ fn lock(
     Ok((report, locks.take_notices()))
 }
 
-/// The clock decisions are made by: the system's, or for tests the
+/// The clock decisions are made by: the system's, or in a test build the
 /// instant of the hidden `--now-ms`.
 pub(super) fn clock(cli: &Cli) -> Box<dyn Clock + Send> {
-    match cli.now_ms {
-        Some(ms) => Box::new(FixedClock(UnixMillis(ms))),
-        None => Box::new(SystemClock),
+    #[cfg(feature = "test-clock")]
+    if let Some(ms) = cli.now_ms {
+        return Box::new(crate::store::FixedClock(crate::lease::UnixMillis(ms)));
     }
+    #[cfg(not(feature = "test-clock"))]
+    let _ = cli;
+    Box::new(SystemClock)
 }
 
 /// Opens the repository with the remote the flags and settings name.

@@ -1,6 +1,6 @@
 //! Every failure the command line reports, with its JSON code, exit code,
 //! the detail lines people read and a help line. This is the one place
-//! that maps errors to exit codes (SPEC section 5).
+//! that maps errors to exit codes (the README's table).
 
 use std::process::ExitCode;
 
@@ -10,7 +10,7 @@ use super::fields::{lock_json, short, span};
 use crate::lease::LockRecord;
 use crate::store::Error;
 
-/// Exit codes of SPEC section 5.
+/// Exit codes, as the README's table lists them.
 pub mod exit {
     pub const OTHER: u8 = 1;
     pub const INVALID_ARGS: u8 = 2;

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// An actor id: 16 bytes written as 32 lowercase hex characters (SPEC
-/// section 2). Records written by other tools may carry any owner text;
+/// An actor id: 16 bytes written as 32 lowercase hex characters
+/// (`docs/PROTOCOL.md` §1). Records written by other tools may carry any owner text;
 /// this type is for the actor making a request, which we validate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ActorId(String);

@@ -1,4 +1,4 @@
-//! Conflicts across resources (SPEC section 3): which locks of other actors
+//! Conflicts across resources (`docs/PROTOCOL.md` §2): which locks of other actors
 //! stand in the way of a lock on a given resource.
 
 use std::collections::{BTreeSet, HashMap};

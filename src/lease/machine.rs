@@ -1,4 +1,4 @@
-//! The lease state machine of SPEC section 4, as one pure function.
+//! The lease state machine of `docs/PROTOCOL.md` §5, as one pure function.
 //!
 //! [`decide`] takes what the caller read (the record of one resource and the
 //! records of the others), the request and the time, and says what to write
@@ -189,7 +189,7 @@ pub enum Refusal {
         holder: LockRecord,
     },
     /// A new lease that would conflict with live locks of other actors on
-    /// other resources (SPEC section 3).
+    /// other resources (`docs/PROTOCOL.md` §5).
     Blocked {
         /// The conflicting locks.
         by: Vec<LockRecord>,

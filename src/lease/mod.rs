@@ -4,7 +4,7 @@
 //!
 //! # Guarantees
 //!
-//! For one resource, [`decide`] follows the table of SPEC section 4:
+//! For one resource, [`decide`] follows the table of `docs/PROTOCOL.md` §5:
 //!
 //! | request by A | free | held by A | held by B | expired (was A) | expired (was B) |
 //! |---|---|---|---|---|---|

@@ -1,5 +1,5 @@
 //! Resources (`namespace:name`), their validation and the conflict rules of
-//! SPEC section 3.
+//! `docs/PROTOCOL.md` §2.
 //!
 //! A resource is parsed once, at the edge, into a [`Resource`] whose name is
 //! canonical: two spellings of one thing (`path:src`, `path:src/`,
@@ -17,7 +17,7 @@ pub const MAX_RESOURCE_LEN: usize = 512;
 /// Where lock refs live; the rest of the ref name is [`Resource::ref_hash`].
 pub const LOCK_REF_PREFIX: &str = "refs/grite/locks/";
 
-/// How many hex characters of SHA-256 name a lock ref (SPEC section 2).
+/// How many hex characters of SHA-256 name a lock ref (`docs/PROTOCOL.md` §3).
 pub const REF_HASH_LEN: usize = 16;
 
 const EXAMPLES: &str =
@@ -207,7 +207,7 @@ impl Resource {
     }
 
     /// Whether a lock on `self` and a lock on `other`, held by different
-    /// actors, may not both be live (SPEC section 3). Symmetric, and true for
+    /// actors, may not both be live (`docs/PROTOCOL.md` §2). Symmetric, and true for
     /// equal resources.
     pub fn conflicts_with(&self, other: &Resource) -> bool {
         use Namespace::{Issue, Path, Repo};

@@ -30,7 +30,7 @@ impl UnixMillis {
 }
 
 impl fmt::Display for UnixMillis {
-    /// `2024-01-15 11:30:00 UTC`, the shape of SPEC section 5; a raw
+    /// `2024-01-15 11:30:00 UTC`, the shape of the README's examples; a raw
     /// millisecond count for instants beyond year 9999.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_timestamp() {

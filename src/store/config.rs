@@ -1,5 +1,5 @@
 //! Repository settings in `.git/grite/config.toml`, in the common git
-//! directory so that every worktree shares them (SPEC section 2). Keys this
+//! directory so that every worktree shares them (`docs/PROTOCOL.md` §1). Keys this
 //! tool does not know are kept: other grite tools keep settings there too.
 
 use std::path::{Path, PathBuf};

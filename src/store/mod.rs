@@ -1,13 +1,14 @@
 //! The git backend: the lease machine's decisions applied to a repository
 //! with gitoxide, every ref edit a compare-and-swap.
 //!
-//! # Layout
+//! # Layout (`docs/PROTOCOL.md` §3)
 //!
 //! - `refs/grite/locks/<16 hex>`: one ref per resource, pointing at a commit
 //!   whose tree holds `lock.json` and whose parent is the ref's previous
 //!   commit. Release writes a released record; gc deletes the ref.
-//! - `refs/grite/lock-version`: a blob with a counter, the highest fencing
-//!   token ever issued, and the nonce of its writer.
+//! - `refs/grite/lock-version`: a commit without parents whose tree holds
+//!   `version.json`: a counter, the highest fencing token ever issued, and
+//!   the nonce of its writer.
 //!
 //! # Why every write is safe under concurrency
 //!
