@@ -136,6 +136,28 @@ struct CheckData {
     conflicts: Vec<Lock>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct LogData {
+    resource: Option<String>,
+    entries: Vec<LogStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct LogStep {
+    #[serde(rename = "ref")]
+    ref_name: String,
+    commit: Option<String>,
+    at_unix_ms: Option<u64>,
+    event: Option<String>,
+    previous_owner: Option<String>,
+    lock: Option<Lock>,
+    unreadable: Option<String>,
+}
+
 /// Reads a `--json` output back into the struct of its command.
 fn read_back(command: &str, bytes: &[u8]) {
     let envelope: Envelope = serde_json::from_slice(bytes)
@@ -159,6 +181,7 @@ fn read_back(command: &str, bytes: &[u8]) {
                 }
             }),
             "gc" => serde_json::from_value::<GcData>(data).map(drop),
+            "log" => serde_json::from_value::<LogData>(data).map(drop),
             "check" => serde_json::from_value::<CheckData>(data).map(drop),
             other => panic!("no struct for {other}"),
         };
@@ -175,8 +198,8 @@ fn read_back(command: &str, bytes: &[u8]) {
     }
 }
 
-/// Replaces nonces (32 hex characters that are not a test actor) and the
-/// temporary directory.
+/// Replaces nonces (32 hex characters that are not a test actor), commit
+/// ids (40) and the temporary directory.
 fn redact(text: &str, repo: &Repo) -> String {
     let text = text.replace(&repo.tmp.path().display().to_string(), "[TMP]");
     let mut out = String::with_capacity(text.len());
@@ -188,6 +211,9 @@ fn redact(text: &str, repo: &Repo) -> String {
         }
         if word.len() == 32 && word != A && word != B && !word.chars().all(|c| c == 'c') {
             out.push_str("[NONCE]");
+        } else if word.len() == 40 {
+            // A commit id: lock commits hold the random nonce.
+            out.push_str("[COMMIT]");
         } else {
             out.push_str(&word);
         }
@@ -397,6 +423,8 @@ fn status_gc_and_check_output() {
         T0 + 5 * 60_000,
         &["check", "issue:3"],
     );
+    t.both("log of one lock", A, T0 + 5 * 60_000, &["log", "issue:2"]);
+    t.both("log of every lock", A, T0 + 5 * 60_000, &["log", "-n", "3"]);
     std::fs::write(
         repo.dir.join(".git/grite/config.toml"),
         "lock_policy = \"require\"\n",

@@ -118,6 +118,10 @@ pub enum LockCommand {
     /// List live, expired and released locks and conflicts between them.
     #[command(after_help = "Example: grite lock status --mine --json")]
     Status(StatusArgs),
+    /// The history of a lock, or of every lock, newest first: acquires,
+    /// renewals, steals and releases, with owner, token and expiry.
+    #[command(after_help = "Example: grite lock log issue:8057324b -n 10")]
+    Log(LogArgs),
     /// Remove released locks and locks expired past the grace period.
     #[command(after_help = "Example: grite lock gc")]
     Gc,
@@ -143,6 +147,26 @@ pub struct StatusArgs {
     /// Only the locks of these resources (repeat for more).
     #[arg(long = "resource", short = 'r', value_name = "RESOURCE", action = clap::ArgAction::Append)]
     pub resources: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this resource's lock (default: every lock).
+    #[arg(
+        long = "resource",
+        short = 'r',
+        value_name = "RESOURCE",
+        conflicts_with = "positional"
+    )]
+    pub resource: Option<String>,
+
+    /// The resource, as a positional argument.
+    #[arg(value_name = "RESOURCE")]
+    pub positional: Option<String>,
+
+    /// At most this many steps, the newest.
+    #[arg(short = 'n', long = "max-count", value_name = "N")]
+    pub limit: Option<usize>,
 }
 
 /// One resource, as `--resource R` or as the first argument.

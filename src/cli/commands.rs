@@ -1,16 +1,15 @@
 //! Stage two: validate what the user typed, open the repository, run the
 //! command on [`Locks`].
 
-use super::args::{ActorCommand, Cli, Command, ConfigCommand, LockCommand, ResourceArg, Resources};
+use super::args::{ActorCommand, Cli, Command, ConfigCommand, LockCommand};
 use super::error::CliError;
+use super::inputs::{
+    ACTOR_ENV, open, open_local, open_with, parse_resource, resource, resources, ttl,
+};
 use super::output::{ActorSource, Report};
 use super::{run as lock_run, wait};
-use crate::lease::{ActorId, LockRecord, Resource, Ttl};
-use crate::remote::transport::redact;
-use crate::store::{Clock, Error, LockPolicy, Locks, Notice, SETTING_KEYS, SystemClock};
-
-/// The environment variable that names the actor (`docs/PROTOCOL.md` §1).
-pub const ACTOR_ENV: &str = "GRITE_ACTOR";
+use crate::lease::{ActorId, LockRecord, Resource};
+use crate::store::{Clock, Error, LockPolicy, Locks, Notice, SETTING_KEYS};
 
 const ACTOR_HELP: &str =
     "leave --actor and GRITE_ACTOR unset to act as the repository's default actor";
@@ -159,6 +158,17 @@ fn lock(
             status.conflicts.retain(|(a, b)| wanted(a) || wanted(b));
             (locks, Report::Status { status, me })
         }
+        LockCommand::Log(args) => {
+            let resource = args
+                .resource
+                .as_deref()
+                .or(args.positional.as_deref())
+                .map(parse_resource)
+                .transpose()?;
+            let locks = open(cli)?;
+            let entries = locks.log(resource.as_ref(), args.limit, clock)?;
+            (locks, Report::Log { resource, entries })
+        }
         LockCommand::Gc => {
             let locks = open(cli)?;
             let report = locks.gc(clock)?;
@@ -205,86 +215,6 @@ fn lock(
     Ok((report, locks.take_notices()))
 }
 
-/// The clock decisions are made by: the system's, or in a test build the
-/// instant of the hidden `--now-ms`.
-pub(super) fn clock(cli: &Cli) -> Box<dyn Clock + Send> {
-    #[cfg(feature = "test-clock")]
-    if let Some(ms) = cli.now_ms {
-        return Box::new(crate::store::FixedClock(crate::lease::UnixMillis(ms)));
-    }
-    #[cfg(not(feature = "test-clock"))]
-    let _ = cli;
-    Box::new(SystemClock)
-}
-
-/// Opens the repository with the remote the flags and settings name.
-fn open(cli: &Cli) -> Result<Locks, CliError> {
-    Ok(open_with(cli)?.0)
-}
-
-/// Opens the repository as git would, from the working directory (which
-/// `-C DIR` made DIR): `GIT_DIR`, else discovery.
-pub(super) fn open_with(cli: &Cli) -> Result<(Locks, Option<String>), CliError> {
-    let here = std::env::current_dir().map_err(|e| Error::NotARepository {
-        path: ".".into(),
-        reason: format!("the working directory cannot be read: {e}"),
-    })?;
-    let locks = Locks::open(here)?;
-    let remote = if cli.no_remote {
-        None
-    } else {
-        cli.remote
-            .clone()
-            .or_else(|| locks.settings().remote.clone())
-    };
-    match remote {
-        Some(remote) => Ok((locks.with_remote(&remote)?, Some(redact(&remote)))),
-        None => Ok((locks, None)),
-    }
-}
-
-fn resource(arg: &ResourceArg) -> Result<Resource, CliError> {
-    parse_resource(arg.text())
-}
-
-fn parse_resource(text: &str) -> Result<Resource, CliError> {
-    Resource::parse(text).map_err(|e| {
-        CliError::invalid_args(
-            "resource",
-            e,
-            "name it as issue:ID, path:PATH (relative to the top of the repository) or repo:NAME",
-        )
-    })
-}
-
-/// Every resource named, each once: two spellings of one resource (such as
-/// `path:src` and `path:src/`) are one, named twice.
-pub(super) fn resources(arg: &Resources) -> Result<Vec<Resource>, CliError> {
-    let mut resources: Vec<Resource> = Vec::new();
-    for text in arg.texts() {
-        let resource = parse_resource(text)?;
-        if resources.contains(&resource) {
-            return Err(CliError::invalid_args(
-                "resource",
-                format!("{resource} is named twice"),
-                "name each resource once",
-            ));
-        }
-        resources.push(resource);
-    }
-    Ok(resources)
-}
-
-pub(super) fn ttl(text: &str) -> Result<Ttl, CliError> {
-    Ttl::parse(text).map_err(|e| {
-        CliError::invalid_args(
-            "--ttl",
-            e,
-            "leases last from 1s to 7d (168h); renew a short lease rather than taking a long one",
-        )
-    })
-}
-
 /// The actor given (`--actor`, `GRITE_ACTOR`), else the repository's
 /// default actor, created on first use; and where it came from.
 fn resolve_actor(
@@ -303,13 +233,4 @@ fn resolve_actor(
             Ok((actor, source))
         }
     }
-}
-
-/// The repository for a command that needs no remote.
-fn open_local() -> Result<Locks, CliError> {
-    let here = std::env::current_dir().map_err(|e| Error::NotARepository {
-        path: ".".into(),
-        reason: format!("the working directory cannot be read: {e}"),
-    })?;
-    Ok(Locks::open(here)?)
 }

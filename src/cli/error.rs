@@ -320,6 +320,13 @@ impl From<Error> for CliError {
                     .help(format!("resources asked for together are granted all or none; {help}"))
                     .details(json!({ "refusals": details }))
             }
+            Error::NoHistory { resource, ref_name } => {
+                CliError::new("not_found", exit::NOT_FOUND, "No lock history")
+                    .line("Resource", resource.clone())
+                    .line("Ref", ref_name.clone())
+                    .help("this resource was never locked here, or gc removed its lock and its history; `grite lock log` lists the history of every lock")
+                    .details(json!({ "resource": resource, "ref": ref_name }))
+            }
             Error::NotHeld { resource } => CliError::new("not_found", exit::NOT_FOUND, "Lock not held")
                 .line("Resource", resource.clone())
                 .help("nobody holds this lock; take it with `grite lock acquire`")

@@ -6,6 +6,8 @@ mod args;
 mod commands;
 mod error;
 mod fields;
+mod history;
+mod inputs;
 mod output;
 mod run;
 mod signals;
@@ -68,8 +70,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         _ => {}
     }
-    let clock = commands::clock(&cli);
-    let actor_env = std::env::var(commands::ACTOR_ENV)
+    let clock = inputs::clock(&cli);
+    let actor_env = std::env::var(inputs::ACTOR_ENV)
         .ok()
         .filter(|a| !a.is_empty());
     match commands::run(&cli, clock.as_ref(), actor_env) {

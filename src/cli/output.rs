@@ -10,10 +10,13 @@ use serde_json::{Value, json};
 
 use super::error::CliError;
 use super::fields::{esc, lock_json, plural, relative, short, span};
+use super::history::{log_human, log_json};
 use super::run::Ran;
 use crate::lease::{ActorId, LockRecord, Resource, UnixMillis};
 use crate::remote::fetch::Fetched;
-use crate::store::{Acquired, Acquisition, GcReport, LockPolicy, Notice, Released, Status};
+use crate::store::{
+    Acquired, Acquisition, GcReport, LockPolicy, LogEntry, Notice, Released, Status,
+};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -48,6 +51,11 @@ pub enum Report {
         /// The actor asking, whose locks are marked; none when no actor
         /// was given or configured yet.
         me: Option<ActorId>,
+    },
+    Log {
+        /// The resource asked about; none for every lock.
+        resource: Option<Resource>,
+        entries: Vec<LogEntry>,
     },
     Gc(GcReport),
     Check {
@@ -160,6 +168,10 @@ pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
                 "age_ms": u64::try_from(f.age.as_millis()).unwrap_or(u64::MAX),
                 "remove_with": f.removal(),
             })).collect::<Vec<_>>(),
+        }),
+        Report::Log { resource, entries } => json!({
+            "resource": resource.as_ref().map(ToString::to_string),
+            "entries": log_json(entries),
         }),
         Report::Gc(report) => json!({
             "removed": report.removed.len(),
@@ -293,6 +305,7 @@ pub fn success_human(report: &Report, notices: &[Notice], now: UnixMillis) -> Hu
                 esc(&path.display().to_string())
             );
         }
+        Report::Log { entries, .. } => log_human(&mut out, entries),
         Report::Gc(report) => {
             let _ = writeln!(
                 out,

@@ -18,8 +18,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use super::args::{Cli, RunArgs};
-use super::commands::{self, ACTOR_ENV};
 use super::error::CliError;
+use super::inputs::{self, ACTOR_ENV};
 use super::signals;
 use super::wait;
 use crate::lease::{ActorId, LockRecord, Resource, Ttl, UnixMillis};
@@ -37,8 +37,8 @@ pub struct Plan {
 
 impl Plan {
     pub fn parse(args: &RunArgs) -> Result<Plan, CliError> {
-        let resources = commands::resources(&args.acquire.lease.resources)?;
-        let ttl = commands::ttl(&args.acquire.lease.ttl)?;
+        let resources = inputs::resources(&args.acquire.lease.resources)?;
+        let ttl = inputs::ttl(&args.acquire.lease.ttl)?;
         let wait = wait::limit(args.acquire.wait.as_deref())?;
         let lease = Duration::from_millis(ttl.as_millis());
         let renew_every = match &args.renew_every {
@@ -306,8 +306,8 @@ fn end_of(records: &[LockRecord], now: UnixMillis) -> Instant {
 /// Renews every lease of `plan` every `renew_every`, with a `Locks` of its
 /// own, until told to stop or a renewal is refused.
 fn renew(cli: &Cli, actor: &ActorId, plan: &Plan, stop: Receiver<()>, report: Sender<Renewal>) {
-    let clock = commands::clock(cli);
-    let locks = match commands::open_with(cli) {
+    let clock = inputs::clock(cli);
+    let locks = match inputs::open_with(cli) {
         Ok((locks, _)) => locks,
         Err(error) => {
             let _ = report.send(Renewal::Failed(Error::Repository {

@@ -42,6 +42,7 @@
 
 mod actor;
 mod conflict;
+mod history;
 mod machine;
 mod record;
 mod resource;
@@ -51,6 +52,7 @@ mod ttl;
 
 pub use actor::{ACTOR_ID_LEN, ActorId, ActorIdError};
 pub use conflict::{blocking_locks, live_conflicts, locks_in_the_way};
+pub use history::Event;
 pub use machine::{
     Change, Context, Decision, LeaseState, Previous, Refusal, Request, Transition, TransitionKind,
     Unchanged, decide,

@@ -121,6 +121,15 @@ pub enum Error {
         resource: String,
     },
 
+    /// `log` of a resource that has no lock ref.
+    #[error("{resource} has no lock history here")]
+    NoHistory {
+        /// The resource asked for.
+        resource: String,
+        /// The ref its history would be under.
+        ref_name: String,
+    },
+
     /// Several resources asked for together, and some refused: nothing was
     /// written. Each refusal is one of the errors above.
     #[error("{} of the resources asked for together were refused", errors.len())]

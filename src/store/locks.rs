@@ -9,6 +9,7 @@ use super::changes::{RefChange, Step};
 use super::clock::Clock;
 use super::config::{self, Settings};
 use super::config_file;
+use super::history::{self, LogEntry};
 use super::lockfiles;
 use super::notice::Notice;
 use super::random;
@@ -369,6 +370,30 @@ impl Locks {
             .map(|(a, b)| (a.clone(), b.clone()))
             .collect();
         Ok(status)
+    }
+
+    /// The history of `resource`'s lock, or of every lock, newest first,
+    /// at most `limit` steps: from the authority's refs (the remote's, with
+    /// one), each followed down its chain of commits.
+    pub fn log(
+        &self,
+        resource: Option<&Resource>,
+        limit: Option<usize>,
+        clock: &dyn Clock,
+    ) -> Result<Vec<LogEntry>, Error> {
+        let snapshot = self.read(clock.now())?.snapshot;
+        let entries = match resource {
+            None => snapshot.entries,
+            Some(resource) => {
+                let ref_name = resource.ref_name();
+                let entry = snapshot.entry(&ref_name).ok_or_else(|| Error::NoHistory {
+                    resource: resource.to_string(),
+                    ref_name: ref_name.clone(),
+                })?;
+                vec![entry.clone()]
+            }
+        };
+        Ok(history::log(&self.repo, &entries, limit))
     }
 
     /// Other actors' locks that stand in the way of `actor` working on

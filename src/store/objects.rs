@@ -89,8 +89,30 @@ pub(crate) fn read_lock(
     ref_hash: &str,
     buf: &mut Vec<u8>,
 ) -> Result<LockRecord, String> {
+    read_lock_commit(repo, id, ref_hash, buf)?.record
+}
+
+/// A lock commit as a lock's history needs it.
+pub(crate) struct LockCommit {
+    /// Its record, or why it cannot be read.
+    pub record: Result<LockRecord, String>,
+    /// Its first parent: the commit the ref held before.
+    pub parent: Option<ObjectId>,
+    /// Its committer's time (whole seconds).
+    pub time: UnixMillis,
+}
+
+/// Reads the lock commit `id` found under `ref_hash`; fails only when the
+/// commit itself cannot be read, and otherwise says in `record` why its
+/// record cannot be.
+pub(crate) fn read_lock_commit(
+    repo: &gix::Repository,
+    id: ObjectId,
+    ref_hash: &str,
+    buf: &mut Vec<u8>,
+) -> Result<LockCommit, String> {
     let kind = repo.object_hash();
-    let tree_id = {
+    let (tree_id, parent, time) = {
         let commit = find(repo, &id, buf, "its object")?;
         if commit.kind != gix::object::Kind::Commit {
             return Err(format!(
@@ -98,10 +120,28 @@ pub(crate) fn read_lock(
                 commit.kind
             ));
         }
-        gix::objs::CommitRefIter::from_bytes(commit.data, kind)
-            .tree_id()
-            .map_err(|e| format!("commit {id} cannot be parsed: {e}"))?
+        let commit = gix::objs::CommitRef::from_bytes(commit.data, kind)
+            .map_err(|e| format!("commit {id} cannot be parsed: {e}"))?;
+        let seconds = commit.committer().map_or(0, |c| c.seconds());
+        let time = UnixMillis(u64::try_from(seconds).unwrap_or(0).saturating_mul(1000));
+        (commit.tree(), commit.parents().next(), time)
     };
+    Ok(LockCommit {
+        record: read_record(repo, id, tree_id, ref_hash, buf),
+        parent,
+        time,
+    })
+}
+
+/// The record in the tree `tree_id` of lock commit `id`.
+fn read_record(
+    repo: &gix::Repository,
+    id: ObjectId,
+    tree_id: ObjectId,
+    ref_hash: &str,
+    buf: &mut Vec<u8>,
+) -> Result<LockRecord, String> {
+    let kind = repo.object_hash();
     let blob_id = {
         let tree = find(repo, &tree_id, buf, "the tree of the commit")?;
         if tree.kind != gix::object::Kind::Tree {
