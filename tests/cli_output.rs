@@ -158,6 +158,23 @@ struct LogStep {
     unreadable: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CheckManyData {
+    policy: String,
+    checked: usize,
+    blocked: Vec<Blocked>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Blocked {
+    resource: String,
+    conflicts: Vec<Lock>,
+}
+
 /// Reads a `--json` output back into the struct of its command.
 fn read_back(command: &str, bytes: &[u8]) {
     let envelope: Envelope = serde_json::from_slice(bytes)
@@ -182,7 +199,10 @@ fn read_back(command: &str, bytes: &[u8]) {
             }),
             "gc" => serde_json::from_value::<GcData>(data).map(drop),
             "log" => serde_json::from_value::<LogData>(data).map(drop),
-            "check" => serde_json::from_value::<CheckData>(data).map(drop),
+            "check" if data.get("resource").is_some() => {
+                serde_json::from_value::<CheckData>(data).map(drop)
+            }
+            "check" => serde_json::from_value::<CheckManyData>(data).map(drop),
             other => panic!("no struct for {other}"),
         };
         parsed.unwrap_or_else(|e| panic!("{command}: {e}"));
@@ -423,6 +443,12 @@ fn status_gc_and_check_output() {
         T0 + 5 * 60_000,
         &["check", "issue:3"],
     );
+    t.both(
+        "check of several resources under warn",
+        A,
+        T0 + 5 * 60_000,
+        &["check", "path:src/auth.rs", "path:src/main.rs", "issue:3"],
+    );
     t.both("log of one lock", A, T0 + 5 * 60_000, &["log", "issue:2"]);
     t.both("log of every lock", A, T0 + 5 * 60_000, &["log", "-n", "3"]);
     std::fs::write(
@@ -435,6 +461,18 @@ fn status_gc_and_check_output() {
         B,
         T0 + 5 * 60_000,
         &["check", "--resource", "path:src/a.rs"],
+    );
+    t.both(
+        "check of several resources under require",
+        B,
+        T0 + 5 * 60_000,
+        &[
+            "check",
+            "path:src/a.rs",
+            "path:src/auth.rs",
+            "issue:8057324b",
+            "issue:9",
+        ],
     );
     std::fs::write(
         repo.dir.join(".git/grite/config.toml"),

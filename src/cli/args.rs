@@ -125,9 +125,14 @@ pub enum LockCommand {
     /// Remove released locks and locks expired past the grace period.
     #[command(after_help = "Example: grite lock gc")]
     Gc,
-    /// Apply the lock policy to a resource you are about to work on.
+    /// Apply the lock policy to resources you are about to work on: named,
+    /// the paths staged for commit, or paths read from standard input.
     #[command(after_help = "Example: grite lock check path:src/auth.rs")]
-    Check(ResourceArg),
+    Check(CheckArgs),
+    /// Install or remove the git hooks that apply the lock policy to what
+    /// is committed and pushed.
+    #[command(subcommand, after_help = "Example: grite lock hooks install")]
+    Hooks(HooksCommand),
     /// Make the local lock refs what the remote has (fetch, and prune those
     /// it no longer has).
     #[command(after_help = "Example: grite --remote origin lock sync")]
@@ -150,6 +155,76 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A resource: issue:ID, path:PATH or repo:NAME (repeat for more).
+    #[arg(long = "resource", short = 'r', value_name = "RESOURCE", action = clap::ArgAction::Append)]
+    pub flagged: Vec<String>,
+
+    /// Resources, as arguments.
+    #[arg(value_name = "RESOURCE")]
+    pub positional: Vec<String>,
+
+    /// Also every path staged for commit (`git diff --cached`), as
+    /// `path:` resources.
+    #[arg(long)]
+    pub staged: bool,
+
+    /// Also paths read from standard input, one a line, relative to the
+    /// top of the repository.
+    #[arg(long)]
+    pub paths_from_stdin: bool,
+
+    /// The paths on standard input end with NUL, not newline.
+    #[arg(short = 'z', requires = "paths_from_stdin")]
+    pub nul: bool,
+}
+
+impl CheckArgs {
+    /// The resources named, flagged first.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.flagged
+            .iter()
+            .chain(&self.positional)
+            .map(String::as_str)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Install the hooks (both, unless one is named), in `core.hooksPath`
+    /// or .git/hooks; an existing hook of another tool is refused, or kept
+    /// and run first with --chain.
+    #[command(after_help = "Example: grite lock hooks install --pre-commit")]
+    Install(InstallArgs),
+    /// Remove the hooks this tool installed, putting back hooks chained.
+    #[command(after_help = "Example: grite lock hooks uninstall")]
+    Uninstall(HookKinds),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub kinds: HookKinds,
+
+    /// Keep an existing hook of another tool and run it first.
+    #[arg(long)]
+    pub chain: bool,
+}
+
+/// Which hooks; both when neither is named.
+#[derive(Debug, Args)]
+pub struct HookKinds {
+    /// The pre-commit hook: the lock policy on the staged paths.
+    #[arg(long)]
+    pub pre_commit: bool,
+
+    /// The pre-push hook: the lock policy on the paths the pushed commits
+    /// change.
+    #[arg(long)]
+    pub pre_push: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct LogArgs {
     /// Only this resource's lock (default: every lock).
     #[arg(
@@ -167,28 +242,6 @@ pub struct LogArgs {
     /// At most this many steps, the newest.
     #[arg(short = 'n', long = "max-count", value_name = "N")]
     pub limit: Option<usize>,
-}
-
-/// One resource, as `--resource R` or as the first argument.
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-pub struct ResourceArg {
-    /// The resource: issue:ID, path:PATH or repo:NAME.
-    #[arg(long, short = 'r', value_name = "RESOURCE")]
-    pub resource: Option<String>,
-
-    /// The resource, as a positional argument.
-    #[arg(value_name = "RESOURCE")]
-    pub positional: Option<String>,
-}
-
-impl ResourceArg {
-    pub fn text(&self) -> &str {
-        self.resource
-            .as_deref()
-            .or(self.positional.as_deref())
-            .expect("clap requires one of the two")
-    }
 }
 
 /// Resources, as `--resource R` (again for more) or as arguments.

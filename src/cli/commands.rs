@@ -3,11 +3,9 @@
 
 use super::args::{ActorCommand, Cli, Command, ConfigCommand, LockCommand};
 use super::error::CliError;
-use super::inputs::{
-    ACTOR_ENV, open, open_local, open_with, parse_resource, resource, resources, ttl,
-};
+use super::inputs::{ACTOR_ENV, open, open_local, open_with, parse_resource, resources, ttl};
 use super::output::{ActorSource, Report};
-use super::{run as lock_run, wait};
+use super::{check, hooks, run as lock_run, wait};
 use crate::lease::{ActorId, LockRecord, Resource};
 use crate::store::{Clock, Error, LockPolicy, Locks, Notice, SETTING_KEYS};
 
@@ -187,29 +185,44 @@ fn lock(
             (locks, Report::Synced { remote, fetched })
         }
         LockCommand::Check(args) => {
-            let resource = resource(args)?;
+            let mut resources = check::named_and_piped(args)?;
+            let single = (resources.len() == 1 && !args.staged && !args.paths_from_stdin)
+                .then(|| resources[0].clone());
             let locks = open(cli)?;
+            if args.staged {
+                resources.extend(check::staged(locks.worktree())?);
+                resources.sort();
+                resources.dedup();
+            }
             let policy = locks.settings().lock_policy;
-            let in_the_way = if policy == LockPolicy::Off {
+            let blocked = if policy == LockPolicy::Off {
                 Vec::new()
             } else {
                 let actor = resolve_actor(&locks, given.clone())?.0;
-                locks.check(&actor, &resource, clock)?
+                locks.check_all(&actor, &resources, clock)?
             };
-            if policy == LockPolicy::Require && !in_the_way.is_empty() {
-                return Err(CliError::policy_conflict(
-                    &resource.to_string(),
-                    &in_the_way,
-                ));
+            if policy == LockPolicy::Require && !blocked.is_empty() {
+                return Err(match (&single, blocked.first()) {
+                    (Some(resource), Some((_, holders))) => {
+                        CliError::policy_conflict(&resource.to_string(), holders)
+                    }
+                    _ => CliError::policy_conflicts(&blocked),
+                });
             }
             (
                 locks,
                 Report::Check {
-                    resource,
+                    single,
+                    checked: resources.len(),
                     policy,
-                    in_the_way,
+                    blocked,
                 },
             )
+        }
+        LockCommand::Hooks(command) => {
+            let locks = open_local()?;
+            let changes = hooks::run(&locks, command)?;
+            (locks, Report::Hooks(changes))
         }
     };
     Ok((report, locks.take_notices()))

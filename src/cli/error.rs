@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::fields::{lock_json, short, span};
-use crate::lease::LockRecord;
+use super::fields::{blocks_line, by_holder, lock_json, short, span};
+use crate::lease::{LockRecord, Resource};
 use crate::store::Error;
 
 /// Exit codes, as the README's table lists them.
@@ -120,6 +120,46 @@ impl CliError {
 }
 
 impl CliError {
+    /// Other actors hold locks that the lock policy says to respect, in
+    /// the way of several resources: each holder once, with what it blocks.
+    pub fn policy_conflicts(blocked: &[(Resource, Vec<LockRecord>)]) -> CliError {
+        let mut error = CliError::new("conflict", exit::CONFLICT, "Locked by other actors");
+        for (holder, blocks) in by_holder(blocked) {
+            error = error
+                .line("Locked", holder.resource.clone())
+                .line("Owner", holder.owner.clone())
+                .line("Expires", holder.expires().to_string())
+                .line("Blocks", blocks_line(&blocks));
+        }
+        error
+            .help("lock_policy is \"require\": wait for these locks to be released or to expire, or ask their owners (`git commit --no-verify` skips the hook)")
+            .details(json!({
+                "policy": "require",
+                "blocked": blocked_json(blocked),
+            }))
+    }
+
+    /// `check --staged`: git could not list the staged paths.
+    pub fn staged(reason: &str) -> CliError {
+        CliError::new(
+            "repository_error",
+            exit::ENVIRONMENT,
+            "Cannot list the staged paths",
+        )
+        .line("Reason", reason.to_owned())
+        .help("run it in a worktree, where `git diff --cached --name-only` works")
+        .details(json!({ "reason": reason }))
+    }
+
+    /// A hook cannot be installed or removed as asked.
+    pub fn hook(title: &str, path: &std::path::Path, reason: &str, help: &str) -> CliError {
+        CliError::new("hook_error", exit::ENVIRONMENT, title)
+            .line("File", path.display().to_string())
+            .line("Reason", reason.to_owned())
+            .help(help)
+            .details(json!({ "path": path, "reason": reason }))
+    }
+
     /// `lock run`: the command could not be started (127: not found, 126:
     /// not runnable, as shells say); nothing is left locked.
     pub fn not_runnable(command: &str, reason: &str, exit: u8) -> CliError {
@@ -340,4 +380,17 @@ impl From<Error> for CliError {
             }
         }
     }
+}
+
+/// Resources and the locks in their way, as JSON.
+pub fn blocked_json(blocked: &[(Resource, Vec<LockRecord>)]) -> Value {
+    blocked
+        .iter()
+        .map(|(resource, holders)| {
+            json!({
+                "resource": resource.to_string(),
+                "conflicts": holders.iter().map(lock_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::lease::{LOCK_REF_PREFIX, LockRecord, UnixMillis, ref_hash_of};
+use crate::lease::{LOCK_REF_PREFIX, LockRecord, Resource, UnixMillis, ref_hash_of};
 
 /// `text` with every character that a terminal would act on written as a
 /// visible escape (`\u{1b}`): control characters (a record's owner or a
@@ -87,6 +87,36 @@ pub fn span(millis: u64) -> String {
 
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// Each distinct lock in the way, first seen first, with the resources it
+/// blocks.
+pub fn by_holder(blocked: &[(Resource, Vec<LockRecord>)]) -> Vec<(&LockRecord, Vec<&Resource>)> {
+    let mut holders: Vec<(&LockRecord, Vec<&Resource>)> = Vec::new();
+    for (resource, in_the_way) in blocked {
+        for holder in in_the_way {
+            match holders.iter_mut().find(|(h, _)| *h == holder) {
+                Some((_, blocks)) => blocks.push(resource),
+                None => holders.push((holder, vec![resource])),
+            }
+        }
+    }
+    holders
+}
+
+/// `path:src/a.rs, path:src/b.rs and 3 more`: what a holder blocks,
+/// shortly, escaped for a terminal.
+pub fn blocks_line(blocks: &[&Resource]) -> String {
+    const SHOWN: usize = 5;
+    let names: Vec<String> = blocks
+        .iter()
+        .take(SHOWN)
+        .map(|r| esc(&r.to_string()).into_owned())
+        .collect();
+    match blocks.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{} and {more} more", names.join(", ")),
+        _ => names.join(", "),
+    }
 }
 
 #[cfg(test)]

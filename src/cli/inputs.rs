@@ -2,7 +2,7 @@
 //! validated with our messages and exit codes, the clock, and the
 //! repository opened with its remote.
 
-use super::args::{Cli, ResourceArg, Resources};
+use super::args::{Cli, Resources};
 use super::error::CliError;
 use crate::lease::{Resource, Ttl};
 use crate::remote::transport::redact;
@@ -45,10 +45,6 @@ pub(super) fn open_with(cli: &Cli) -> Result<(Locks, Option<String>), CliError> 
     }
 }
 
-pub(super) fn resource(arg: &ResourceArg) -> Result<Resource, CliError> {
-    parse_resource(arg.text())
-}
-
 pub(super) fn parse_resource(text: &str) -> Result<Resource, CliError> {
     Resource::parse(text).map_err(|e| {
         CliError::invalid_args(
@@ -62,8 +58,13 @@ pub(super) fn parse_resource(text: &str) -> Result<Resource, CliError> {
 /// Every resource named, each once: two spellings of one resource (such as
 /// `path:src` and `path:src/`) are one, named twice.
 pub(super) fn resources(arg: &Resources) -> Result<Vec<Resource>, CliError> {
+    named(arg.texts())
+}
+
+/// The resources of `texts`, each once (see [`resources`]).
+pub(super) fn named<'a>(texts: impl Iterator<Item = &'a str>) -> Result<Vec<Resource>, CliError> {
     let mut resources: Vec<Resource> = Vec::new();
-    for text in arg.texts() {
+    for text in texts {
         let resource = parse_resource(text)?;
         if resources.contains(&resource) {
             return Err(CliError::invalid_args(

@@ -3,10 +3,12 @@
 //! human text or the JSON envelope.
 
 mod args;
+mod check;
 mod commands;
 mod error;
 mod fields;
 mod history;
+mod hooks;
 mod inputs;
 mod output;
 mod run;

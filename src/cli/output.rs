@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::error::CliError;
-use super::fields::{esc, lock_json, plural, relative, short, span};
+use super::error::{CliError, blocked_json};
+use super::fields::{blocks_line, by_holder, esc, lock_json, plural, relative, short, span};
 use super::history::{log_human, log_json};
+use super::hooks::HookChange;
 use super::run::Ran;
 use crate::lease::{ActorId, LockRecord, Resource, UnixMillis};
 use crate::remote::fetch::Fetched;
@@ -59,10 +60,16 @@ pub enum Report {
     },
     Gc(GcReport),
     Check {
-        resource: Resource,
+        /// The one resource asked about, when exactly one was named and
+        /// no paths were added: the output then keeps its single shape.
+        single: Option<Resource>,
+        /// How many resources were checked.
+        checked: usize,
         policy: LockPolicy,
-        in_the_way: Vec<LockRecord>,
+        /// The resources something stands in the way of, with what.
+        blocked: Vec<(Resource, Vec<LockRecord>)>,
     },
+    Hooks(Vec<HookChange>),
     Synced {
         remote: String,
         fetched: Fetched,
@@ -180,13 +187,31 @@ pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
             "removed_locks": report.removed.iter().map(lock_json).collect::<Vec<_>>(),
         }),
         Report::Check {
-            resource,
+            single: Some(resource),
             policy,
-            in_the_way,
+            blocked,
+            ..
         } => json!({
             "resource": resource.to_string(),
             "policy": policy_name(*policy),
-            "conflicts": in_the_way.iter().map(lock_json).collect::<Vec<_>>(),
+            "conflicts": blocked.first().map(|(_, holders)| holders.iter().map(lock_json).collect::<Vec<_>>()).unwrap_or_default(),
+        }),
+        Report::Check {
+            single: None,
+            checked,
+            policy,
+            blocked,
+        } => json!({
+            "policy": policy_name(*policy),
+            "checked": checked,
+            "blocked": blocked_json(blocked),
+        }),
+        Report::Hooks(changes) => json!({
+            "hooks": changes.iter().map(|c| json!({
+                "hook": c.hook,
+                "path": c.path,
+                "action": c.action.name(),
+            })).collect::<Vec<_>>(),
         }),
         Report::Synced { remote, fetched } => json!({
             "remote": remote,
@@ -333,29 +358,27 @@ pub fn success_human(report: &Report, notices: &[Notice], now: UnixMillis) -> Hu
             );
         }
         Report::Check {
-            resource,
+            single,
+            checked,
             policy,
-            in_the_way,
-        } => {
-            if *policy == LockPolicy::Off {
-                let _ = writeln!(out, "Lock policy is off\n  Resource: {resource}");
-            } else if in_the_way.is_empty() {
-                let _ = writeln!(out, "No conflicting locks\n  Resource: {resource}");
-            } else {
+            blocked,
+        } => check_human(
+            &mut out,
+            &mut warn,
+            single.as_ref(),
+            *checked,
+            *policy,
+            blocked,
+            now,
+        ),
+        Report::Hooks(changes) => {
+            for change in changes {
                 let _ = writeln!(
-                    warn,
-                    "Warning: locked by another actor\n  Resource: {resource}"
+                    out,
+                    "{}\n  File: {}",
+                    change.action.describe(change.hook),
+                    esc(&change.path.display().to_string())
                 );
-                for holder in in_the_way {
-                    let _ = writeln!(
-                        warn,
-                        "  Locked: {}\n  Owner: {}\n  Expires: {} ({})",
-                        esc(&holder.resource),
-                        esc(&holder.owner),
-                        holder.expires(),
-                        relative(holder.expires(), now)
-                    );
-                }
             }
         }
     }
@@ -451,6 +474,43 @@ fn lock_lines(out: &mut String, locks: &[LockRecord], now: UnixMillis, me: Optio
             you(lock, me),
             relative(lock.expires(), now)
         );
+    }
+}
+
+fn check_human(
+    out: &mut String,
+    warn: &mut String,
+    single: Option<&Resource>,
+    checked: usize,
+    policy: LockPolicy,
+    blocked: &[(Resource, Vec<LockRecord>)],
+    now: UnixMillis,
+) {
+    let what = match single {
+        Some(resource) => format!("  Resource: {}", esc(&resource.to_string())),
+        None => format!("  Checked: {checked} resource{}", plural(checked)),
+    };
+    if policy == LockPolicy::Off {
+        let _ = writeln!(out, "Lock policy is off\n{what}");
+        return;
+    }
+    if blocked.is_empty() {
+        let _ = writeln!(out, "No conflicting locks\n{what}");
+        return;
+    }
+    let _ = writeln!(warn, "Warning: locked by another actor\n{what}");
+    for (holder, blocks) in by_holder(blocked) {
+        let _ = writeln!(
+            warn,
+            "  Locked: {}\n  Owner: {}\n  Expires: {} ({})",
+            esc(&holder.resource),
+            esc(&holder.owner),
+            holder.expires(),
+            relative(holder.expires(), now)
+        );
+        if single.is_none() {
+            let _ = writeln!(warn, "  Blocks: {}", blocks_line(&blocks));
+        }
     }
 }
 

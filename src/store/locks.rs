@@ -164,6 +164,30 @@ impl Locks {
         &self.settings
     }
 
+    /// The top of the worktree; `None` in a bare repository.
+    pub fn worktree(&self) -> Option<&Path> {
+        self.repo.workdir()
+    }
+
+    /// Where git runs this repository's hooks from: `core.hooksPath`
+    /// (relative to the top of the worktree, as git takes it), else `hooks`
+    /// in the common git directory; `None` in a bare repository, where
+    /// nothing is committed.
+    pub fn hooks_dir(&self) -> Result<Option<PathBuf>, Error> {
+        let Some(top) = self.worktree() else {
+            return Ok(None);
+        };
+        let configured = self
+            .repo
+            .config_snapshot()
+            .trusted_path("core.hooksPath")
+            .map_err(|e| Error::repository("reading core.hooksPath", e))?;
+        Ok(Some(match configured {
+            Some(dir) => top.join(dir),
+            None => self.repo.common_dir().join("hooks"),
+        }))
+    }
+
     /// Where the settings live.
     pub fn config_path(&self) -> PathBuf {
         config::path(self.repo.common_dir())
@@ -404,17 +428,41 @@ impl Locks {
         resource: &Resource,
         clock: &dyn Clock,
     ) -> Result<Vec<LockRecord>, Error> {
+        let mut checked = self.check_all(actor, std::slice::from_ref(resource), clock)?;
+        Ok(checked
+            .pop()
+            .map(|(_, holders)| holders)
+            .unwrap_or_default())
+    }
+
+    /// [`Locks::check`] of each of `resources`, on one read of the locks:
+    /// the resources something stands in the way of, in the order given,
+    /// each with the locks in its way.
+    pub fn check_all(
+        &self,
+        actor: &ActorId,
+        resources: &[Resource],
+        clock: &dyn Clock,
+    ) -> Result<Vec<(Resource, Vec<LockRecord>)>, Error> {
         let now = clock.now();
         let snapshot = self.read(now)?.snapshot;
         let observations = self.observe(&snapshot, now)?;
-        let in_the_way = locks_in_the_way(
-            resource,
-            actor,
-            snapshot.records(),
-            now,
-            self.takeover(&observations),
-        );
-        Ok(in_the_way.into_iter().cloned().collect())
+        let takeover = self.takeover(&observations);
+        // Only other actors' locks can stand in anyone's way: with none
+        // (the usual case for a commit), thousands of paths cost nothing.
+        let others: Vec<&LockRecord> = snapshot
+            .records()
+            .filter(|r| r.owner != actor.as_str())
+            .collect();
+        Ok(resources
+            .iter()
+            .filter_map(|resource| {
+                let in_the_way =
+                    locks_in_the_way(resource, actor, others.iter().copied(), now, takeover);
+                (!in_the_way.is_empty())
+                    .then(|| (resource.clone(), in_the_way.into_iter().cloned().collect()))
+            })
+            .collect())
     }
 
     /// Removes every released lock and every lock expired for at least the

@@ -94,7 +94,7 @@ pub use config::{DEFAULT_GRACE_MS, KEYS as SETTING_KEYS, LockPolicy, Settings, S
 pub use error::Error;
 pub use gate::stop_ref_writes;
 pub use history::LogEntry;
-pub use lockfiles::{LockFile, STALE_AFTER};
+pub use lockfiles::{LockFile, STALE_AFTER, shell_quote};
 pub use locks::Locks;
 pub use notice::Notice;
 pub use objects::LOCK_FILE;
