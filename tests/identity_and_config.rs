@@ -264,3 +264,37 @@ fn completions_man_and_help_need_no_repository() {
     let help = grite(outside.path(), &["help", "lokc"]);
     assert_eq!(code(&help), 2);
 }
+
+#[test]
+fn a_broken_setting_is_shown_in_its_line_and_json_stays_as_it_was() {
+    let repo = Repo::new();
+    let file = repo.dir.join(".git/grite/config.toml");
+    std::fs::write(&file, "# ours\nlock_grace = \"forever\"   # too long\n").expect("config");
+    let out = repo.grite_as(A, T0, &["lock", "status"]);
+    assert_eq!(code(&out), 5);
+    let err = stderr(&out);
+    let shown: Vec<&str> = err.lines().collect();
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.ends_with(".git/grite/config.toml:2:14]"))
+            && shown.iter().any(|l| l
+                .trim_start()
+                .starts_with("2 │ lock_grace = \"forever\"   # too long"))
+            && shown
+                .iter()
+                .any(|l| l.contains("╰── not a duration from 0s to 1h")),
+        "{err}"
+    );
+    let out = repo.grite_as(A, T0, &["--json", "lock", "status"]);
+    let v = json(&out);
+    assert_eq!(v["error"]["code"], "invalid_config");
+    assert!(!stdout(&out).contains('│'), "no drawing in JSON: {v}");
+
+    std::fs::write(&file, "lock_policy = \"strict\"\n").expect("config");
+    let err = stderr(&repo.grite_as(A, T0, &["lock", "check", "issue:1"]));
+    assert!(
+        err.contains("1 │ lock_policy = \"strict\"") && err.contains("unknown variant `strict`"),
+        "{err}"
+    );
+}

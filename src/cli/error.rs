@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::fields::{blocks_line, by_holder, lock_json, short, span};
+use super::fields::{blocks_line, by_holder, lock_json, printable, short, span};
 use crate::lease::{LockRecord, Resource};
 use crate::store::Error;
 
@@ -34,6 +34,40 @@ pub struct CliError {
     pub help: Option<String>,
     /// The JSON `error.details` (boxed: errors travel in `Result`s).
     pub details: Box<Value>,
+    /// What was typed or read, with the part to blame, shown under the
+    /// lines in human output (never in JSON).
+    pub snippet: Option<Box<Snippet>>,
+}
+
+/// A text shown with the part to blame underlined and labelled, by miette.
+#[derive(Debug)]
+pub struct Snippet {
+    /// The text, named for what it is: a file, or the argument it was
+    /// typed as.
+    pub source: miette::NamedSource<String>,
+    pub span: std::ops::Range<usize>,
+    pub label: String,
+}
+
+impl std::fmt::Display for Snippet {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+impl std::error::Error for Snippet {}
+
+/// The snippet alone, without a message of its own: it is rendered under
+/// the error's own lines.
+impl miette::Diagnostic for Snippet {
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        let label = miette::LabeledSpan::new_with_span(Some(self.label.clone()), self.span.clone());
+        Some(Box::new(std::iter::once(label)))
+    }
 }
 
 impl miette::Diagnostic for CliError {
@@ -46,6 +80,14 @@ impl miette::Diagnostic for CliError {
             .as_ref()
             .map(|h| Box::new(h) as Box<dyn std::fmt::Display + 'a>)
     }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.snippet.as_ref()?.source_code()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.snippet.as_ref()?.labels()
+    }
 }
 
 impl CliError {
@@ -57,7 +99,42 @@ impl CliError {
             lines: Vec::new(),
             help: None,
             details: Box::new(json!({})),
+            snippet: None,
         }
+    }
+
+    /// Shows `text` (named `name`) under the error, `span` labelled.
+    /// Text a terminal would act on is not shown: the lines say it all.
+    pub fn snippet(
+        mut self,
+        name: &str,
+        text: &str,
+        span: std::ops::Range<usize>,
+        label: &str,
+    ) -> CliError {
+        // A snippet is for a line a person can read: a huge one (a
+        // 100 kB resource) is left to the shortened text of the lines.
+        const LONGEST_LINE: usize = 512;
+        let printable = printable(text)
+            && printable(label)
+            && span.end <= text.len()
+            && text.is_char_boundary(span.start)
+            && text.is_char_boundary(span.end)
+            && {
+                let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+                let end = text[span.end..]
+                    .find('\n')
+                    .map_or(text.len(), |i| span.end + i);
+                end - start <= LONGEST_LINE
+            };
+        if printable {
+            self.snippet = Some(Box::new(Snippet {
+                source: miette::NamedSource::new(name, text.to_owned()),
+                span,
+                label: label.to_owned(),
+            }));
+        }
+        self
     }
 
     fn line(mut self, key: &'static str, value: impl Into<String>) -> CliError {
@@ -266,12 +343,16 @@ impl From<Error> for CliError {
                         })).collect::<Vec<_>>(),
                     }))
             }
-            Error::Config { path, reason } => {
-                CliError::new("invalid_config", exit::ENVIRONMENT, "Invalid configuration")
+            Error::Config { path, reason, at } => {
+                let error = CliError::new("invalid_config", exit::ENVIRONMENT, "Invalid configuration")
                     .line("File", path.display().to_string())
                     .line("Reason", reason.clone())
                     .help("fix or remove the file; its keys are lock_policy (\"off\", \"warn\" or \"require\"), default_actor, lock_grace, lock_steal (\"clock\" or \"observed\"), lock_remote and lock_remote_timeout")
-                    .details(json!({ "path": path, "reason": reason }))
+                    .details(json!({ "path": path, "reason": reason }));
+                match at {
+                    Some(at) => error.snippet(&path.display().to_string(), &at.text, at.span.clone(), &at.label),
+                    None => error,
+                }
             }
             Error::Remote { remote, reason } => {
                 CliError::new("remote_error", exit::ENVIRONMENT, "Remote error")

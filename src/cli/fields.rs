@@ -29,6 +29,13 @@ pub fn esc(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Whether `text` can go to a terminal as it is, lines and tabs included:
+/// nothing in it that [`esc`] would escape but those.
+pub fn printable(text: &str) -> bool {
+    text.chars()
+        .all(|c| matches!(c, '\n' | '\t') || !needs_escape(c))
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')

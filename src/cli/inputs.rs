@@ -47,11 +47,15 @@ pub(super) fn open_with(cli: &Cli) -> Result<(Locks, Option<String>), CliError> 
 
 pub(super) fn parse_resource(text: &str) -> Result<Resource, CliError> {
     Resource::parse(text).map_err(|e| {
-        CliError::invalid_args(
+        let error = CliError::invalid_args(
             "resource",
-            e,
+            &e,
             "name it as issue:ID, path:PATH (relative to the top of the repository) or repo:NAME",
-        )
+        );
+        match e.blame(text) {
+            Some((span, label)) => error.snippet("resource", text, span, label),
+            None => error,
+        }
     })
 }
 
@@ -80,11 +84,15 @@ pub(super) fn named<'a>(texts: impl Iterator<Item = &'a str>) -> Result<Vec<Reso
 
 pub(super) fn ttl(text: &str) -> Result<Ttl, CliError> {
     Ttl::parse(text).map_err(|e| {
-        CliError::invalid_args(
+        let error = CliError::invalid_args(
             "--ttl",
-            e,
+            &e,
             "leases last from 1s to 7d (168h); renew a short lease rather than taking a long one",
-        )
+        );
+        match e.blame() {
+            Some(label) => error.snippet("--ttl", text, 0..text.len(), label),
+            None => error,
+        }
     })
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::error::{CliError, blocked_json};
+use super::error::{CliError, Snippet, blocked_json};
 use super::fields::{blocks_line, by_holder, esc, lock_json, plural, relative, short, span};
 use super::history::{log_human, log_json};
 use super::hooks::HookChange;
@@ -250,10 +250,34 @@ pub fn error_human(error: &CliError) -> String {
     for (key, value) in &error.lines {
         let _ = writeln!(text, "  {key}: {}", esc(value));
     }
+    if let Some(snippet) = &error.snippet {
+        text.push_str(&snippet_human(snippet));
+    }
     if let Some(help) = &error.help {
         let _ = writeln!(text, "help: {}", esc(help));
     }
     text
+}
+
+/// The snippet as miette draws it, without the message line miette puts
+/// above it (the error's own lines are that).
+fn snippet_human(snippet: &Snippet) -> String {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(120)
+            .with_context_lines(1);
+    let mut drawn = String::new();
+    if handler.render_report(&mut drawn, snippet).is_err() {
+        return String::new();
+    }
+    let mut lines: Vec<&str> = drawn
+        .lines()
+        .skip_while(|line| !line.contains('╭'))
+        .collect();
+    while lines.last().is_some_and(|line| line.trim().is_empty()) {
+        lines.pop();
+    }
+    lines.iter().map(|line| format!("{line}\n")).collect()
 }
 
 pub fn success_human(report: &Report, notices: &[Notice], now: UnixMillis) -> Human {

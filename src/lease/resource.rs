@@ -140,6 +140,48 @@ pub enum ResourceError {
     },
 }
 
+impl ResourceError {
+    /// The part of `input` (the text that was refused) this error is about,
+    /// with a few words for it, for showing under the error; `None` when no
+    /// one part is to blame (nothing typed, too long, a control character).
+    pub fn blame(&self, input: &str) -> Option<(std::ops::Range<usize>, &'static str)> {
+        let name = input.find(':').map_or(0..0, |colon| colon + 1..input.len());
+        match self {
+            ResourceError::Empty
+            | ResourceError::TooLong { .. }
+            | ResourceError::ControlCharacter { .. } => None,
+            ResourceError::MissingNamespace { .. } => {
+                Some((0..input.len(), "no `namespace:` in front"))
+            }
+            ResourceError::UnknownNamespace { .. } => {
+                Some((0..name.start.saturating_sub(1), "not issue, path or repo"))
+            }
+            ResourceError::EmptyName { .. } => Some((name, "nothing after the colon")),
+            ResourceError::SurroundingWhitespace { .. } => {
+                Some((name, "white space around the name"))
+            }
+            ResourceError::AbsolutePath { .. } => {
+                Some((name.start..name.start + 1, "starts at the root"))
+            }
+            ResourceError::ParentSegment { .. } => {
+                let text = &input[name.clone()];
+                let at = text
+                    .split('/')
+                    .scan(0, |offset, segment| {
+                        let start = *offset;
+                        *offset += segment.len() + 1;
+                        Some((start, segment))
+                    })
+                    .find(|(_, segment)| *segment == "..")
+                    .map_or(0, |(start, _)| start);
+                let start = name.start + at;
+                Some((start..start + 2, "leaves the repository"))
+            }
+            ResourceError::RepositoryRoot { .. } => Some((name, "the top of the repository")),
+        }
+    }
+}
+
 impl Resource {
     /// Parses and validates `namespace:name`, returning the canonical
     /// resource. Checks run cheapest first and the length check before any
@@ -350,6 +392,34 @@ fn paths_overlap(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_blames_the_part_of_the_input_at_fault() {
+        fn blame(input: &str) -> Option<(&str, &'static str)> {
+            let error = Resource::parse(input).expect_err("refused");
+            error
+                .blame(input)
+                .map(|(span, label)| (&input[span], label))
+        }
+        assert_eq!(blame("bug:1"), Some(("bug", "not issue, path or repo")));
+        assert_eq!(
+            blame("nocolon"),
+            Some(("nocolon", "no `namespace:` in front"))
+        );
+        assert_eq!(
+            blame("path:a/../../b"),
+            Some(("..", "leaves the repository"))
+        );
+        assert_eq!(blame("path:/etc"), Some(("/", "starts at the root")));
+        assert_eq!(
+            blame("issue: x"),
+            Some((" x", "white space around the name"))
+        );
+        assert_eq!(blame("path:./"), Some(("./", "the top of the repository")));
+        assert_eq!(blame("repo:"), Some(("", "nothing after the colon")));
+        assert_eq!(blame("issue:a\u{7}"), None);
+        assert_eq!(blame(""), None);
+    }
 
     fn r(text: &str) -> Resource {
         Resource::parse(text).expect("valid resource in test")

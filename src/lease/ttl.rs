@@ -61,6 +61,21 @@ pub enum TtlError {
     },
 }
 
+impl TtlError {
+    /// What to say under the TTL that was typed, which as a whole is to
+    /// blame: a duration has no smaller part that is wrong on its own.
+    pub fn blame(&self) -> Option<&'static str> {
+        match self {
+            TtlError::Empty => None,
+            TtlError::Malformed { .. } => Some("not a duration"),
+            TtlError::Negative { .. } => Some("below zero"),
+            TtlError::Zero { .. } => Some("zero"),
+            TtlError::TooShort { .. } => Some("under 1s"),
+            TtlError::TooLong { .. } => Some("over 7d"),
+        }
+    }
+}
+
 impl Ttl {
     /// Parses a TTL as typed by a user.
     pub fn parse(input: &str) -> Result<Ttl, TtlError> {

@@ -2,12 +2,16 @@
 //! directory so that every worktree shares them (`docs/PROTOCOL.md` §1). Keys this
 //! tool does not know are kept: other grite tools keep settings there too.
 
+use std::io::Read as _;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::Error;
+use super::error::Spot;
 use crate::lease::{ActorId, Grace};
 
 /// What `grite lock check` does when another actor holds a conflicting lock.
@@ -64,17 +68,38 @@ pub const DEFAULT_GRACE_MS: u64 = 5_000;
 /// (tens of milliseconds), short enough that a stalled server is noticed.
 pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The keys as written, each with where its value is in the file, so that
+/// a bad value can be shown in place.
 #[derive(Debug, Default, Deserialize)]
 struct Raw {
     lock_policy: Option<LockPolicy>,
-    default_actor: Option<String>,
+    default_actor: Option<Spanned<String>>,
     /// A duration such as `5s`, `500ms` or `0s`.
-    lock_grace: Option<String>,
+    lock_grace: Option<Spanned<String>>,
     lock_steal: Option<StealRule>,
     lock_remote: Option<String>,
     /// A duration such as `30s`.
-    lock_remote_timeout: Option<String>,
+    lock_remote_timeout: Option<Spanned<String>>,
 }
+
+/// Why a `config.toml` holds no settings, and where in it, if one place
+/// is to blame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub reason: String,
+    /// The bytes to blame and a few words for them.
+    pub at: Option<(Range<usize>, String)>,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// The largest `config.toml` read: settings are a few lines, and the file
+/// is read by every command.
+const MAX_CONFIG_LEN: u64 = 1024 * 1024;
 
 pub(crate) fn path(common_dir: &Path) -> PathBuf {
     common_dir.join("grite").join("config.toml")
@@ -92,29 +117,74 @@ pub const KEYS: [&str; 6] = [
 
 pub(crate) fn load(common_dir: &Path) -> Result<Settings, Error> {
     let path = path(common_dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(config_error(&path, e)),
+    let text = read(&path)?;
+    settings(&text).map_err(|problem| Error::Config {
+        path: path.clone(),
+        reason: problem.reason,
+        at: problem.at.map(|(span, label)| {
+            Box::new(Spot {
+                text: text.clone(),
+                span,
+                label,
+            })
+        }),
+    })
+}
+
+/// The text of the settings file at `path`, empty when there is none.
+pub(crate) fn read(path: &Path) -> Result<String, Error> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(config_error(path, e)),
     };
-    settings(&text).map_err(|reason| config_error(&path, reason))
+    let mut text = String::new();
+    file.take(MAX_CONFIG_LEN + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| config_error(path, e))?;
+    if text.len() as u64 > MAX_CONFIG_LEN {
+        return Err(config_error(
+            path,
+            format!(
+                "it is larger than {} KiB, which no settings file is",
+                MAX_CONFIG_LEN >> 10
+            ),
+        ));
+    }
+    Ok(text)
 }
 
 /// The settings `text` (a `config.toml`) holds, or why it holds none.
-pub(crate) fn settings(text: &str) -> Result<Settings, String> {
-    let raw: Raw = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+pub(crate) fn settings(text: &str) -> Result<Settings, Problem> {
+    let raw: Raw = toml::from_str(text).map_err(|e| Problem {
+        reason: e.message().trim().to_owned(),
+        at: e.span().map(|span| {
+            let label = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            (span, label)
+        }),
+    })?;
     let default_actor = raw
         .default_actor
-        .map(|a| ActorId::parse(&a))
-        .transpose()
-        .map_err(|e| format!("default_actor: {e}"))?;
+        .map(|a| {
+            ActorId::parse(a.get_ref())
+                .map_err(|e| blame(&a, format!("default_actor: {e}"), "not an actor id"))
+        })
+        .transpose()?;
     let grace = match raw.lock_grace {
         None => Grace(DEFAULT_GRACE_MS),
-        Some(text) => parse_grace(&text)?,
+        Some(text) => parse_grace(text.get_ref())
+            .map_err(|reason| blame(&text, reason, "not a duration from 0s to 1h"))?,
     };
     let remote_timeout = match raw.lock_remote_timeout {
         None => DEFAULT_REMOTE_TIMEOUT,
-        Some(text) => parse_remote_timeout(&text)?,
+        Some(text) => parse_remote_timeout(text.get_ref())
+            .map_err(|reason| blame(&text, reason, "not a duration from 1s to 1h"))?,
     };
     let mistyped = toml::from_str::<toml::Table>(text)
         .map(|table| {
@@ -134,6 +204,13 @@ pub(crate) fn settings(text: &str) -> Result<Settings, String> {
         remote_timeout,
         mistyped,
     })
+}
+
+fn blame(value: &Spanned<String>, reason: String, label: &str) -> Problem {
+    Problem {
+        reason,
+        at: Some((value.span(), label.to_owned())),
+    }
 }
 
 /// The key of ours that `key` is probably a misspelling of: within two
@@ -199,6 +276,7 @@ pub(crate) fn config_error(path: &Path, reason: impl std::fmt::Display) -> Error
     Error::Config {
         path: path.to_owned(),
         reason: reason.to_string(),
+        at: None,
     }
 }
 

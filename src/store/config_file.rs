@@ -88,11 +88,7 @@ fn edit(
     let lock_path = path.with_extension("toml.lock");
     let mut lock = acquire_file_lock(&lock_path, &path)?;
     let outcome = (|| {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(config_error(&path, e)),
-        };
+        let text = config::read(&path)?;
         let mut document: toml_edit::DocumentMut = text
             .parse()
             .map_err(|e: toml_edit::TomlError| config_error(&path, e.message()))?;

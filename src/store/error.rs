@@ -46,6 +46,8 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+        /// The place in the file to blame, when one is.
+        at: Option<Box<Spot>>,
     },
 
     /// The remote could not be reached, read or written.
@@ -147,6 +149,18 @@ pub enum Error {
         /// The resource asked for.
         resource: String,
     },
+}
+
+/// A place in a text to blame for an error: the text, the bytes, and a few
+/// words for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spot {
+    /// The whole text.
+    pub text: String,
+    /// The bytes to blame.
+    pub span: std::ops::Range<usize>,
+    /// What to say under them.
+    pub label: String,
 }
 
 impl Error {

@@ -124,6 +124,7 @@ fn write(path: &std::path::Path, observations: &Observations) -> Result<(), Erro
     let failed = |e: std::io::Error| Error::Config {
         path: path.to_owned(),
         reason: format!("recording which leases this machine has seen: {e}"),
+        at: None,
     };
     let bytes = serde_json::to_vec(&stored).expect("strings and integers serialise");
     let dir = path.parent().expect("the file is in .git/grite");
