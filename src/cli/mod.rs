@@ -10,9 +10,11 @@ mod fields;
 mod history;
 mod hooks;
 mod inputs;
+mod notices;
 mod output;
 mod run;
 mod signals;
+mod status_view;
 mod wait;
 
 use std::ffi::OsString;

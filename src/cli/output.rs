@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::error::{CliError, Snippet, blocked_json};
-use super::fields::{blocks_line, by_holder, esc, lock_json, plural, relative, short, span};
+use super::fields::{esc, lock_json, plural};
 use super::history::{log_human, log_json};
 use super::hooks::HookChange;
+use super::notices::{notice_human, notice_json};
 use super::run::Ran;
+use super::status_view::{check_human, status_human, status_json};
 use crate::lease::{ActorId, LockRecord, Resource, UnixMillis};
 use crate::remote::fetch::Fetched;
 use crate::store::{
@@ -159,23 +161,7 @@ pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
             "value": value,
             "file": path,
         }),
-        Report::Status { status, me } => json!({
-            "now_unix_ms": status.now.0,
-            "locks": status.locks.iter().map(|l| marked_json(l, me.as_ref())).collect::<Vec<_>>(),
-            "expired": status.expired.iter().map(|l| marked_json(l, me.as_ref())).collect::<Vec<_>>(),
-            "released": status.released.iter().map(|l| marked_json(l, me.as_ref())).collect::<Vec<_>>(),
-            "conflicts": status.conflicts.iter().map(|(a, b)| json!([lock_json(a), lock_json(b)])).collect::<Vec<_>>(),
-            "unreadable": status.unreadable.iter().map(|u| json!({
-                "ref": u.ref_name,
-                "reason": u.reason,
-                "remove_with": u.remove_with,
-            })).collect::<Vec<_>>(),
-            "stale_lock_files": status.stale_lock_files.iter().map(|f| json!({
-                "path": f.path,
-                "age_ms": u64::try_from(f.age.as_millis()).unwrap_or(u64::MAX),
-                "remove_with": f.removal(),
-            })).collect::<Vec<_>>(),
-        }),
+        Report::Status { status, me } => status_json(status, me.as_ref()),
         Report::Log { resource, entries } => json!({
             "resource": resource.as_ref().map(ToString::to_string),
             "entries": log_json(entries),
@@ -422,218 +408,12 @@ fn lease_block(out: &mut String, title: &str, lock: &LockRecord) {
     );
 }
 
-fn status_human(out: &mut String, status: &Status, me: Option<&ActorId>) {
-    if status.locks.is_empty() {
-        let _ = writeln!(out, "No active locks");
-    } else {
-        let _ = writeln!(out, "Active Locks:");
-        lock_lines(out, &status.locks, status.now, me);
-    }
-    if !status.expired.is_empty() {
-        let _ = writeln!(out, "Expired Locks:");
-        lock_lines(out, &status.expired, status.now, me);
-    }
-    if !status.released.is_empty() {
-        let _ = writeln!(out, "Released Locks:");
-        for lock in &status.released {
-            let _ = writeln!(
-                out,
-                "  {}  {}{}",
-                esc(&lock.resource),
-                short(&lock.owner),
-                you(lock, me)
-            );
-        }
-    }
-    if !status.conflicts.is_empty() {
-        let _ = writeln!(out, "Conflicts:");
-        for (a, b) in &status.conflicts {
-            let _ = writeln!(
-                out,
-                "  {} ({}) conflicts with {} ({})",
-                esc(&a.resource),
-                short(&a.owner),
-                esc(&b.resource),
-                short(&b.owner)
-            );
-        }
-    }
-    if !status.unreadable.is_empty() {
-        let _ = writeln!(out, "Unreadable lock refs:");
-        for u in &status.unreadable {
-            let _ = writeln!(
-                out,
-                "  {}: {}\n    remove with: {}",
-                esc(&u.ref_name),
-                esc(&u.reason),
-                esc(&u.remove_with)
-            );
-        }
-    }
-    if !status.stale_lock_files.is_empty() {
-        let _ = writeln!(
-            out,
-            "Stale lock files (left by killed processes; each blocks writes to its ref):"
-        );
-        for file in &status.stale_lock_files {
-            let _ = writeln!(
-                out,
-                "  {} ({} old)\n    if no git or grite process is running here, remove with: {}",
-                esc(&file.path.display().to_string()),
-                span(u64::try_from(file.age.as_millis()).unwrap_or(u64::MAX)),
-                esc(&file.removal())
-            );
-        }
-    }
-}
-
-fn lock_lines(out: &mut String, locks: &[LockRecord], now: UnixMillis, me: Option<&ActorId>) {
-    let shown: Vec<_> = locks.iter().map(|l| esc(&l.resource)).collect();
-    let width = shown.iter().map(|r| r.chars().count()).max().unwrap_or(0);
-    for (lock, resource) in locks.iter().zip(&shown) {
-        let _ = writeln!(
-            out,
-            "  {resource:<width$}  {}{}  {}",
-            short(&lock.owner),
-            you(lock, me),
-            relative(lock.expires(), now)
-        );
-    }
-}
-
-fn check_human(
-    out: &mut String,
-    warn: &mut String,
-    single: Option<&Resource>,
-    checked: usize,
-    policy: LockPolicy,
-    blocked: &[(Resource, Vec<LockRecord>)],
-    now: UnixMillis,
-) {
-    let what = match single {
-        Some(resource) => format!("  Resource: {}", esc(&resource.to_string())),
-        None => format!("  Checked: {checked} resource{}", plural(checked)),
-    };
-    if policy == LockPolicy::Off {
-        let _ = writeln!(out, "Lock policy is off\n{what}");
-        return;
-    }
-    if blocked.is_empty() {
-        let _ = writeln!(out, "No conflicting locks\n{what}");
-        return;
-    }
-    let _ = writeln!(warn, "Warning: locked by another actor\n{what}");
-    for (holder, blocks) in by_holder(blocked) {
-        let _ = writeln!(
-            warn,
-            "  Locked: {}\n  Owner: {}\n  Expires: {} ({})",
-            esc(&holder.resource),
-            esc(&holder.owner),
-            holder.expires(),
-            relative(holder.expires(), now)
-        );
-        if single.is_none() {
-            let _ = writeln!(warn, "  Blocks: {}", blocks_line(&blocks));
-        }
-    }
-}
-
-/// ` (you)` after an owner who is the actor asking.
-fn you(lock: &LockRecord, me: Option<&ActorId>) -> &'static str {
-    if is_mine(lock, me) { " (you)" } else { "" }
-}
-
-/// A lock in status JSON: marked `mine` when the actor asking holds it.
-fn marked_json(lock: &LockRecord, me: Option<&ActorId>) -> Value {
-    let mut value = lock_json(lock);
-    value["mine"] = json!(is_mine(lock, me));
-    value
-}
-
-fn is_mine(lock: &LockRecord, me: Option<&ActorId>) -> bool {
-    me.is_some_and(|me| lock.owner == me.as_str())
-}
-
 fn source_name(source: ActorSource) -> &'static str {
     match source {
         ActorSource::Flag => "flag",
         ActorSource::Env => "environment",
         ActorSource::Config => "config",
         ActorSource::Created => "created",
-    }
-}
-
-/// A notice as a JSON warning; what a remote said is for people only.
-fn notice_json(notice: &Notice) -> Option<Value> {
-    let (code, details) = match notice {
-        Notice::RemoteSaid { .. } => return None,
-        Notice::MistypedSetting { key, nearest } => (
-            "mistyped_setting",
-            json!({ "key": key, "nearest": nearest }),
-        ),
-        Notice::MirrorBehind { reason } => ("mirror_behind", json!({ "reason": reason })),
-        Notice::PrunedLiveLock {
-            lock,
-            ref_name,
-            commit,
-        } => (
-            "pruned_live_lock",
-            json!({ "lock": lock_json(lock), "ref": ref_name, "commit": commit }),
-        ),
-        Notice::ClockSkew { lock, ahead } => (
-            "clock_skew",
-            json!({ "lock": lock_json(lock), "ahead_ms": u64::try_from(ahead.as_millis()).unwrap_or(u64::MAX) }),
-        ),
-    };
-    let mut text = String::new();
-    notice_human(&mut text, notice);
-    Some(
-        json!({ "code": code, "message": text.trim_start_matches("Warning: ").trim_end(), "details": details }),
-    )
-}
-
-fn notice_human(out: &mut String, notice: &Notice) {
-    match notice {
-        Notice::RemoteSaid { lines } => {
-            for line in lines {
-                let _ = writeln!(out, "remote: {}", esc(line));
-            }
-        }
-        Notice::MistypedSetting { key, nearest } => {
-            let _ = writeln!(
-                out,
-                "Warning: .git/grite/config.toml sets `{}`, which grite does not read; did you mean `{nearest}`? (`grite config set {nearest} VALUE`)",
-                esc(key)
-            );
-        }
-        Notice::MirrorBehind { reason } => {
-            let _ = writeln!(
-                out,
-                "Warning: the remote holds the change, but the local copy of its lock refs could not follow: {}\n  the next command through the remote, or `grite lock sync`, brings it up to date",
-                esc(reason)
-            );
-        }
-        Notice::PrunedLiveLock {
-            lock,
-            ref_name,
-            commit,
-        } => {
-            let _ = writeln!(
-                out,
-                "Warning: the live lock on {} of {} existed only in this repository and was removed to match the remote, which does not have it\n  to restore the local ref: git update-ref {ref_name} {commit}; to hold the lock, acquire it through the remote",
-                esc(&lock.resource),
-                esc(&lock.owner)
-            );
-        }
-        Notice::ClockSkew { lock, ahead } => {
-            let _ = writeln!(
-                out,
-                "Warning: the lock on {} was written by {} at a time {} ahead of this machine's clock: one of the two clocks is wrong (compare `date -u` on both machines)",
-                esc(&lock.resource),
-                short(&lock.owner),
-                span(u64::try_from(ahead.as_millis()).unwrap_or(u64::MAX))
-            );
-        }
     }
 }
 

@@ -173,10 +173,13 @@ impl Error {
         }
     }
 
-    pub(crate) fn repository(action: &'static str, error: impl std::fmt::Display) -> Error {
+    /// The repository could not do `action`: the reason with every cause
+    /// under it, since gix's top messages alone ("Could not prepare
+    /// reference edit") do not say what to do.
+    pub(crate) fn repository(action: &'static str, error: impl std::error::Error) -> Error {
         Error::Repository {
             action,
-            reason: error.to_string(),
+            reason: crate::remote::error_chain(&error),
         }
     }
 }

@@ -1,24 +1,21 @@
 //! [`Locks`]: the lease machine applied to a git repository.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Error;
 use super::authority::RemoteTarget;
 use super::changes::{RefChange, Step};
 use super::clock::Clock;
 use super::config::{self, Settings};
-use super::config_file;
-use super::history::{self, LogEntry};
-use super::lockfiles;
 use super::notice::Notice;
 use super::random;
-use super::report::{Acquired, Acquisition, GcReport, Released, Status, Unreadable};
+use super::report::{Acquired, Acquisition, GcReport, Released};
 use super::repository;
 use super::version::{self, VERSION_REF};
 use crate::lease::{
     ActorId, Change, Context, Decision, LockRecord, Request, Resource, Transition, TransitionKind,
-    Ttl, Unchanged, decide, live_conflicts, locks_in_the_way,
+    Ttl, Unchanged, decide,
 };
 use crate::remote::fetch::Fetched;
 use crate::remote::transport::{Endpoint, redact};
@@ -162,47 +159,6 @@ impl Locks {
     /// The settings read from `.git/grite/config.toml`.
     pub fn settings(&self) -> &Settings {
         &self.settings
-    }
-
-    /// The top of the worktree; `None` in a bare repository.
-    pub fn worktree(&self) -> Option<&Path> {
-        self.repo.workdir()
-    }
-
-    /// Where git runs this repository's hooks from: `core.hooksPath`
-    /// (relative to the top of the worktree, as git takes it), else `hooks`
-    /// in the common git directory; `None` in a bare repository, where
-    /// nothing is committed.
-    pub fn hooks_dir(&self) -> Result<Option<PathBuf>, Error> {
-        let Some(top) = self.worktree() else {
-            return Ok(None);
-        };
-        let configured = self
-            .repo
-            .config_snapshot()
-            .trusted_path("core.hooksPath")
-            .map_err(|e| Error::repository("reading core.hooksPath", e))?;
-        Ok(Some(match configured {
-            Some(dir) => top.join(dir),
-            None => self.repo.common_dir().join("hooks"),
-        }))
-    }
-
-    /// Where the settings live.
-    pub fn config_path(&self) -> PathBuf {
-        config::path(self.repo.common_dir())
-    }
-
-    /// The repository's default actor, created and saved on first use;
-    /// says whether it was created now.
-    pub fn default_actor(&self) -> Result<(ActorId, bool), Error> {
-        config_file::default_actor(self.repo.common_dir())
-    }
-
-    /// Sets the setting `key` to `value` in `.git/grite/config.toml`,
-    /// keeping everything else in the file as it is.
-    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), Error> {
-        config_file::set(self.repo.common_dir(), key, value)
     }
 
     /// What the operations so far had to tell besides their results (see
@@ -353,114 +309,6 @@ impl Locks {
             .map(|done| match done {
                 Done::Applied(_, lock) => Released::Released(lock),
                 Done::Unchanged(_) => Released::NotHeld,
-            })
-            .collect())
-    }
-
-    /// Every lock, sorted into live, expired and released, with the
-    /// conflicts among live locks, the refs that cannot be read and the
-    /// lock files that killed processes left behind.
-    pub fn status(&self, clock: &dyn Clock) -> Result<Status, Error> {
-        let now = clock.now();
-        let snapshot = self.read(now)?.snapshot;
-        self.observe(&snapshot, now)?;
-        self.note_skew(snapshot.records(), now);
-        let mut status = Status {
-            now,
-            locks: Vec::new(),
-            expired: Vec::new(),
-            released: Vec::new(),
-            conflicts: Vec::new(),
-            unreadable: Vec::new(),
-            stale_lock_files: lockfiles::stale(self.repo.common_dir()),
-        };
-        for entry in snapshot.entries {
-            match entry.record {
-                Ok(record) if record.released => status.released.push(record),
-                Ok(record) if record.is_live(now) => status.locks.push(record),
-                Ok(record) => status.expired.push(record),
-                Err(ref reason) => status.unreadable.push(Unreadable {
-                    remove_with: entry.removal(self.repo.common_dir()),
-                    reason: reason.clone(),
-                    ref_name: entry.ref_name,
-                }),
-            }
-        }
-        for list in [&mut status.locks, &mut status.expired, &mut status.released] {
-            list.sort_by(|a, b| a.resource.cmp(&b.resource));
-        }
-        status.conflicts = live_conflicts(&status.locks, now)
-            .into_iter()
-            .map(|(a, b)| (a.clone(), b.clone()))
-            .collect();
-        Ok(status)
-    }
-
-    /// The history of `resource`'s lock, or of every lock, newest first,
-    /// at most `limit` steps: from the authority's refs (the remote's, with
-    /// one), each followed down its chain of commits.
-    pub fn log(
-        &self,
-        resource: Option<&Resource>,
-        limit: Option<usize>,
-        clock: &dyn Clock,
-    ) -> Result<Vec<LogEntry>, Error> {
-        let snapshot = self.read(clock.now())?.snapshot;
-        let entries = match resource {
-            None => snapshot.entries,
-            Some(resource) => {
-                let ref_name = resource.ref_name();
-                let entry = snapshot.entry(&ref_name).ok_or_else(|| Error::NoHistory {
-                    resource: resource.to_string(),
-                    ref_name: ref_name.clone(),
-                })?;
-                vec![entry.clone()]
-            }
-        };
-        Ok(history::log(&self.repo, &entries, limit))
-    }
-
-    /// Other actors' locks that stand in the way of `actor` working on
-    /// `resource` now: the resource's own lock and conflicting ones.
-    pub fn check(
-        &self,
-        actor: &ActorId,
-        resource: &Resource,
-        clock: &dyn Clock,
-    ) -> Result<Vec<LockRecord>, Error> {
-        let mut checked = self.check_all(actor, std::slice::from_ref(resource), clock)?;
-        Ok(checked
-            .pop()
-            .map(|(_, holders)| holders)
-            .unwrap_or_default())
-    }
-
-    /// [`Locks::check`] of each of `resources`, on one read of the locks:
-    /// the resources something stands in the way of, in the order given,
-    /// each with the locks in its way.
-    pub fn check_all(
-        &self,
-        actor: &ActorId,
-        resources: &[Resource],
-        clock: &dyn Clock,
-    ) -> Result<Vec<(Resource, Vec<LockRecord>)>, Error> {
-        let now = clock.now();
-        let snapshot = self.read(now)?.snapshot;
-        let observations = self.observe(&snapshot, now)?;
-        let takeover = self.takeover(&observations);
-        // Only other actors' locks can stand in anyone's way: with none
-        // (the usual case for a commit), thousands of paths cost nothing.
-        let others: Vec<&LockRecord> = snapshot
-            .records()
-            .filter(|r| r.owner != actor.as_str())
-            .collect();
-        Ok(resources
-            .iter()
-            .filter_map(|resource| {
-                let in_the_way =
-                    locks_in_the_way(resource, actor, others.iter().copied(), now, takeover);
-                (!in_the_way.is_empty())
-                    .then(|| (resource.clone(), in_the_way.into_iter().cloned().collect()))
             })
             .collect())
     }
