@@ -129,6 +129,13 @@ enum Renewal {
     Failed(Error),
 }
 
+/// What the watch over a running command hears: from the renewing thread,
+/// or from the thread waiting for the command to end.
+enum Event {
+    Renewal(Renewal),
+    Exited(std::io::Result<ExitStatus>),
+}
+
 pub fn run(
     locks: &Locks,
     actor: &ActorId,
@@ -159,10 +166,16 @@ pub fn run(
     let group = i32::try_from(child.id()).unwrap_or(0);
     signals::forward_to(Some(child.id()));
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let (report, renewals) = std::sync::mpsc::channel();
+    let (report, events) = std::sync::mpsc::channel();
+    let exited = report.clone();
     let outcome = std::thread::scope(|scope| {
         scope.spawn(|| renew(cli, actor, plan, stopped, report));
-        let outcome = watch(&mut child, group, plan, &renewals, &mut held, clock);
+        // The end of the command is an event like a renewal, so that
+        // grite follows it at once rather than at the next poll.
+        scope.spawn(move || {
+            let _ = exited.send(Event::Exited(child.wait()));
+        });
+        let outcome = watch(group, plan, &events, &mut held, clock);
         drop(stop);
         outcome
     });
@@ -249,11 +262,11 @@ fn start(command: &[OsString], actor: &ActorId, held: &[LockRecord]) -> Result<C
 
 /// Waits for the command, stopping it when the lease is lost or about to
 /// end unrenewed; returns how it ended and why it was stopped, if it was.
+/// Sleeps until the next event or the next instant something is due.
 fn watch(
-    child: &mut Child,
     group: i32,
     plan: &Plan,
-    renewals: &Receiver<Renewal>,
+    events: &Receiver<Event>,
     held: &mut Vec<LockRecord>,
     clock: &dyn Clock,
 ) -> std::io::Result<(ExitStatus, Option<Loss>)> {
@@ -261,24 +274,12 @@ fn watch(
     let mut failure = None;
     let mut loss = None;
     let mut kill_at: Option<Instant> = None;
+    let mut killed = false;
     let lease = Duration::from_millis(plan.ttl.as_millis());
+    let ahead = plan.kill_after + margin(lease);
     loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok((status, loss));
-        }
-        while let Ok(renewal) = renewals.try_recv() {
-            match renewal {
-                Renewal::Renewed(records) => {
-                    lease_end = end_of(&records, clock.now());
-                    *held = records;
-                    failure = None;
-                }
-                Renewal::Lost(error) => loss = loss.or(Some(Loss::Taken(error))),
-                Renewal::Failed(error) => failure = Some(error),
-            }
-        }
         let now = Instant::now();
-        if loss.is_none() && now + plan.kill_after + margin(lease) >= lease_end {
+        if loss.is_none() && now + ahead >= lease_end {
             loss = Some(Loss::Expiring(failure.take()));
         }
         match kill_at {
@@ -286,10 +287,39 @@ fn watch(
                 signals::signal_group(group, signal_hook::consts::SIGTERM);
                 kill_at = Some((now + plan.kill_after).min(lease_end));
             }
-            Some(at) if now >= at => signals::signal_group(group, signal_hook::consts::SIGKILL),
+            Some(at) if now >= at && !killed => {
+                signals::signal_group(group, signal_hook::consts::SIGKILL);
+                killed = true;
+            }
             _ => {}
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let due = match kill_at {
+            Some(at) => at,
+            None => lease_end.checked_sub(ahead).unwrap_or(now),
+        };
+        let event = if killed {
+            events.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            events.recv_timeout(due.saturating_duration_since(now))
+        };
+        match event {
+            Ok(Event::Exited(status)) => return Ok((status?, loss)),
+            Ok(Event::Renewal(Renewal::Renewed(records))) => {
+                lease_end = end_of(&records, clock.now());
+                *held = records;
+                failure = None;
+            }
+            Ok(Event::Renewal(Renewal::Lost(error))) => {
+                loss = loss.or(Some(Loss::Taken(error)));
+            }
+            Ok(Event::Renewal(Renewal::Failed(error))) => failure = Some(error),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(std::io::Error::other(
+                    "the thread waiting for the command ended without its status",
+                ));
+            }
+        }
     }
 }
 
@@ -304,24 +334,32 @@ fn end_of(records: &[LockRecord], now: UnixMillis) -> Instant {
 }
 
 /// Renews every lease of `plan` every `renew_every`, with a `Locks` of its
-/// own, until told to stop or a renewal is refused.
-fn renew(cli: &Cli, actor: &ActorId, plan: &Plan, stop: Receiver<()>, report: Sender<Renewal>) {
+/// own (opened when the first renewal is due: a short command never pays
+/// for it), until told to stop or a renewal is refused.
+fn renew(cli: &Cli, actor: &ActorId, plan: &Plan, stop: Receiver<()>, report: Sender<Event>) {
     let clock = inputs::clock(cli);
-    let locks = match inputs::open_with(cli) {
-        Ok((locks, _)) => locks,
-        Err(error) => {
-            let _ = report.send(Renewal::Failed(Error::Repository {
-                action: "opening the repository to renew",
-                reason: error.to_string(),
-            }));
-            return;
-        }
-    };
+    let mut locks = None;
     loop {
         match stop.recv_timeout(plan.renew_every) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
         }
+        if locks.is_none() {
+            match inputs::open_with(cli) {
+                Ok((opened, _)) => locks = Some(opened),
+                Err(error) => {
+                    let failed = Renewal::Failed(Error::Repository {
+                        action: "opening the repository to renew",
+                        reason: error.to_string(),
+                    });
+                    if report.send(Event::Renewal(failed)).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(locks) = &locks else { continue };
         let renewal = match locks.renew_all(actor, &plan.resources, plan.ttl, clock.as_ref()) {
             Ok(records) => Renewal::Renewed(records),
             Err(
@@ -330,7 +368,7 @@ fn renew(cli: &Cli, actor: &ActorId, plan: &Plan, stop: Receiver<()>, report: Se
             Err(error) => Renewal::Failed(error),
         };
         let lost = matches!(renewal, Renewal::Lost(_));
-        if report.send(renewal).is_err() || lost {
+        if report.send(Event::Renewal(renewal)).is_err() || lost {
             return;
         }
     }

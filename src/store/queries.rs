@@ -7,7 +7,9 @@ use super::history::{self, LogEntry};
 use super::lockfiles;
 use super::locks::Locks;
 use super::report::{Status, Unreadable};
-use crate::lease::{ActorId, LockRecord, Resource, live_conflicts, locks_in_the_way};
+use crate::lease::{
+    ActorId, LOCK_REF_PREFIX, LockRecord, Resource, live_conflicts, locks_in_the_way, ref_hash_of,
+};
 
 impl Locks {
     /// Every lock, sorted into live, expired and released, with the
@@ -116,5 +118,22 @@ impl Locks {
                     .then(|| (resource.clone(), in_the_way.into_iter().cloned().collect()))
             })
             .collect())
+    }
+
+    /// What the local lock refs of `resources` (texts as records hold
+    /// them) point at now: a few ref reads, cheap enough to ask every few
+    /// milliseconds while waiting for one of them to change.
+    pub fn local_values(&self, resources: &[&str]) -> Vec<Option<String>> {
+        resources
+            .iter()
+            .map(|resource| {
+                let name = format!("{LOCK_REF_PREFIX}{}", ref_hash_of(resource));
+                self.repo
+                    .try_find_reference(name.as_str())
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.target().try_id().map(|id| id.to_hex().to_string()))
+            })
+            .collect()
     }
 }
