@@ -83,6 +83,7 @@ mod objects;
 mod observed;
 mod queries;
 mod random;
+mod record_cache;
 mod report;
 mod repository;
 mod setup;

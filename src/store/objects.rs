@@ -89,7 +89,18 @@ pub(crate) fn read_lock(
     ref_hash: &str,
     buf: &mut Vec<u8>,
 ) -> Result<LockRecord, String> {
-    read_lock_commit(repo, id, ref_hash, buf)?.record
+    let json = read_lock_json(repo, id, buf)?;
+    LockRecord::from_json(json, ref_hash).map_err(|e| e.to_string())
+}
+
+/// The bytes of `lock.json` in the lock commit `id`, as stored.
+pub(crate) fn read_lock_json<'a>(
+    repo: &gix::Repository,
+    id: ObjectId,
+    buf: &'a mut Vec<u8>,
+) -> Result<&'a [u8], String> {
+    let (tree_id, _, _) = read_commit(repo, id, buf)?;
+    lock_json(repo, id, tree_id, buf)
 }
 
 /// A lock commit as a lock's history needs it.
@@ -111,36 +122,43 @@ pub(crate) fn read_lock_commit(
     ref_hash: &str,
     buf: &mut Vec<u8>,
 ) -> Result<LockCommit, String> {
-    let kind = repo.object_hash();
-    let (tree_id, parent, time) = {
-        let commit = find(repo, &id, buf, "its object")?;
-        if commit.kind != gix::object::Kind::Commit {
-            return Err(format!(
-                "it points at a {} ({id}), not a lock commit",
-                commit.kind
-            ));
-        }
-        let commit = gix::objs::CommitRef::from_bytes(commit.data, kind)
-            .map_err(|e| format!("commit {id} cannot be parsed: {e}"))?;
-        let seconds = commit.committer().map_or(0, |c| c.seconds());
-        let time = UnixMillis(u64::try_from(seconds).unwrap_or(0).saturating_mul(1000));
-        (commit.tree(), commit.parents().next(), time)
-    };
+    let (tree_id, parent, time) = read_commit(repo, id, buf)?;
+    let record = lock_json(repo, id, tree_id, buf)
+        .and_then(|json| LockRecord::from_json(json, ref_hash).map_err(|e| e.to_string()));
     Ok(LockCommit {
-        record: read_record(repo, id, tree_id, ref_hash, buf),
+        record,
         parent,
         time,
     })
 }
 
-/// The record in the tree `tree_id` of lock commit `id`.
-fn read_record(
+/// The tree, first parent and committer time of the commit `id`.
+fn read_commit(
+    repo: &gix::Repository,
+    id: ObjectId,
+    buf: &mut Vec<u8>,
+) -> Result<(ObjectId, Option<ObjectId>, UnixMillis), String> {
+    let commit = find(repo, &id, buf, "its object")?;
+    if commit.kind != gix::object::Kind::Commit {
+        return Err(format!(
+            "it points at a {} ({id}), not a lock commit",
+            commit.kind
+        ));
+    }
+    let commit = gix::objs::CommitRef::from_bytes(commit.data, repo.object_hash())
+        .map_err(|e| format!("commit {id} cannot be parsed: {e}"))?;
+    let seconds = commit.committer().map_or(0, |c| c.seconds());
+    let time = UnixMillis(u64::try_from(seconds).unwrap_or(0).saturating_mul(1000));
+    Ok((commit.tree(), commit.parents().next(), time))
+}
+
+/// The content of `lock.json` in the tree `tree_id` of lock commit `id`.
+fn lock_json<'a>(
     repo: &gix::Repository,
     id: ObjectId,
     tree_id: ObjectId,
-    ref_hash: &str,
-    buf: &mut Vec<u8>,
-) -> Result<LockRecord, String> {
+    buf: &'a mut Vec<u8>,
+) -> Result<&'a [u8], String> {
     let kind = repo.object_hash();
     let blob_id = {
         let tree = find(repo, &tree_id, buf, "the tree of the commit")?;
@@ -165,7 +183,7 @@ fn read_record(
             blob.kind
         ));
     }
-    LockRecord::from_json(blob.data, ref_hash).map_err(|e| e.to_string())
+    Ok(blob.data)
 }
 
 fn find<'a>(

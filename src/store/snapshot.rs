@@ -9,9 +9,31 @@ use gix::ObjectId;
 
 use super::Error;
 use super::lockfiles::shell_quote;
-use super::objects::read_lock;
+use super::objects::read_lock_json;
+use super::record_cache::RecordCache;
 use super::version::{self, ReadVersion};
 use crate::lease::{LOCK_REF_PREFIX, LockRecord};
+
+/// The record of lock commit `id` found under `ref_hash`: from `cache`
+/// when it holds it, else from the objects (and then added to `cache`).
+fn read_record(
+    repo: &gix::Repository,
+    cache: &mut RecordCache,
+    id: ObjectId,
+    ref_hash: &str,
+    buf: &mut Vec<u8>,
+) -> Result<LockRecord, String> {
+    if let Some(Ok(record)) = cache
+        .get(id)
+        .map(|json| LockRecord::from_json(json, ref_hash))
+    {
+        return Ok(record);
+    }
+    let json = read_lock_json(repo, id, buf)?;
+    let record = LockRecord::from_json(json, ref_hash).map_err(|e| e.to_string())?;
+    cache.add(id, json);
+    Ok(record)
+}
 
 /// A lock ref and what it holds.
 #[derive(Debug, Clone)]
@@ -61,6 +83,7 @@ impl Snapshot {
         let platform = repo.references().map_err(listing)?;
         let mut entries = Vec::new();
         let mut buf = Vec::new();
+        let mut cache = RecordCache::open(repo.common_dir());
         for reference in platform.prefixed(LOCK_REF_PREFIX).map_err(listing)? {
             let reference = match reference {
                 Ok(reference) => reference,
@@ -92,13 +115,14 @@ impl Snapshot {
                 });
                 continue;
             };
-            let record = read_lock(repo, id, &hash, &mut buf);
+            let record = read_record(repo, &mut cache, id, &hash, &mut buf);
             entries.push(Entry {
                 ref_name,
                 id: Some(id),
                 record,
             });
         }
+        cache.save();
         entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
         Ok(Snapshot { version, entries })
     }
@@ -116,16 +140,18 @@ impl Snapshot {
         let mut version = ReadVersion::default();
         let mut entries = Vec::with_capacity(state.len());
         let mut buf = Vec::new();
+        let mut cache = RecordCache::open(repo.common_dir());
         for (ref_name, id) in state {
             match ref_name.strip_prefix(LOCK_REF_PREFIX) {
                 Some(hash) => entries.push(Entry {
                     ref_name: ref_name.clone(),
                     id: Some(*id),
-                    record: read_lock(repo, *id, hash, &mut buf),
+                    record: read_record(repo, &mut cache, *id, hash, &mut buf),
                 }),
                 None => version = version::read_at(repo, *id)?,
             }
         }
+        cache.save();
         Ok(Some(Snapshot { version, entries }))
     }
 

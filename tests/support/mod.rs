@@ -524,3 +524,25 @@ impl Sshd {
         })
     }
 }
+
+/// Writes `count` live locks of `owner` on `issue:<prefix>-<i>` with
+/// `git fast-import`, as another tool could (objects packed, refs loose),
+/// all expiring at `expires` (ms).
+pub fn plant_locks(dir: &Path, prefix: &str, count: usize, owner: &str, expires: u64) {
+    use std::fmt::Write as _;
+    let mut stream = String::new();
+    for i in 0..count {
+        let resource = format!("issue:{prefix}-{i}");
+        let hash = grite_locks::lease::ref_hash_of(&resource);
+        let json = format!(
+            "{{\"owner\":\"{owner}\",\"nonce\":\"n{i}\",\"expires_unix_ms\":{expires},\"resource\":\"{resource}\",\"fencing_token\":{}}}\n",
+            i + 1
+        );
+        let _ = write!(
+            stream,
+            "commit refs/grite/locks/{hash}\ncommitter t <t@example.invalid> 1705316400 +0000\ndata 5\nlock\nM 100644 inline lock.json\ndata {}\n{json}\n",
+            json.len()
+        );
+    }
+    git_with_input(dir, &["fast-import", "--quiet"], &stream);
+}

@@ -1,0 +1,172 @@
+//! Decisions among many unrelated locks, and whatever state the record
+//! cache is in (`.git/grite/lock-records.cache`, `src/store/record_cache.rs`):
+//! missing, stale, damaged or garbage, it never changes an answer.
+//!
+//! Rounds of the race: `GRITE_SCALE_RACE_ROUNDS` (default 24);
+//! unrelated locks: `GRITE_SCALE_LOCKS` (default 10,000).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::{A, B, Repo, T0, actor, code, grite_command, json, plant_locks};
+
+const RACERS: usize = 8;
+const FAR_FUTURE: u64 = 4_102_444_800_000;
+const PLANTER: &str = "99999999999999999999999999999999";
+
+fn cache_path(repo: &Path) -> PathBuf {
+    repo.join(".git/grite/lock-records.cache")
+}
+
+/// Damages the cache as round `round` says: removed, bytes flipped, cut
+/// in half, replaced by garbage, put back as it was rounds ago, or left.
+fn damage(repo: &Path, round: usize, old: &mut Option<Vec<u8>>) {
+    let path = cache_path(repo);
+    let Ok(mut bytes) = std::fs::read(&path) else {
+        return;
+    };
+    match round % 6 {
+        0 => std::fs::remove_file(&path).expect("remove the cache"),
+        1 => {
+            for k in 1..=16 {
+                let at = (round * 7919 + k * 104_729) % bytes.len();
+                bytes[at] ^= 0x20;
+            }
+            std::fs::write(&path, &bytes).expect("write the cache");
+        }
+        2 => std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write the cache"),
+        3 => {
+            let garbage: Vec<u8> = (0..bytes.len()).map(|i| (i * 31 + round) as u8).collect();
+            std::fs::write(&path, garbage).expect("write the cache");
+        }
+        4 => match old.take() {
+            Some(stale) => std::fs::write(&path, stale).expect("write the cache"),
+            None => *old = Some(bytes),
+        },
+        _ => *old = Some(bytes),
+    }
+}
+
+#[test]
+fn conflicting_resources_among_many_unrelated_locks_are_never_both_held() {
+    let repo = Repo::new();
+    let unrelated = support::rounds_from_env("GRITE_SCALE_LOCKS", 10_000);
+    plant_locks(&repo.dir, "bulk", unrelated, PLANTER, FAR_FUTURE);
+    let mut old = None;
+    let rounds = support::rounds_from_env("GRITE_SCALE_RACE_ROUNDS", 24);
+    for round in 0..rounds {
+        damage(&repo.dir, round, &mut old);
+        let pair = [format!("path:r{round}"), format!("path:r{round}/deep/a.rs")];
+        let now = (T0 + round as u64 * 120_000).to_string();
+        let children: Vec<_> = (0..RACERS)
+            .map(|i| {
+                grite_command(&repo.dir)
+                    .args(["--json", "--actor", &actor(i + 1), "--now-ms", &now])
+                    .args(["lock", "acquire", &pair[i % 2], "--ttl", "60s"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("grite starts")
+            })
+            .collect();
+        let results: Vec<(i32, Value)> = children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().expect("grite finishes");
+                (code(&out), json(&out))
+            })
+            .collect();
+        let winners: Vec<&Value> = results
+            .iter()
+            .filter(|(c, _)| *c == 0)
+            .map(|(_, v)| &v["data"]["lock"])
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:#?}");
+        for (c, v) in results.iter().filter(|(c, _)| *c != 0) {
+            assert_eq!(*c, 4, "round {round}: {v}");
+            let details = &v["error"]["details"];
+            let named = match details.get("holder") {
+                Some(holder) => &holder["owner"],
+                None => &details["conflicts"][0]["owner"],
+            };
+            assert_eq!(
+                named, &winners[0]["owner"],
+                "round {round}: a loser names someone else: {v}"
+            );
+        }
+    }
+    // Every unrelated lock still reads as planted, and nothing else is live.
+    let now = (T0 + rounds as u64 * 120_000).to_string();
+    let out = grite_command(&repo.dir)
+        .args(["--json", "--actor", A, "--now-ms", &now, "lock", "status"])
+        .output()
+        .expect("grite runs");
+    let status = json(&out);
+    let locks = status["data"]["locks"].as_array().expect("locks");
+    assert_eq!(locks.len(), unrelated);
+    assert!(locks.iter().all(|l| {
+        l["owner"] == PLANTER
+            && l["expires_unix_ms"] == FAR_FUTURE
+            && l["resource"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("issue:bulk-"))
+    }));
+    assert_eq!(status["data"]["unreadable"], serde_json::json!([]));
+    repo.fsck();
+}
+
+/// An entry whose bytes were changed (here: another owner written over
+/// the holder's, the length kept) fails its checksum: the holder is read
+/// from the objects, and the cache is written again without the change.
+#[test]
+fn a_changed_record_in_the_cache_is_never_believed() {
+    let repo = Repo::new();
+    let took = repo.grite_as(
+        A,
+        T0,
+        &["--json", "lock", "acquire", "issue:x", "--ttl", "1h"],
+    );
+    assert_eq!(code(&took), 0);
+    let first = repo.grite_as(A, T0, &["--json", "lock", "status"]);
+    let path = cache_path(&repo.dir);
+    let bytes = std::fs::read(&path).expect("status wrote the cache");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(text.contains(A), "the cache holds the record: {text}");
+    std::fs::write(&path, text.replace(A, B)).expect("write the cache");
+
+    let again = repo.grite_as(A, T0, &["--json", "lock", "status"]);
+    let (first, again) = (json(&first), json(&again));
+    assert_eq!(again["data"]["locks"], first["data"]["locks"]);
+    assert_eq!(again["data"]["locks"][0]["owner"], A);
+    let refused = repo.grite_as(B, T0, &["--json", "lock", "acquire", "issue:x"]);
+    assert_eq!(code(&refused), 4);
+    assert_eq!(json(&refused)["error"]["details"]["holder"]["owner"], A);
+    let rewritten = std::fs::read(&path).expect("the cache is there");
+    assert!(
+        !String::from_utf8_lossy(&rewritten).contains(B),
+        "the damaged entry was dropped"
+    );
+}
+
+/// A repository the user cannot write the cache into is read all the same.
+#[test]
+fn a_cache_that_cannot_be_written_changes_nothing() {
+    let repo = Repo::new();
+    let took = repo.grite_as(
+        A,
+        T0,
+        &["--json", "lock", "acquire", "issue:y", "--ttl", "1h"],
+    );
+    assert_eq!(code(&took), 0);
+    let path = cache_path(&repo.dir);
+    let _ = std::fs::remove_file(&path);
+    std::fs::create_dir(&path).expect("a folder where the cache would be");
+    let status = repo.grite_as(A, T0, &["--json", "lock", "status"]);
+    assert_eq!(code(&status), 0, "{}", support::stderr(&status));
+    assert_eq!(json(&status)["data"]["locks"][0]["owner"], A);
+    let refused = repo.grite_as(B, T0, &["--json", "lock", "acquire", "issue:y"]);
+    assert_eq!(code(&refused), 4);
+    assert!(path.is_dir());
+}
