@@ -9,6 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ACTOR: &str = "e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0";
+/// The holder of the locks planted beside the measured ones.
+const OTHER: &str = "0123456789abcdef0123456789abcdef";
+/// 2100-01-01: planted locks that stay live on the real clock.
+const FAR_FUTURE_MS: u64 = 4_102_444_800_000;
 /// 2024-01-15 11:00:00 UTC: the locks below expire an hour later.
 const T0_MS: u64 = 1_705_316_400_000;
 
@@ -16,6 +20,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let reps = if quick { 5 } else { 25 };
     let big = if quick { 2_000 } else { 10_000 };
+    let huge = if quick { 20_000 } else { 100_000 };
     let tmp = tempfile::tempdir().expect("temp dir");
     println!(
         "{:<58} {:>10} {:>10} {:>7}",
@@ -59,23 +64,74 @@ fn main() {
         median(&handoff).as_secs_f64() * 1e3
     );
 
-    for count in [1_000, big] {
+    // acquire + release among unrelated live locks (another actor's), loose
+    // as written and packed as after `git pack-refs`.
+    for (count, packed) in [
+        (0, false),
+        (1_000, false),
+        (big, false),
+        (big, true),
+        (huge, false),
+        (huge, true),
+    ] {
+        let repo = new_repo(tmp.path(), &format!("among-{count}-{packed}"));
+        plant_locks(&repo, count, FAR_FUTURE_MS, OTHER);
+        if packed {
+            git(&repo, &["pack-refs", "--all"]);
+        }
+        grite(&repo, &["lock", "status"]); // the record cache, as in use
+        let blob = git_out(&repo, &["hash-object", "-w", "--stdin"], b"x");
+        let (mut ours, mut theirs) = (vec![], vec![]);
+        for i in 0..reps.min(if count >= huge { 5 } else { 11 }) {
+            let resource = format!("issue:among-{i}");
+            ours.push(time(|| {
+                grite(&repo, &["lock", "acquire", &resource, "--ttl", "30m"]);
+                grite(&repo, &["lock", "release", &resource]);
+            }));
+            let name = format!("refs/bench/{i}");
+            theirs.push(time(|| {
+                git(&repo, &["update-ref", &name, blob.trim(), ""]);
+                git(&repo, &["update-ref", "-d", &name]);
+            }));
+        }
+        let kind = if packed { "packed" } else { "loose" };
+        row(
+            &format!("acquire + release, {count} other locks ({kind}) vs update-ref"),
+            &ours,
+            &theirs,
+        );
+    }
+
+    for count in [1_000, big, huge] {
         let repo = new_repo(tmp.path(), &format!("status-{count}"));
-        plant_locks(&repo, count, T0_MS + 3_600_000);
-        let grite_status = runs(reps.min(9), || {
-            grite_at(&repo, T0_MS, &["--json", "lock", "status"])
+        plant_locks(&repo, count, T0_MS + 3_600_000, ACTOR);
+        let n = reps.min(if count >= huge { 5 } else { 9 });
+        let grite_status = runs(n, || {
+            grite_at(&repo, T0_MS, &["--json", "lock", "status"]);
         });
-        let git_pipeline = runs(reps.min(9), || cat_file_pipeline(&repo));
+        let git_pipeline = runs(n, || {
+            cat_file_pipeline(&repo);
+        });
         row(
             &format!("status --json, {count} locks vs for-each-ref | cat-file"),
             &grite_status,
             &git_pipeline,
         );
+        let peak = peak_memory(
+            Command::new(env!("CARGO_BIN_EXE_grite"))
+                .current_dir(&repo)
+                .args(["--now-ms", &T0_MS.to_string(), "--json", "lock", "status"]),
+        );
+        println!(
+            "{:<58} {:>8.1}MB",
+            "  peak memory of that status",
+            peak as f64 / 1024.0
+        );
     }
 
-    for packed in [false, true] {
-        let template = new_repo(tmp.path(), &format!("gc-{packed}"));
-        plant_locks(&template, big, T0_MS);
+    for (count, packed) in [(big, false), (big, true), (huge, true)] {
+        let template = new_repo(tmp.path(), &format!("gc-{count}-{packed}"));
+        plant_locks(&template, count, T0_MS, ACTOR);
         if packed {
             git(&template, &["pack-refs", "--all"]);
         }
@@ -87,21 +143,27 @@ fn main() {
         let script: String = refs.lines().map(|r| format!("delete {r}\n")).collect();
         let (mut ours, mut theirs) = (vec![], vec![]);
         for i in 0..reps.min(5) {
-            let a = copy_repo(&template, &tmp.path().join(format!("gc-{packed}-a{i}")));
+            let a = copy_repo(
+                &template,
+                &tmp.path().join(format!("gc-{count}-{packed}-a{i}")),
+            );
             ours.push(time(|| grite_at(&a, T0_MS + 7_200_000, &["lock", "gc"])));
             assert_eq!(
                 git_out(&a, &["for-each-ref", "refs/grite/locks/"], b""),
                 "",
                 "gc removed every lock"
             );
-            let b = copy_repo(&template, &tmp.path().join(format!("gc-{packed}-b{i}")));
+            let b = copy_repo(
+                &template,
+                &tmp.path().join(format!("gc-{count}-{packed}-b{i}")),
+            );
             theirs.push(time(|| {
                 git_out(&b, &["update-ref", "--stdin"], script.as_bytes());
             }));
         }
         let kind = if packed { "packed" } else { "loose" };
         row(
-            &format!("gc of {big} expired locks ({kind} refs) vs update-ref --stdin"),
+            &format!("gc of {count} expired locks ({kind} refs) vs update-ref --stdin"),
             &ours,
             &theirs,
         );
@@ -183,15 +245,15 @@ fn copy_repo(from: &Path, to: &Path) -> PathBuf {
     to.to_owned()
 }
 
-/// Writes `count` lock commits with `git fast-import` (objects packed,
-/// refs loose), each expiring at `expires`.
-fn plant_locks(repo: &Path, count: usize, expires: u64) {
+/// Writes `count` lock commits of `owner` with `git fast-import` (objects
+/// packed, refs loose), each expiring at `expires`.
+fn plant_locks(repo: &Path, count: usize, expires: u64, owner: &str) {
     let mut stream = Vec::new();
     for i in 0..count {
         let resource = format!("issue:{i}");
         let hash = grite_locks::lease::ref_hash_of(&resource);
         let json = format!(
-            "{{\n  \"owner\": \"{ACTOR}\",\n  \"nonce\": \"n{i}\",\n  \"expires_unix_ms\": {expires},\n  \"resource\": \"{resource}\",\n  \"fencing_token\": {}\n}}\n",
+            "{{\n  \"owner\": \"{owner}\",\n  \"nonce\": \"n{i}\",\n  \"expires_unix_ms\": {expires},\n  \"resource\": \"{resource}\",\n  \"fencing_token\": {}\n}}\n",
             i + 1
         );
         write!(
@@ -215,6 +277,30 @@ fn cat_file_pipeline(repo: &Path) {
         b"",
     );
     git_out(repo, &["cat-file", "--batch"], list.as_bytes());
+}
+
+/// The peak resident memory of `command` run to its end, in KiB, from
+/// the kernel's account of that one child.
+#[expect(clippy::zombie_processes, reason = "wait4 below reaps the child")]
+fn peak_memory(command: &mut Command) -> u64 {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("command starts");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let drain = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let pid = i32::try_from(child.id()).expect("a pid");
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data the kernel fills in; `pid` is our
+    // child, not yet waited for.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::wait4(pid, &mut status, 0, &mut usage), pid);
+        usage
+    };
+    let _ = drain.join();
+    u64::try_from(usage.ru_maxrss).unwrap_or(0)
 }
 
 fn grite(repo: &Path, args: &[&str]) {

@@ -1,9 +1,11 @@
 //! A remote acquire and release through `--remote`, against `git push
 //! --force-with-lease` of one ref to the same remote, over `file://`, a
 //! `git daemon`, and (where lighttpd is installed) smart HTTP and HTTPS
-//! through `git http-backend`, all on 127.0.0.1. Run with `cargo bench --bench remote`
-//! (`-- --quick` for fewer runs). Prints figures and ratios; asserts
-//! nothing.
+//! through `git http-backend`, all on 127.0.0.1; the same with 10,000
+//! locks on the remote; and the throughput of 8 and 16 clones taking
+//! locks through one remote at once against one clone alone. Run with
+//! `cargo bench --bench remote` (`-- --quick` for fewer runs). Prints
+//! figures and ratios; asserts nothing.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -13,6 +15,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{A, Daemon, HttpServer, git};
+
+/// The holder of the locks planted on a crowded remote.
+const OTHER: &str = "0123456789abcdef0123456789abcdef";
+/// 2100-01-01: planted locks that stay live on the real clock.
+const FAR_FUTURE_MS: u64 = 4_102_444_800_000;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -103,6 +110,138 @@ fn main() {
             );
         }
     }
+    crowded_remote(base, runs, quick);
+    let daemon_url = |name: &str| format!("git://127.0.0.1:{}/{name}", daemon.port);
+    let path_url = |name: &str| base.join(name).display().to_string();
+    let urls: [(&str, UrlOf); 2] = [("a path", &path_url), ("git daemon", &daemon_url)];
+    for (label, url_of) in urls {
+        let (alone, _, _) = fleet(base, 1, quick, url_of);
+        println!(
+            "{:<48} {alone:>8.1}/s",
+            format!("1 clone acquiring through {label}")
+        );
+        for clones in [8, 16] {
+            let (rate, failures, packs) = fleet(base, clones, quick, url_of);
+            println!(
+                "{:<48} {rate:>8.1}/s {:>9.2}x of one clone; {failures} failed; at most {packs} packs in a clone",
+                format!("{clones} clones acquiring through {label}"),
+                rate / alone
+            );
+        }
+    }
+}
+
+/// The URL of a remote on the bench's servers, by its name.
+type UrlOf<'a> = &'a dyn Fn(&str) -> String;
+
+/// An acquire over file:// of a remote that holds 10,000 other live
+/// locks (receive-pack advertises every one), against one push.
+fn crowded_remote(base: &Path, runs: usize, quick: bool) {
+    let count = if quick { 2_000 } else { 10_000 };
+    git(base, &["clone", "-q", "--bare", "seed", "crowded.git"]);
+    let remote = base.join("crowded.git");
+    support::plant_locks(&remote, "bulk", count, OTHER, FAR_FUTURE_MS);
+    git(base, &["clone", "-q", "crowded.git", "crowded"]);
+    let clone = base.join("crowded");
+    let url = format!("file://{}", remote.display());
+    // The first read fetches every lock once; what is measured is the
+    // steady state of a clone in use.
+    grite(&clone, &url, &None, &["lock", "status"]);
+    let target = "refs/bench/crowded";
+    let (mut acquire, mut push) = (vec![], vec![]);
+    for i in 0..runs.min(11) {
+        let resource = format!("issue:crowded-{i}");
+        acquire.push(time(|| {
+            grite(&clone, &url, &None, &["lock", "acquire", &resource])
+        }));
+        git(
+            &clone,
+            &["commit", "-q", "--allow-empty", "-m", &format!("c{i}")],
+        );
+        let old = if i == 0 {
+            String::new()
+        } else {
+            git(&clone, &["rev-parse", "HEAD^"]).trim().to_owned()
+        };
+        let lease = format!("--force-with-lease={target}:{old}");
+        push.push(time(|| {
+            git(
+                &clone,
+                &["push", "-q", &lease, &url, &format!("HEAD:{target}")],
+            );
+        }));
+    }
+    row(
+        &format!("acquire over file://, {count} locks there"),
+        &acquire,
+        &push,
+    );
+}
+
+/// `clones` clones of a fresh remote, each acquiring resources of its own
+/// through `url_of(remote name)` at once: acquires per second in all, how
+/// many failed, and the most pack files one clone ended with.
+fn fleet(base: &Path, clones: usize, quick: bool, url_of: UrlOf) -> (f64, usize, usize) {
+    let each = if quick { 3 } else { 10 };
+    let name = format!("fleet-{clones}-{}.git", fleet_serial());
+    git(base, &["clone", "-q", "--bare", "seed", &name]);
+    let url = url_of(&name);
+    let dirs: Vec<_> = (0..clones)
+        .map(|i| {
+            let dir = base.join(format!("{name}-clone{i}"));
+            git(
+                base,
+                &["clone", "-q", &name, dir.to_str().expect("utf-8 path")],
+            );
+            dir
+        })
+        .collect();
+    let started = Instant::now();
+    let failures: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = dirs
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                let url = &url;
+                scope.spawn(move || {
+                    (0..each)
+                        .filter(|k| {
+                            !Command::new(env!("CARGO_BIN_EXE_grite"))
+                                .current_dir(dir)
+                                .args(["--actor", &format!("{:032x}", i + 1), "--remote", url])
+                                .args(["lock", "acquire", &format!("issue:fleet-{i}-{k}")])
+                                .output()
+                                .expect("grite runs")
+                                .status
+                                .success()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a worker"))
+            .sum()
+    });
+    let rate = (clones * each) as f64 / started.elapsed().as_secs_f64();
+    let packs = dirs.iter().map(|d| pack_count(d)).max().unwrap_or(0);
+    (rate, failures, packs)
+}
+
+fn fleet_serial() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SERIAL: AtomicUsize = AtomicUsize::new(0);
+    SERIAL.fetch_add(1, Ordering::Relaxed)
+}
+
+fn pack_count(clone: &Path) -> usize {
+    std::fs::read_dir(clone.join(".git/objects/pack")).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+            .count()
+    })
 }
 
 /// From the end of a release to the end of the acquire of a waiter that

@@ -1,13 +1,16 @@
 //! Stage two: validate what the user typed, open the repository, run the
 //! command on [`Locks`].
 
+use std::time::Duration;
+
 use super::args::{ActorCommand, Cli, Command, ConfigCommand, LockCommand};
 use super::error::CliError;
+use super::indicator::Indicator;
 use super::inputs::{ACTOR_ENV, open, open_local, open_with, parse_resource, resources, ttl};
 use super::output::{ActorSource, Report};
 use super::{check, hooks, run as lock_run, wait};
 use crate::lease::{ActorId, LockRecord, Resource};
-use crate::store::{Clock, Error, LockPolicy, Locks, Notice, SETTING_KEYS};
+use crate::store::{Clock, Error, LockPolicy, Locks, Notice, Progress, SETTING_KEYS};
 
 const ACTOR_HELP: &str =
     "leave --actor and GRITE_ACTOR unset to act as the repository's default actor";
@@ -135,7 +138,8 @@ fn lock(
                 .iter()
                 .map(|r| parse_resource(r))
                 .collect::<Result<_, _>>()?;
-            let locks = open(cli)?;
+            let indicator = long_work(cli);
+            let locks = open(cli)?.with_progress(progress_on(&indicator));
             // Asking who holds what creates no actor: without one, nothing
             // is yours.
             let me = given
@@ -168,7 +172,8 @@ fn lock(
             (locks, Report::Log { resource, entries })
         }
         LockCommand::Gc => {
-            let locks = open(cli)?;
+            let indicator = long_work(cli);
+            let locks = open(cli)?.with_progress(progress_on(&indicator));
             let report = locks.gc(clock)?;
             (locks, Report::Gc(report))
         }
@@ -245,5 +250,22 @@ fn resolve_actor(
             };
             Ok((actor, source))
         }
+    }
+}
+
+/// The indicator of a command that may read or remove many locks: it
+/// appears after a second, on a terminal, without `--json` or `--quiet`.
+fn long_work(cli: &Cli) -> Indicator {
+    Indicator::new(!cli.json && !cli.quiet, Duration::from_secs(1))
+}
+
+/// What the store tells of its progress, written on `indicator`.
+fn progress_on(indicator: &Indicator) -> impl Fn(Progress) + 'static {
+    let say = indicator.message_setter();
+    move |progress| {
+        say(match progress {
+            Progress::Read(n) => format!("reading the locks: {n} so far"),
+            Progress::Removing(n) => format!("removing {n} locks"),
+        });
     }
 }

@@ -9,6 +9,7 @@ mod error;
 mod fields;
 mod history;
 mod hooks;
+mod indicator;
 mod inputs;
 mod notices;
 mod output;

@@ -8,11 +8,11 @@
 //! at once when one moves: a release is seen within milliseconds, an
 //! expiry at once.
 
-use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use super::error::CliError;
 use super::fields::{esc, relative, short};
+use super::indicator::Indicator;
 use crate::lease::{ActorId, LockRecord, Resource, Ttl, UnixMillis};
 use crate::store::{Acquired, Clock, Error, Locks};
 
@@ -85,7 +85,7 @@ pub fn acquire(
         LONGEST_PAUSE
     };
     let mut pause = FIRST_PAUSE;
-    let line = Progress::new(show);
+    let line = Indicator::new(show, Duration::ZERO);
     loop {
         let refusal = match locks.acquire_all(actor, resources, ttl, clock) {
             Err(refusal) if waitable(&refusal) => refusal,
@@ -98,7 +98,7 @@ pub fn acquire(
             None => Duration::MAX,
         };
         let now = clock.now();
-        line.show(&refusal, now, waited);
+        tell_waiting(&line, &refusal, now, waited);
         let takeable_in =
             takeable_at(&refusal).map(|at| Duration::from_millis(at.0.saturating_sub(now.0)));
         let jitter = Duration::from_micros(u64::from(jitter_u16()) % 5_000);
@@ -164,48 +164,24 @@ fn holders(error: &Error) -> Vec<&LockRecord> {
     }
 }
 
-/// One line on standard error, redrawn in place, when it is a terminal.
-struct Progress(Option<indicatif::ProgressBar>);
-
-impl Progress {
-    fn new(show: bool) -> Progress {
-        let terminal = show && std::io::stderr().is_terminal();
-        Progress(terminal.then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        }))
-    }
-
-    fn show(&self, refusal: &Error, now: UnixMillis, waited: Duration) {
-        let Some(bar) = &self.0 else {
-            return;
-        };
-        let held: Vec<String> = holders(refusal)
-            .iter()
-            .map(|h| {
-                format!(
-                    "{} by {} ({})",
-                    esc(&h.resource),
-                    short(&h.owner),
-                    relative(h.expires(), now)
-                )
-            })
-            .collect();
-        bar.set_message(format!(
-            "waiting for {}; waited {}s",
-            held.join(", "),
-            waited.as_secs()
-        ));
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
-    }
+/// Who is in the way and how long the wait has been, on the indicator.
+fn tell_waiting(line: &Indicator, refusal: &Error, now: UnixMillis, waited: Duration) {
+    let held: Vec<String> = holders(refusal)
+        .iter()
+        .map(|h| {
+            format!(
+                "{} by {} ({})",
+                esc(&h.resource),
+                short(&h.owner),
+                relative(h.expires(), now)
+            )
+        })
+        .collect();
+    line.set_message(format!(
+        "waiting for {}; waited {}s",
+        held.join(", "),
+        waited.as_secs()
+    ));
 }
 
 fn jitter_u16() -> u16 {

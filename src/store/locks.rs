@@ -10,7 +10,7 @@ use super::clock::Clock;
 use super::config::{self, Settings};
 use super::notice::Notice;
 use super::random;
-use super::report::{Acquired, Acquisition, GcReport, Released};
+use super::report::{Acquired, Acquisition, GcReport, Progress, Released};
 use super::repository;
 use super::version::{self, VERSION_REF};
 use crate::lease::{
@@ -30,6 +30,7 @@ pub struct Locks {
     nonces: Box<dyn Fn() -> String>,
     pub(super) remote: Option<RemoteTarget>,
     notices: RefCell<Vec<Notice>>,
+    progress: Option<Box<dyn Fn(Progress)>>,
 }
 
 impl Locks {
@@ -63,6 +64,7 @@ impl Locks {
             nonces: Box::new(random::random_nonce),
             remote: None,
             notices: RefCell::new(notices),
+            progress: None,
         })
     }
 
@@ -154,6 +156,19 @@ impl Locks {
     pub fn with_nonces(mut self, nonces: impl Fn() -> String + 'static) -> Locks {
         self.nonces = Box::new(nonces);
         self
+    }
+
+    /// Tells `progress` how far reads of many locks and large removals
+    /// have come.
+    pub fn with_progress(mut self, progress: impl Fn(Progress) + 'static) -> Locks {
+        self.progress = Some(Box::new(progress));
+        self
+    }
+
+    pub(super) fn tell(&self, progress: Progress) {
+        if let Some(tell) = &self.progress {
+            tell(progress);
+        }
     }
 
     /// The settings read from `.git/grite/config.toml`.
@@ -364,6 +379,7 @@ impl Locks {
             if changes.is_empty() {
                 return Ok(Step::Done(report));
             }
+            self.tell(Progress::Removing(changes.len()));
             let mut objects = Vec::new();
             let highest = report.removed.iter().map(|r| r.fencing_token).max();
             if let Some(highest) = highest.filter(|t| *t > snapshot.version.value.highest_token) {

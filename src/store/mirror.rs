@@ -19,6 +19,7 @@ use super::lockfiles;
 use super::locks::Locks;
 use super::notice::Notice;
 use super::objects::read_lock;
+use super::report::Progress;
 use super::repository;
 use super::snapshot::Snapshot;
 use super::upkeep;
@@ -49,7 +50,7 @@ impl Locks {
             return Ok(View {
                 session: None,
                 remote_state: None,
-                snapshot: Snapshot::read(&self.repo)?,
+                snapshot: Snapshot::read(&self.repo, &|n| self.tell(Progress::Read(n)))?,
                 followed: Fetched::default(),
             });
         };
@@ -61,10 +62,11 @@ impl Locks {
                 .state()
                 .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
             let before = lock_state(&self.repo).unwrap_or_default();
-            let snapshot = match Snapshot::at(&self.repo, &state)? {
+            let read_so_far = |n| self.tell(Progress::Read(n));
+            let snapshot = match Snapshot::at(&self.repo, &state, &read_so_far)? {
                 Some(snapshot) => Some(snapshot),
                 None => match self.fetch(remote, &session, &state) {
-                    Ok(()) => Snapshot::at(&self.repo, &state)?,
+                    Ok(()) => Snapshot::at(&self.repo, &state, &read_so_far)?,
                     // The remote keeps changing while we fetch (gc deletes
                     // refs, others push): read it again. A failure that
                     // stays is reported, with its causes.

@@ -101,5 +101,5 @@ pub use lockfiles::{LockFile, STALE_AFTER, shell_quote};
 pub use locks::Locks;
 pub use notice::Notice;
 pub use objects::LOCK_FILE;
-pub use report::{Acquired, Acquisition, GcReport, Released, Status, Unreadable};
+pub use report::{Acquired, Acquisition, GcReport, Progress, Released, Status, Unreadable};
 pub use version::VERSION_REF;

@@ -3,6 +3,15 @@
 use super::lockfiles::LockFile;
 use crate::lease::{LockRecord, UnixMillis};
 
+/// How far a long read or write has come, for an indicator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Lock refs read so far.
+    Read(usize),
+    /// Refs about to be removed in one transaction.
+    Removing(usize),
+}
+
 /// How an acquire succeeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquisition {

@@ -35,6 +35,9 @@ fn read_record(
     Ok(record)
 }
 
+/// How many refs are read between two reports of progress.
+const TELL_EVERY: usize = 4096;
+
 /// A lock ref and what it holds.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -77,7 +80,9 @@ fn vanished(error: &gix::Error) -> bool {
 }
 
 impl Snapshot {
-    pub fn read(repo: &gix::Repository) -> Result<Snapshot, Error> {
+    /// Reads the lock state of `repo`, telling `read_so_far` every
+    /// [`TELL_EVERY`] refs.
+    pub fn read(repo: &gix::Repository, read_so_far: &dyn Fn(usize)) -> Result<Snapshot, Error> {
         let version = version::read(repo)?;
         let listing = |e: gix::Error| Error::repository("listing lock refs", e);
         let platform = repo.references().map_err(listing)?;
@@ -105,6 +110,9 @@ impl Snapshot {
                     None => return Err(listing(e)),
                 },
             };
+            if entries.len() % TELL_EVERY == 0 {
+                read_so_far(entries.len());
+            }
             let ref_name = reference.name().as_bstr().to_string();
             let hash = ref_name[LOCK_REF_PREFIX.len()..].to_owned();
             let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
@@ -133,6 +141,7 @@ impl Snapshot {
     pub fn at(
         repo: &gix::Repository,
         state: &[(String, ObjectId)],
+        read_so_far: &dyn Fn(usize),
     ) -> Result<Option<Snapshot>, Error> {
         if state.iter().any(|(_, id)| !repo.has_object(id)) {
             return Ok(None);
@@ -142,6 +151,9 @@ impl Snapshot {
         let mut buf = Vec::new();
         let mut cache = RecordCache::open(repo.common_dir());
         for (ref_name, id) in state {
+            if entries.len() % TELL_EVERY == 0 {
+                read_so_far(entries.len());
+            }
             match ref_name.strip_prefix(LOCK_REF_PREFIX) {
                 Some(hash) => entries.push(Entry {
                     ref_name: ref_name.clone(),
