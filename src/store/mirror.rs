@@ -27,8 +27,8 @@ use crate::lease::{LOCK_REF_PREFIX, UnixMillis};
 use crate::remote::fetch::{Fetched, fetch_refs};
 use crate::remote::push::PushSession;
 
-/// How often the remote is read again when the objects it advertises
-/// cannot be had (a fetch failed, or brought a newer state without them).
+/// How often a remote whose refs do not move is read again when the
+/// objects it advertises cannot be had (a fetch failed).
 const READ_ATTEMPTS: u32 = 3;
 
 /// What one read of the authority gives.
@@ -55,7 +55,13 @@ impl Locks {
             });
         };
         let failed = |reason: String| remote.error(reason);
-        let mut attempt = 1;
+        // Under load the remote moves between its advertisement and our
+        // fetch, which then brings a newer state than the one advertised:
+        // others are making progress, and we read again, for as long as
+        // the remote's deadline. Failures on a remote that does not move
+        // end sooner.
+        let deadline = std::time::Instant::now() + self.settings().remote_timeout;
+        let mut unfetched: Option<(State, u32)> = None;
         loop {
             let session = self.open_session(remote)?;
             let state = session
@@ -63,25 +69,25 @@ impl Locks {
                 .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
             let before = lock_state(&self.repo).unwrap_or_default();
             let read_so_far = |n| self.tell(Progress::Read(n));
-            let snapshot = match Snapshot::at(&self.repo, &state, &read_so_far)? {
-                Some(snapshot) => Some(snapshot),
+            let (snapshot, why) = match Snapshot::at(&self.repo, &state, &read_so_far)? {
+                Some(snapshot) => (Some(snapshot), None),
                 None => match self.fetch(remote, &session, &state) {
-                    Ok(()) => Snapshot::at(&self.repo, &state, &read_so_far)?,
-                    // The remote keeps changing while we fetch (gc deletes
-                    // refs, others push): read it again. A failure that
-                    // stays is reported, with its causes.
-                    Err(_) if attempt < READ_ATTEMPTS => None,
-                    Err(reason) => return Err(failed(reason)),
+                    Ok(()) => (Snapshot::at(&self.repo, &state, &read_so_far)?, None),
+                    Err(reason) => (None, Some(reason)),
                 },
             };
             let Some(snapshot) = snapshot else {
-                if attempt < READ_ATTEMPTS {
-                    attempt += 1;
-                    continue;
+                let tries = match &unfetched {
+                    Some((last, tries)) if *last == state => tries + 1,
+                    _ => 1,
+                };
+                if tries >= READ_ATTEMPTS || std::time::Instant::now() >= deadline {
+                    return Err(failed(why.unwrap_or_else(|| {
+                        "the objects of the lock refs it advertises could not be fetched".to_owned()
+                    })));
                 }
-                return Err(failed(
-                    "the objects of the lock refs it advertises could not be fetched".to_owned(),
-                ));
+                unfetched = Some((state, tries));
+                continue;
             };
             let followed = self.follow(&before, &state, now);
             return Ok(View {
