@@ -12,6 +12,10 @@
 //! in the repository; pushing it instead could hand out a lock the remote
 //! has meanwhile given to someone else.
 
+use std::collections::HashMap;
+
+use gix::ObjectId;
+
 use super::Error;
 use super::authority::{MIRRORED, RemoteTarget, Session, State, copy_objects, lock_state};
 use super::changes::{RefChange, apply_changes};
@@ -137,20 +141,24 @@ impl Locks {
     /// notice: the next read puts it right.
     fn follow(&self, before: &State, state: &State, now: UnixMillis) -> Fetched {
         let current = lock_state(&self.repo).unwrap_or_default();
-        let value =
-            |list: &State, name: &str| list.iter().find(|(n, _)| n == name).map(|(_, id)| *id);
+        // Looked up by name: a remote can hold a hundred thousand locks.
+        let by_name =
+            |list: &State| -> HashMap<String, ObjectId> { list.iter().cloned().collect() };
+        let (current_ids, state_ids, before_ids) =
+            (by_name(&current), by_name(state), by_name(before));
+        let value = |ids: &HashMap<String, ObjectId>, name: &str| ids.get(name).copied();
         let changes: Vec<RefChange> = state
             .iter()
-            .filter(|(name, id)| value(&current, name) != Some(*id))
+            .filter(|(name, id)| value(&current_ids, name) != Some(*id))
             .map(|(name, id)| RefChange {
                 name: name.clone(),
-                old: value(&current, name),
+                old: value(&current_ids, name),
                 new: Some(*id),
             })
             .chain(
                 current
                     .iter()
-                    .filter(|(name, _)| value(state, name).is_none())
+                    .filter(|(name, _)| value(&state_ids, name).is_none())
                     .map(|(name, id)| RefChange {
                         name: name.clone(),
                         old: Some(*id),
@@ -164,12 +172,12 @@ impl Locks {
         let followed = Fetched {
             updated: state
                 .iter()
-                .filter(|(name, id)| value(before, name) != Some(*id))
+                .filter(|(name, id)| value(&before_ids, name) != Some(*id))
                 .map(|(name, _)| name.clone())
                 .collect(),
             pruned: before
                 .iter()
-                .filter(|(name, _)| value(state, name).is_none())
+                .filter(|(name, _)| value(&state_ids, name).is_none())
                 .cloned()
                 .collect(),
         };
