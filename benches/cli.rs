@@ -3,6 +3,9 @@
 //! `cargo bench --bench cli` (`-- --quick` for fewer repetitions). It prints
 //! figures; it asserts nothing, since machines are noisy.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -82,7 +85,7 @@ fn main() {
         (huge, true),
     ] {
         let repo = new_repo(tmp.path(), &format!("among-{count}-{packed}"));
-        plant_locks(&repo, count, FAR_FUTURE_MS, OTHER);
+        support::plant_locks(&repo, "bench", count, OTHER, FAR_FUTURE_MS);
         if packed {
             git(&repo, &["pack-refs", "--all"]);
         }
@@ -111,7 +114,7 @@ fn main() {
 
     for count in [1_000, big, huge] {
         let repo = new_repo(tmp.path(), &format!("status-{count}"));
-        plant_locks(&repo, count, T0_MS + 3_600_000, ACTOR);
+        support::plant_locks(&repo, "bench", count, ACTOR, T0_MS + 3_600_000);
         let n = reps.min(if count >= huge { 5 } else { 9 });
         let grite_status = runs(n, || {
             grite_at(&repo, T0_MS, &["--json", "lock", "status"]);
@@ -139,7 +142,7 @@ fn main() {
 
     for (count, packed) in [(big, false), (big, true), (huge, true)] {
         let template = new_repo(tmp.path(), &format!("gc-{count}-{packed}"));
-        plant_locks(&template, count, T0_MS, ACTOR);
+        support::plant_locks(&template, "bench", count, ACTOR, T0_MS);
         if packed {
             git(&template, &["pack-refs", "--all"]);
         }
@@ -251,27 +254,6 @@ fn copy_repo(from: &Path, to: &Path) -> PathBuf {
         .expect("cp runs");
     assert!(status.success());
     to.to_owned()
-}
-
-/// Writes `count` lock commits of `owner` with `git fast-import` (objects
-/// packed, refs loose), each expiring at `expires`.
-fn plant_locks(repo: &Path, count: usize, expires: u64, owner: &str) {
-    let mut stream = Vec::new();
-    for i in 0..count {
-        let resource = format!("issue:{i}");
-        let hash = grite_locks::lease::ref_hash_of(&resource);
-        let json = format!(
-            "{{\n  \"owner\": \"{owner}\",\n  \"nonce\": \"n{i}\",\n  \"expires_unix_ms\": {expires},\n  \"resource\": \"{resource}\",\n  \"fencing_token\": {}\n}}\n",
-            i + 1
-        );
-        write!(
-            stream,
-            "commit refs/grite/locks/{hash}\ncommitter grite <grite@localhost> 1705316400 +0000\ndata 5\nlock\nM 100644 inline lock.json\ndata {}\n{json}\n",
-            json.len()
-        )
-        .expect("write to vec");
-    }
-    git_out(repo, &["fast-import", "--quiet"], &stream);
 }
 
 fn cat_file_pipeline(repo: &Path) {

@@ -69,25 +69,7 @@ fn main() {
             release.push(time(|| {
                 grite(&clone, &url, &certificate, &["lock", "release", &resource])
             }));
-            // One ref moved with a lease on its old value, as a careful
-            // `git push` of a lock would.
-            git(
-                &clone,
-                &["commit", "-q", "--allow-empty", "-m", &format!("bench {i}")],
-            );
-            let old = if i == 0 {
-                String::new()
-            } else {
-                git(&clone, &["rev-parse", "HEAD^"]).trim().to_owned()
-            };
-            let lease = format!("--force-with-lease={target}:{old}");
-            let refspec = format!("HEAD:{target}");
-            push.push(time(|| {
-                let mut command = support::git_command(&clone);
-                command.args(["push", "-q", &lease, &url, &refspec]);
-                command.envs(certificate.iter().map(|c| ("GIT_SSL_CAINFO", c)));
-                assert!(command.status().expect("git push runs").success());
-            }));
+            push.push(careful_push(&clone, &url, &certificate, &target, i));
         }
         row(
             &format!("acquire over {label} vs one push"),
@@ -131,6 +113,35 @@ fn main() {
     }
 }
 
+/// The time of the `i`th push of a new commit from `clone` to `target` on
+/// `url`, with a lease on the ref's old value, as a careful `git push` of
+/// a lock would.
+fn careful_push(
+    clone: &Path,
+    url: &str,
+    certificate: &Option<String>,
+    target: &str,
+    i: usize,
+) -> Duration {
+    git(
+        clone,
+        &["commit", "-q", "--allow-empty", "-m", &format!("bench {i}")],
+    );
+    let old = if i == 0 {
+        String::new()
+    } else {
+        git(clone, &["rev-parse", "HEAD^"]).trim().to_owned()
+    };
+    let lease = format!("--force-with-lease={target}:{old}");
+    let refspec = format!("HEAD:{target}");
+    time(|| {
+        let mut command = support::git_command(clone);
+        command.args(["push", "-q", &lease, url, &refspec]);
+        command.envs(certificate.iter().map(|c| ("GIT_SSL_CAINFO", c)));
+        assert!(command.status().expect("git push runs").success());
+    })
+}
+
 /// The URL of a remote on the bench's servers, by its name.
 type UrlOf<'a> = &'a dyn Fn(&str) -> String;
 
@@ -154,22 +165,7 @@ fn crowded_remote(base: &Path, runs: usize, quick: bool) {
         acquire.push(time(|| {
             grite(&clone, &url, &None, &["lock", "acquire", &resource])
         }));
-        git(
-            &clone,
-            &["commit", "-q", "--allow-empty", "-m", &format!("c{i}")],
-        );
-        let old = if i == 0 {
-            String::new()
-        } else {
-            git(&clone, &["rev-parse", "HEAD^"]).trim().to_owned()
-        };
-        let lease = format!("--force-with-lease={target}:{old}");
-        push.push(time(|| {
-            git(
-                &clone,
-                &["push", "-q", &lease, &url, &format!("HEAD:{target}")],
-            );
-        }));
+        push.push(careful_push(&clone, &url, &None, target, i));
     }
     row(
         &format!("acquire over file://, {count} locks there"),
