@@ -82,7 +82,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match commands::run(&cli, clock.as_ref(), actor_env) {
         Ok((report, notices)) => {
             if cli.json {
-                print_stdout(&format!("{}\n", output::success_json(&report, &notices)));
+                // Written as it is serialized; a closed pipe is ignored.
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                let _ = output::write_success_json(&mut out, &report, &notices)
+                    .and_then(|()| out.flush());
             } else {
                 let human = output::success_human(&report, &notices, clock.now());
                 if !cli.quiet {

@@ -14,7 +14,7 @@ use super::history::{log_human, log_json};
 use super::hooks::HookChange;
 use super::notices::{notice_human, notice_json};
 use super::run::Ran;
-use super::status_view::{check_human, status_human, status_json};
+use super::status_view::{StatusJson, check_human, status_human};
 use crate::lease::{ActorId, LockRecord, Resource, UnixMillis};
 use crate::remote::fetch::Fetched;
 use crate::store::{
@@ -131,7 +131,49 @@ fn one_or_all<T>(items: &[T], key: &str, each: impl Fn(&T) -> Value) -> Value {
     }
 }
 
-pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
+/// What a successful command answers under `data`: a value, or the
+/// status, which is written as it is serialized.
+enum Data<'a> {
+    Value(Value),
+    Status(StatusJson<'a>),
+}
+
+impl serde::Serialize for Data<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Data::Value(value) => value.serialize(serializer),
+            Data::Status(status) => status.serialize(serializer),
+        }
+    }
+}
+
+/// The envelope of a success, in the order of its keys.
+#[derive(serde::Serialize)]
+struct Success<'a> {
+    schema_version: u32,
+    ok: bool,
+    data: Data<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<Value>,
+}
+
+/// Writes the JSON answer of a success to `out`, one line.
+pub fn write_success_json(
+    out: &mut impl std::io::Write,
+    report: &Report,
+    notices: &[Notice],
+) -> std::io::Result<()> {
+    let success = Success {
+        schema_version: SCHEMA_VERSION,
+        ok: true,
+        data: data_json(report),
+        warnings: notices.iter().filter_map(notice_json).collect(),
+    };
+    serde_json::to_writer(&mut *out, &success)?;
+    out.write_all(b"\n")
+}
+
+fn data_json(report: &Report) -> Data<'_> {
     let data = match report {
         Report::Acquired(acquired) => one_or_all(acquired, "acquired", acquired_json),
         Report::Renewed(locks) => {
@@ -161,7 +203,12 @@ pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
             "value": value,
             "file": path,
         }),
-        Report::Status { status, me } => status_json(status, me.as_ref()),
+        Report::Status { status, me } => {
+            return Data::Status(StatusJson {
+                status,
+                me: me.as_ref(),
+            });
+        }
         Report::Log { resource, entries } => json!({
             "resource": resource.as_ref().map(ToString::to_string),
             "entries": log_json(entries),
@@ -205,12 +252,7 @@ pub fn success_json(report: &Report, notices: &[Notice]) -> Value {
             "pruned": fetched.pruned.iter().map(|(name, _)| name).collect::<Vec<_>>(),
         }),
     };
-    let mut envelope = json!({ "schema_version": SCHEMA_VERSION, "ok": true, "data": data });
-    let warnings: Vec<Value> = notices.iter().filter_map(notice_json).collect();
-    if !warnings.is_empty() {
-        envelope["warnings"] = Value::Array(warnings);
-    }
-    envelope
+    Data::Value(data)
 }
 
 pub fn error_json(error: &CliError) -> Value {

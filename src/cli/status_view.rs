@@ -3,31 +3,79 @@
 
 use std::fmt::Write as _;
 
+use serde::ser::{Serialize, SerializeMap as _, Serializer};
 use serde_json::{Value, json};
 
 use super::fields::{blocks_line, by_holder, esc, lock_json, plural, relative, short, span};
 use crate::lease::{ActorId, LockRecord, Resource, UnixMillis};
 use crate::store::{LockPolicy, Status};
 
-/// Status as JSON: every lock marked `mine` or not.
-pub(super) fn status_json(status: &Status, me: Option<&ActorId>) -> Value {
-    json!({
-        "now_unix_ms": status.now.0,
-        "locks": status.locks.iter().map(|l| marked_json(l, me)).collect::<Vec<_>>(),
-        "expired": status.expired.iter().map(|l| marked_json(l, me)).collect::<Vec<_>>(),
-        "released": status.released.iter().map(|l| marked_json(l, me)).collect::<Vec<_>>(),
-        "conflicts": status.conflicts.iter().map(|(a, b)| json!([lock_json(a), lock_json(b)])).collect::<Vec<_>>(),
-        "unreadable": status.unreadable.iter().map(|u| json!({
-            "ref": u.ref_name,
-            "reason": u.reason,
-            "remove_with": u.remove_with,
-        })).collect::<Vec<_>>(),
-        "stale_lock_files": status.stale_lock_files.iter().map(|f| json!({
-            "path": f.path,
-            "age_ms": u64::try_from(f.age.as_millis()).unwrap_or(u64::MAX),
-            "remove_with": f.removal(),
-        })).collect::<Vec<_>>(),
-    })
+/// Status as JSON: every lock marked `mine` or not. Serialized as it is
+/// written, one lock at a time: a document of a hundred thousand locks is
+/// never held whole in memory.
+pub(super) struct StatusJson<'a> {
+    pub status: &'a Status,
+    pub me: Option<&'a ActorId>,
+}
+
+impl Serialize for StatusJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let status = self.status;
+        let mut map = serializer.serialize_map(Some(7))?;
+        map.serialize_entry("now_unix_ms", &status.now.0)?;
+        map.serialize_entry("locks", &Marked(&status.locks, self.me))?;
+        map.serialize_entry("expired", &Marked(&status.expired, self.me))?;
+        map.serialize_entry("released", &Marked(&status.released, self.me))?;
+        map.serialize_entry(
+            "conflicts",
+            &each(&status.conflicts, |(a, b)| {
+                json!([lock_json(a), lock_json(b)])
+            }),
+        )?;
+        map.serialize_entry(
+            "unreadable",
+            &each(&status.unreadable, |u| {
+                json!({
+                    "ref": u.ref_name,
+                    "reason": u.reason,
+                    "remove_with": u.remove_with,
+                })
+            }),
+        )?;
+        map.serialize_entry(
+            "stale_lock_files",
+            &each(&status.stale_lock_files, |f| {
+                json!({
+                    "path": f.path,
+                    "age_ms": u64::try_from(f.age.as_millis()).unwrap_or(u64::MAX),
+                    "remove_with": f.removal(),
+                })
+            }),
+        )?;
+        map.end()
+    }
+}
+
+/// Locks, each marked `mine` or not, as a JSON list built item by item.
+struct Marked<'a>(&'a [LockRecord], Option<&'a ActorId>);
+
+impl Serialize for Marked<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|lock| marked_json(lock, self.1)))
+    }
+}
+
+/// `items` as a JSON list, each turned into a value only when written.
+struct Each<'a, T, F>(&'a [T], F);
+
+fn each<T, F: Fn(&T) -> Value>(items: &[T], to_value: F) -> Each<'_, T, F> {
+    Each(items, to_value)
+}
+
+impl<T, F: Fn(&T) -> Value> Serialize for Each<'_, T, F> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(&self.1))
+    }
 }
 
 /// Status as lines: live locks, expired, released, conflicts, and what
