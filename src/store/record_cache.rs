@@ -116,15 +116,15 @@ impl RecordCache {
     /// A new file with the records in use, renamed over the old one.
     fn rewrite(&self) -> std::io::Result<()> {
         let mut out = HEADER.to_vec();
+        // What was just read from the objects wins over what the file said.
+        let added: HashSet<ObjectId> = self.added.iter().map(|(id, _)| *id).collect();
         for (id, range) in &self.index {
-            if self.used.contains(id) {
+            if self.used.contains(id) && !added.contains(id) {
                 encode(&mut out, *id, &self.bytes[range.clone()]);
             }
         }
         for (id, json) in &self.added {
-            if !self.index.contains_key(id) {
-                encode(&mut out, *id, json);
-            }
+            encode(&mut out, *id, json);
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
@@ -246,6 +246,22 @@ mod tests {
         let mut cache = cache_in(dir.path());
         assert!(!cache.rebuild);
         assert_eq!(cache.get(id(2)), Some(&b"{\"b\":2}"[..]));
+    }
+
+    #[test]
+    fn what_was_read_again_replaces_the_entry_on_a_rewrite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cache = cache_in(dir.path());
+        cache.add(id(1), b"{\"old\":1}");
+        cache.save();
+        let mut cache = cache_in(dir.path());
+        assert_eq!(cache.get(id(1)), Some(&b"{\"old\":1}"[..]));
+        cache.add(id(1), b"{\"new\":1}");
+        cache.rebuild = true;
+        cache.save();
+        let mut cache = cache_in(dir.path());
+        assert_eq!(cache.stored, 1);
+        assert_eq!(cache.get(id(1)), Some(&b"{\"new\":1}"[..]));
     }
 
     #[test]
