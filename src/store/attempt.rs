@@ -9,7 +9,7 @@ use gix::ObjectId;
 
 use super::Error;
 use super::authority::{PushOutcome, RemoteTarget, Session};
-use super::changes::{RefChange, Step, apply_changes};
+use super::changes::{RefChange, Step, apply_changes, lost_race};
 use super::clock::Clock;
 use super::lockfiles::{self, LockFile};
 use super::locks::Locks;
@@ -179,7 +179,7 @@ impl Locks {
     fn apply_local(&self, changes: &[RefChange]) -> Result<(), WriteError> {
         match apply_changes(&self.repo, changes) {
             Ok(()) => Ok(()),
-            Err(e) if e.is_conflict() || e.is_not_found() => Err(WriteError::Lost),
+            Err(e) if lost_race(&e, &self.repo, changes) => Err(WriteError::Lost),
             Err(e) if e.is_retryable() => {
                 let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
                 Err(WriteError::Busy(Busy {

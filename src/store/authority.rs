@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use gix::ObjectId;
 
-use super::changes::{RefChange, apply_changes};
+use super::changes::{RefChange, apply_changes, lost_race};
 use super::lockfiles::{self, LockFile};
 use super::version::VERSION_REF;
 use crate::lease::LOCK_REF_PREFIX;
@@ -102,7 +102,7 @@ impl Session {
                 }
                 match apply_changes(&remote, changes) {
                     Ok(()) => Ok(Vec::new()),
-                    Err(e) if e.is_conflict() || e.is_not_found() => Err(PushOutcome::Lost),
+                    Err(e) if lost_race(&e, &remote, changes) => Err(PushOutcome::Lost),
                     Err(e) if e.is_retryable() => {
                         let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
                         Err(PushOutcome::Busy(

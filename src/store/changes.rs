@@ -78,3 +78,72 @@ pub(super) fn apply_changes(
     repo.edit_references_as(edits, Some(signature.to_ref(&mut time)))
         .map(drop)
 }
+
+/// Whether `error`, from [`apply_changes`] of `changes` in `repo`, means
+/// that another writer moved first: an expectation failed, or a ref
+/// vanished. Also a folder race: gix creates a ref's folders while other
+/// writers remove the folders they emptied, and when one vanishes between
+/// its creation and the check that it is a folder, gix says "not a
+/// directory" (over "File exists"). Only if no folder on the refs' paths
+/// is in fact a file is that a race, and the write is decided again.
+pub(super) fn lost_race(error: &gix::Error, repo: &gix::Repository, changes: &[RefChange]) -> bool {
+    if error.is_conflict() || error.is_not_found() {
+        return true;
+    }
+    let not_a_folder = error
+        .downcast_any_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotADirectory);
+    not_a_folder
+        && changes.iter().all(|change| {
+            std::path::Path::new(&change.name)
+                .ancestors()
+                .skip(1)
+                .filter(|folder| !folder.as_os_str().is_empty())
+                .all(|folder| {
+                    let path = repo.common_dir().join(folder);
+                    !path.exists() || path.is_dir()
+                })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder_race() -> gix::Error {
+        let exists = std::io::Error::from(std::io::ErrorKind::AlreadyExists);
+        gix::Error::from_error(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            exists,
+        ))
+    }
+
+    fn change(name: &str) -> RefChange {
+        RefChange {
+            name: name.to_owned(),
+            old: None,
+            new: None,
+        }
+    }
+
+    #[test]
+    fn a_vanished_folder_is_a_lost_race_and_a_file_in_the_way_is_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = gix::init_bare(dir.path()).expect("a repository");
+        let changes = [change("refs/grite/locks/0123456789abcdef")];
+        assert!(lost_race(&folder_race(), &repo, &changes), "no folder yet");
+        std::fs::create_dir_all(dir.path().join("refs/grite/locks")).expect("mkdir");
+        assert!(
+            lost_race(&folder_race(), &repo, &changes),
+            "the folders are there"
+        );
+        std::fs::remove_dir(dir.path().join("refs/grite/locks")).expect("rmdir");
+        std::fs::write(dir.path().join("refs/grite/locks"), "x").expect("a file");
+        assert!(
+            !lost_race(&folder_race(), &repo, &changes),
+            "a file is in the way"
+        );
+        let other = gix::Error::from_error(std::io::Error::other("disk on fire"));
+        assert!(!lost_race(&other, &repo, &changes));
+    }
+}
