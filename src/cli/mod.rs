@@ -13,9 +13,11 @@ mod indicator;
 mod inputs;
 mod notices;
 mod output;
+mod output_json;
 mod run;
 mod signals;
 mod status_view;
+mod store_error;
 mod wait;
 
 use std::ffi::OsString;
@@ -84,7 +86,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             if cli.json {
                 // Written as it is serialized; a closed pipe is ignored.
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                let _ = output::write_success_json(&mut out, &report, &notices)
+                let _ = output_json::write_success_json(&mut out, &report, &notices)
                     .and_then(|()| out.flush());
             } else {
                 let human = output::success_human(&report, &notices, clock.now());
@@ -103,7 +105,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 fn fail(error: &CliError, json: bool) -> ExitCode {
     if json {
-        print_stdout(&format!("{}\n", output::error_json(error)));
+        print_stdout(&format!("{}\n", output_json::error_json(error)));
     } else {
         let _ = std::io::stderr().write_all(output::error_human(error).as_bytes());
     }

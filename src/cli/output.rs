@@ -1,20 +1,18 @@
-//! What the commands print: the human text of the protocol notes
-//! (docs/PROTOCOL.md) and the JSON envelope (`schema_version` 1), for
-//! success and failure. Text from outside (owners, resources, reasons)
-//! reaches the terminal only through [`esc`].
+//! What the commands print: the reports they make and their human text,
+//! for success and failure (the JSON is in `output_json.rs`). Text from
+//! outside (owners, resources, reasons) reaches the terminal only through
+//! [`esc`].
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
-
-use super::error::{CliError, Snippet, blocked_json};
-use super::fields::{esc, lock_json, plural};
-use super::history::{log_human, log_json};
+use super::error::{CliError, Snippet};
+use super::fields::{esc, plural};
+use super::history::log_human;
 use super::hooks::HookChange;
-use super::notices::{notice_human, notice_json};
+use super::notices::notice_human;
 use super::run::Ran;
-use super::status_view::{StatusJson, check_human, status_human};
+use super::status_view::{check_human, status_human};
 use crate::lease::{ActorId, LockRecord, Resource, UnixMillis};
 use crate::remote::fetch::Fetched;
 use crate::store::{
@@ -93,183 +91,6 @@ impl Report {
             _ => 0,
         }
     }
-}
-
-/// One resource's acquisition, as JSON.
-fn acquired_json(acquired: &Acquired) -> Value {
-    let (outcome, previous_owner) = match &acquired.how {
-        Acquisition::New => ("acquired", None),
-        Acquisition::AlreadyHeld => ("already_held", None),
-        Acquisition::Reacquired => ("reacquired", None),
-        Acquisition::Stolen { from } => ("stolen", Some(from.clone())),
-    };
-    json!({
-        "lock": lock_json(&acquired.lock),
-        "outcome": outcome,
-        "previous_owner": previous_owner,
-    })
-}
-
-/// One resource's release, as JSON.
-fn released_json(resource: &Resource, outcome: &Released) -> Value {
-    match outcome {
-        Released::Released(lock) => {
-            json!({ "resource": resource.to_string(), "released": true, "lock": lock_json(lock) })
-        }
-        Released::NotHeld => {
-            json!({ "resource": resource.to_string(), "released": false, "lock": null })
-        }
-    }
-}
-
-/// A request for one resource answers as it always has; one for several
-/// lists an answer each under `key`.
-fn one_or_all<T>(items: &[T], key: &str, each: impl Fn(&T) -> Value) -> Value {
-    match items {
-        [one] => each(one),
-        all => json!({ key: all.iter().map(each).collect::<Vec<_>>() }),
-    }
-}
-
-/// What a successful command answers under `data`: a value, or the
-/// status, which is written as it is serialized.
-enum Data<'a> {
-    Value(Value),
-    Status(StatusJson<'a>),
-}
-
-impl serde::Serialize for Data<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Data::Value(value) => value.serialize(serializer),
-            Data::Status(status) => status.serialize(serializer),
-        }
-    }
-}
-
-/// The envelope of a success, in the order of its keys.
-#[derive(serde::Serialize)]
-struct Success<'a> {
-    schema_version: u32,
-    ok: bool,
-    data: Data<'a>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    warnings: Vec<Value>,
-}
-
-/// Writes the JSON answer of a success to `out`, one line.
-pub fn write_success_json(
-    out: &mut impl std::io::Write,
-    report: &Report,
-    notices: &[Notice],
-) -> std::io::Result<()> {
-    let success = Success {
-        schema_version: SCHEMA_VERSION,
-        ok: true,
-        data: data_json(report),
-        warnings: notices.iter().filter_map(notice_json).collect(),
-    };
-    serde_json::to_writer(&mut *out, &success)?;
-    out.write_all(b"\n")
-}
-
-fn data_json(report: &Report) -> Data<'_> {
-    let data = match report {
-        Report::Acquired(acquired) => one_or_all(acquired, "acquired", acquired_json),
-        Report::Renewed(locks) => {
-            one_or_all(locks, "renewed", |lock| json!({ "lock": lock_json(lock) }))
-        }
-        Report::Released(released) => one_or_all(released, "releases", |(resource, outcome)| {
-            released_json(resource, outcome)
-        }),
-        Report::Ran(ran) => json!({
-            "locks": ran.locks.iter().map(lock_json).collect::<Vec<_>>(),
-            "exit_code": ran.code,
-            "signal": ran.signal,
-            "released": ran.release_failed.is_none(),
-            "release_error": ran.release_failed,
-        }),
-        Report::Actor {
-            actor,
-            source,
-            config,
-        } => json!({
-            "actor": actor.as_str(),
-            "source": source_name(*source),
-            "config": config,
-        }),
-        Report::ConfigSet { key, value, path } => json!({
-            "key": key,
-            "value": value,
-            "file": path,
-        }),
-        Report::Status { status, me } => {
-            return Data::Status(StatusJson {
-                status,
-                me: me.as_ref(),
-            });
-        }
-        Report::Log { resource, entries } => json!({
-            "resource": resource.as_ref().map(ToString::to_string),
-            "entries": log_json(entries),
-        }),
-        Report::Gc(report) => json!({
-            "removed": report.removed.len(),
-            "kept": report.kept,
-            "unreadable": report.unreadable,
-            "removed_locks": report.removed.iter().map(lock_json).collect::<Vec<_>>(),
-        }),
-        Report::Check {
-            single: Some(resource),
-            policy,
-            blocked,
-            ..
-        } => json!({
-            "resource": resource.to_string(),
-            "policy": policy_name(*policy),
-            "conflicts": blocked.first().map(|(_, holders)| holders.iter().map(lock_json).collect::<Vec<_>>()).unwrap_or_default(),
-        }),
-        Report::Check {
-            single: None,
-            checked,
-            policy,
-            blocked,
-        } => json!({
-            "policy": policy_name(*policy),
-            "checked": checked,
-            "blocked": blocked_json(blocked),
-        }),
-        Report::Hooks(changes) => json!({
-            "hooks": changes.iter().map(|c| json!({
-                "hook": c.hook,
-                "path": c.path,
-                "action": c.action.name(),
-            })).collect::<Vec<_>>(),
-        }),
-        Report::Synced { remote, fetched } => json!({
-            "remote": remote,
-            "updated": fetched.updated,
-            "pruned": fetched.pruned.iter().map(|(name, _)| name).collect::<Vec<_>>(),
-        }),
-    };
-    Data::Value(data)
-}
-
-pub fn error_json(error: &CliError) -> Value {
-    let message = std::iter::once(error.title.clone())
-        .chain(error.lines.iter().map(|(k, v)| format!("{k}: {v}")))
-        .collect::<Vec<_>>()
-        .join("; ");
-    json!({
-        "schema_version": SCHEMA_VERSION,
-        "ok": false,
-        "error": {
-            "code": error.code,
-            "message": message,
-            "help": error.help,
-            "details": error.details,
-        },
-    })
 }
 
 /// `Error: <title>`, indented detail lines, then the help line.
@@ -450,7 +271,7 @@ fn lease_block(out: &mut String, title: &str, lock: &LockRecord) {
     );
 }
 
-fn source_name(source: ActorSource) -> &'static str {
+pub(super) fn source_name(source: ActorSource) -> &'static str {
     match source {
         ActorSource::Flag => "flag",
         ActorSource::Env => "environment",

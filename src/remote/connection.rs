@@ -5,20 +5,17 @@
 //! are read as they arrive, so the work stays linear in what the server
 //! sends. The protocol is the caller's.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::dial::{GIT_ENV_TO_REMOVE, Parts, connect_tcp, spawn, ssh_command, wait_within};
-use super::protocol::{Packet, ProtocolError, packet_len};
+use super::packets::{Budget, PacketError, Packets};
+use super::protocol::{Packet, ProtocolError};
 use super::transport::{Endpoint, TransportError};
-use super::watchdog::{Limited, Timed, Watchdog};
-
-/// Most bytes read from one connection, whatever the protocol phase:
-/// enough for the pack of a fetch of 100,000 locks with their history.
-const CONNECTION_LIMIT: u64 = 1 << 30;
+use super::watchdog::{Timed, Watchdog};
 
 /// Most bytes read after the report: what a server may still say before
 /// it closes (its hooks' output goes to its standard error).
@@ -295,14 +292,7 @@ impl Connection {
     /// finish within the deadline, and reads what it still says.
     pub fn finish(mut self) {
         self.request = Request::Finished;
-        let mut sink = [0u8; 8192];
-        let mut left = TRAILING_LIMIT;
-        while left > 0 {
-            match self.packets.inner.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
+        self.packets.drain(TRAILING_LIMIT);
         if let Some(child) = self.child.take() {
             wait_within(&child, self.idle);
         }
@@ -368,103 +358,4 @@ fn allowed(repo: &gix::Repository, endpoint: &Endpoint, name: &str) -> Result<()
             ),
         }),
     }
-}
-
-/// How many bytes one part of a reply may still use.
-#[derive(Debug)]
-pub struct Budget {
-    what: &'static str,
-    limit: usize,
-    used: usize,
-}
-
-impl Budget {
-    /// `limit` bytes for the part of the reply called `what`.
-    pub fn new(what: &'static str, limit: usize) -> Budget {
-        Budget {
-            what,
-            limit,
-            used: 0,
-        }
-    }
-
-    fn spend(&mut self, bytes: usize) -> Result<(), ProtocolError> {
-        self.used += bytes;
-        if self.used > self.limit {
-            return Err(ProtocolError::TooLarge {
-                what: self.what,
-                limit: self.limit,
-            });
-        }
-        Ok(())
-    }
-}
-
-enum PacketError {
-    Io(std::io::Error),
-    Protocol(ProtocolError),
-}
-
-/// pkt-lines read one at a time from a byte stream.
-struct Packets {
-    inner: BufReader<Box<dyn Read + Send>>,
-    line: Vec<u8>,
-}
-
-impl Packets {
-    fn new(reader: Box<dyn Read + Send>, endpoint: &str) -> Packets {
-        let reader = Limited::new(reader, endpoint.to_owned(), CONNECTION_LIMIT);
-        Packets {
-            inner: BufReader::with_capacity(64 * 1024, Box::new(reader)),
-            line: Vec::new(),
-        }
-    }
-
-    fn closed() -> Packets {
-        Packets::new(Box::new(std::io::empty()), "")
-    }
-
-    fn into_inner(self) -> BufReader<Box<dyn Read + Send>> {
-        self.inner
-    }
-
-    fn next(&mut self, budget: &mut Budget) -> Result<Option<Packet<'_>>, PacketError> {
-        let mut header = [0u8; 4];
-        let got = read_full(&mut self.inner, &mut header).map_err(PacketError::Io)?;
-        if got == 0 {
-            return Ok(None);
-        }
-        if got < header.len() {
-            return Err(PacketError::Protocol(ProtocolError::Incomplete {
-                need: header.len() - got,
-            }));
-        }
-        let len = packet_len(header).map_err(PacketError::Protocol)?;
-        budget.spend(len.max(4)).map_err(PacketError::Protocol)?;
-        if len == 0 {
-            return Ok(Some(Packet::Flush));
-        }
-        self.line.resize(len - 4, 0);
-        let got = read_full(&mut self.inner, &mut self.line).map_err(PacketError::Io)?;
-        if got < self.line.len() {
-            return Err(PacketError::Protocol(ProtocolError::Incomplete {
-                need: self.line.len() - got,
-            }));
-        }
-        Ok(Some(Packet::Data(&self.line)))
-    }
-}
-
-/// Reads until `buf` is full or the stream ends; returns how much it got.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }

@@ -13,6 +13,7 @@ pub mod fetch;
 #[cfg(feature = "https")]
 pub mod http;
 pub mod pack;
+mod packets;
 pub mod pktline;
 pub mod protocol;
 pub mod push;

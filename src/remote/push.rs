@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use super::connection::{Budget, Connection, ReadError};
+use super::connection::{Connection, ReadError};
+use super::packets::Budget;
 use super::protocol::{
     self, Advertisement, AdvertisementParser, Command, Packet, ProtocolError, Report, ReportParser,
     Sideband,
