@@ -10,25 +10,10 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use support::{A, B, Daemon, Sshd, T0, code, git, grite_command, json, stderr};
-
-/// A bare remote and a clone of it (with the tests' 5 s grace).
-fn remote_and_clone() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let remote = support::seeded_remote(tmp.path());
-    git(tmp.path(), &["clone", "-q", "remote.git", "clone"]);
-    let clone = tmp.path().join("clone");
-    std::fs::create_dir_all(clone.join(".git/grite")).expect("mkdir");
-    std::fs::write(
-        clone.join(".git/grite/config.toml"),
-        "lock_grace = \"5s\"\n",
-    )
-    .expect("config");
-    (tmp, remote, clone)
-}
 
 fn grite(dir: &Path, remote: &str, actor: &str, args: &[&str]) -> (i32, Value) {
     let out = grite_command(dir)
@@ -61,7 +46,7 @@ fn script(path: &Path, body: &str) {
 
 #[test]
 fn ssh_is_the_program_git_would_run() {
-    let (tmp, remote, clone) = remote_and_clone();
+    let (tmp, remote, clone) = support::remote_and_clone();
     let keys = tmp.path().join("ssh");
     std::fs::create_dir_all(&keys).expect("mkdir");
     let Some(sshd) = Sshd::start(&keys) else {
@@ -151,7 +136,7 @@ fn ssh_is_the_program_git_would_run() {
 
 #[test]
 fn insteadof_aliases_file_localhost_and_relative_paths_reach_the_remote() {
-    let (tmp, remote, clone) = remote_and_clone();
+    let (tmp, remote, clone) = support::remote_and_clone();
     let daemon = Daemon::start(tmp.path());
     git(
         &clone,
@@ -214,7 +199,7 @@ fn an_ipv6_loopback_address_in_brackets_is_reached() {
         eprintln!("notice: this machine's loopback has no IPv6; the [::1] test did not run");
         return;
     }
-    let (tmp, remote, clone) = remote_and_clone();
+    let (tmp, remote, clone) = support::remote_and_clone();
     let daemon = Daemon::start_on(tmp.path(), "::1");
     let url = format!("git://[::1]:{}/remote.git", daemon.port);
     let (c, v) = grite(&clone, &url, A, &["acquire", "issue:v6"]);
@@ -224,7 +209,7 @@ fn an_ipv6_loopback_address_in_brackets_is_reached() {
 
 #[test]
 fn git_dir_names_the_repository_and_a_misspelled_remote_is_named() {
-    let (tmp, remote, clone) = remote_and_clone();
+    let (tmp, remote, clone) = support::remote_and_clone();
     let elsewhere = tmp.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).expect("mkdir");
     let out = grite_command(&elsewhere)
@@ -262,7 +247,7 @@ fn git_dir_names_the_repository_and_a_misspelled_remote_is_named() {
 
 #[test]
 fn a_protocol_git_forbids_is_refused() {
-    let (_tmp, remote, clone) = remote_and_clone();
+    let (_tmp, remote, clone) = support::remote_and_clone();
     git(&clone, &["config", "protocol.file.allow", "never"]);
     let (c, v) = grite(
         &clone,
@@ -281,7 +266,7 @@ fn a_protocol_git_forbids_is_refused() {
 
 #[test]
 fn receive_pack_finishes_its_hooks_and_their_messages_are_shown() {
-    let (tmp, remote, clone) = remote_and_clone();
+    let (tmp, remote, clone) = support::remote_and_clone();
     let marker = tmp.path().join("deployed");
     script(
         &remote.join("hooks/post-receive"),
@@ -341,7 +326,7 @@ fn recording_server() -> (u16, std::thread::JoinHandle<String>) {
 
 #[test]
 fn http_goes_through_the_configured_proxy_with_the_configured_headers() {
-    let (_tmp, _remote, clone) = remote_and_clone();
+    let (_tmp, _remote, clone) = support::remote_and_clone();
     // The proxy answers itself: that it was asked is the point.
     let (proxy, recorded) = recording_server();
     git(
@@ -372,7 +357,7 @@ fn http_goes_through_the_configured_proxy_with_the_configured_headers() {
 
 #[test]
 fn every_ref_written_is_a_commit_and_an_old_blob_version_is_migrated() {
-    let (_tmp, remote, clone) = remote_and_clone();
+    let (_tmp, remote, clone) = support::remote_and_clone();
     let url = remote.display().to_string();
     let (c, v) = grite(&clone, &url, A, &["acquire", "issue:1"]);
     assert_eq!(c, 0, "{v}");

@@ -9,26 +9,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use support::{A, B, Daemon, T0, code, git, grite_command, json};
-
-/// A bare remote and one clone of it, with the 5 s grace of the tests.
-fn remote_and_clone() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let remote = support::seeded_remote(tmp.path());
-    git(tmp.path(), &["clone", "-q", "remote.git", "clone"]);
-    let clone = tmp.path().join("clone");
-    std::fs::create_dir_all(clone.join(".git/grite")).expect("mkdir");
-    std::fs::write(
-        clone.join(".git/grite/config.toml"),
-        "lock_grace = \"5s\"\n",
-    )
-    .expect("config");
-    (tmp, remote, clone)
-}
 
 fn grite(dir: &Path, remote: Option<&str>, actor: &str, args: &[&str]) -> (i32, Value) {
     let mut command = grite_command(dir);
@@ -65,7 +50,7 @@ fn object_count(remote: &Path) -> u64 {
 
 #[test]
 fn a_lock_file_left_on_a_path_remote_is_named_at_once_and_nothing_is_pushed_again() {
-    let (_tmp, remote, clone) = remote_and_clone();
+    let (_tmp, remote, clone) = support::remote_and_clone();
     let leftover = remote.join(format!("{}.lock", ref_name("issue:1")));
     plant_old_file(&leftover);
     let path = remote.display().to_string();
@@ -102,7 +87,7 @@ fn a_lock_file_left_on_a_path_remote_is_named_at_once_and_nothing_is_pushed_agai
 
 #[test]
 fn a_lock_file_left_on_a_served_remote_is_named_after_a_short_wait() {
-    let (tmp, remote, clone) = remote_and_clone();
+    let (tmp, remote, clone) = support::remote_and_clone();
     let daemon = Daemon::start(tmp.path());
     let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
     let name = ref_name("issue:1");
@@ -121,7 +106,7 @@ fn a_lock_file_left_on_a_served_remote_is_named_after_a_short_wait() {
 
 #[test]
 fn switching_to_a_remote_replaces_local_lock_state_and_reports_a_live_lock_it_drops() {
-    let (_tmp, remote, clone) = remote_and_clone();
+    let (_tmp, remote, clone) = support::remote_and_clone();
     let url = remote.display().to_string();
     // Work without the remote first: a live lock and a version ref that
     // exist only here.
@@ -152,7 +137,7 @@ fn switching_to_a_remote_replaces_local_lock_state_and_reports_a_live_lock_it_dr
 
 #[test]
 fn a_change_the_remote_accepted_succeeds_even_if_the_local_copy_cannot_follow() {
-    let (_tmp, remote, clone) = remote_and_clone();
+    let (_tmp, remote, clone) = support::remote_and_clone();
     let url = remote.display().to_string();
     let (c, v) = grite(&clone, Some(&url), A, &["acquire", "issue:0"]);
     assert_eq!(c, 0, "{v}");

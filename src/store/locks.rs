@@ -276,12 +276,8 @@ impl Locks {
             actor: actor.clone(),
             ttl,
         };
-        let requests: Vec<(Resource, Request)> = resources
-            .iter()
-            .map(|r| (r.clone(), request.clone()))
-            .collect();
         Ok(self
-            .transact(&requests, clock)?
+            .transact(&for_each(resources, &request), clock)?
             .into_iter()
             .map(|done| match done {
                 Done::Applied(_, lock) => lock,
@@ -314,12 +310,8 @@ impl Locks {
         let request = Request::Release {
             actor: actor.clone(),
         };
-        let requests: Vec<(Resource, Request)> = resources
-            .iter()
-            .map(|r| (r.clone(), request.clone()))
-            .collect();
         Ok(self
-            .transact(&requests, clock)?
+            .transact(&for_each(resources, &request), clock)?
             .into_iter()
             .map(|done| match done {
                 Done::Applied(_, lock) => Released::Released(lock),
@@ -408,6 +400,14 @@ impl Locks {
 pub(super) enum Done {
     Applied(TransitionKind, LockRecord),
     Unchanged(Unchanged),
+}
+
+/// The same `request` for each of `resources`.
+fn for_each(resources: &[Resource], request: &Request) -> Vec<(Resource, Request)> {
+    resources
+        .iter()
+        .map(|r| (r.clone(), request.clone()))
+        .collect()
 }
 
 /// Whether `text` can only be meant as the name of a remote: no path or URL

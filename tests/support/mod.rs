@@ -546,3 +546,18 @@ pub fn plant_locks(dir: &Path, prefix: &str, count: usize, owner: &str, expires:
     }
     git_with_input(dir, &["fast-import", "--quiet"], &stream);
 }
+
+/// A bare remote and one clone of it, with the 5 s grace of the tests.
+pub fn remote_and_clone() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let remote = seeded_remote(tmp.path());
+    git(tmp.path(), &["clone", "-q", "remote.git", "clone"]);
+    let clone = tmp.path().join("clone");
+    std::fs::create_dir_all(clone.join(".git/grite")).expect("mkdir");
+    std::fs::write(
+        clone.join(".git/grite/config.toml"),
+        "lock_grace = \"5s\"\n",
+    )
+    .expect("config");
+    (tmp, remote, clone)
+}
