@@ -74,6 +74,7 @@ mod config;
 mod config_file;
 mod error;
 mod gate;
+mod gc;
 mod history;
 mod lockfiles;
 mod locks;
