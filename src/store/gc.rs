@@ -6,7 +6,7 @@ use super::changes::{RefChange, Step};
 use super::clock::Clock;
 use super::locks::Locks;
 use super::report::{GcReport, Progress};
-use super::version::{self, VERSION_REF};
+use super::version;
 use crate::lease::{Change, Context, Decision, Request, Resource, Transition, decide};
 
 impl Locks {
@@ -66,16 +66,10 @@ impl Locks {
             let highest = report.removed.iter().map(|r| r.fencing_token).max();
             if let Some(highest) = highest.filter(|t| *t > snapshot.version.value.highest_token) {
                 let next = snapshot.version.next(highest, &(self.nonces)());
-                let (commit, written) = version::write(&self.repo, &next, now)?;
+                let (change, written) =
+                    version::advance(&self.repo, &snapshot.version, &next, now)?;
                 objects.extend(written);
-                changes.insert(
-                    0,
-                    RefChange {
-                        name: VERSION_REF.to_owned(),
-                        old: snapshot.version.id,
-                        new: Some(commit),
-                    },
-                );
+                changes.insert(0, change);
             }
             Ok(Step::Write {
                 changes,

@@ -9,7 +9,7 @@ use super::clock::Clock;
 use super::locks::{Done, Locks};
 use super::objects::write_lock_commit;
 use super::snapshot::{Entry, Snapshot};
-use super::version::{self, VERSION_REF};
+use super::version;
 use crate::lease::{
     Change, Context, Decision, LockRecord, Refusal, Request, Resource, Transition, TransitionKind,
     Unchanged, UnixMillis, decide,
@@ -133,13 +133,9 @@ impl Locks {
             return Ok(Step::Done(outcomes));
         }
         if let Some(next) = next_version {
-            let (commit, written) = version::write(&self.repo, &next, now)?;
+            let (change, written) = version::advance(&self.repo, &snapshot.version, &next, now)?;
             objects.extend(written);
-            changes.push(RefChange {
-                name: VERSION_REF.to_owned(),
-                old: snapshot.version.id,
-                new: Some(commit),
-            });
+            changes.push(change);
         }
         Ok(Step::Write {
             changes,

@@ -22,6 +22,7 @@ use gix::ObjectId;
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use super::changes::RefChange;
 use super::objects::write_commit;
 use crate::lease::UnixMillis;
 
@@ -118,14 +119,22 @@ fn corrupt(reason: String) -> Error {
     }
 }
 
-/// Writes the version commit for `version` at `at`; returns its id and the
-/// ids of its three objects (which a push must send).
-pub(crate) fn write(
+/// Writes the version commit for `version` at `at`, and returns the edit
+/// that moves the version ref to it from `read` (the value the decision
+/// was made on) with the ids of its three objects (which a push must send).
+pub(crate) fn advance(
     repo: &gix::Repository,
+    read: &ReadVersion,
     version: &Version,
     at: UnixMillis,
-) -> Result<(ObjectId, Vec<ObjectId>), Error> {
+) -> Result<(RefChange, Vec<ObjectId>), Error> {
     let bytes = serde_json::to_vec(version).expect("integers and a string serialise");
     let message = format!("lock version {}\n", version.version);
-    write_commit(repo, FILE, &bytes, None, &message, at)
+    let (commit, objects) = write_commit(repo, FILE, &bytes, None, &message, at)?;
+    let change = RefChange {
+        name: VERSION_REF.to_owned(),
+        old: read.id,
+        new: Some(commit),
+    };
+    Ok((change, objects))
 }
