@@ -1,6 +1,10 @@
-//! Decisions among many unrelated locks, and whatever state the record
-//! cache is in (`.git/grite/lock-records.cache`, `src/store/record_cache.rs`):
-//! missing, stale, damaged or garbage, it never changes an answer.
+//! Decisions among many unrelated locks, and whatever state the derived
+//! files are in (`docs/PROTOCOL.md` §3): the record cache
+//! (`.git/grite/lock-records.cache`, `src/store/record_cache.rs`) and the
+//! index of the resource behind each ref name (`.git/grite/lock-names.cache`,
+//! `src/store/name_index.rs`). Missing, stale, damaged or garbage, they
+//! never change an answer, and locks written by a tool that knows nothing
+//! of them are found all the same.
 //!
 //! Rounds of the race: `GRITE_SCALE_RACE_ROUNDS` (default 24);
 //! unrelated locks: `GRITE_SCALE_LOCKS` (default 10,000).
@@ -9,6 +13,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use grite_locks::lease::ref_hash_of;
 use serde_json::Value;
 use support::{A, B, Repo, T0, actor, code, grite_command, json, plant_locks};
 
@@ -20,29 +25,33 @@ fn cache_path(repo: &Path) -> PathBuf {
     repo.join(".git/grite/lock-records.cache")
 }
 
-/// Damages the cache as round `round` says: removed, bytes flipped, cut
-/// in half, replaced by garbage, put back as it was rounds ago, or left.
-fn damage(repo: &Path, round: usize, old: &mut Option<Vec<u8>>) {
-    let path = cache_path(repo);
-    let Ok(mut bytes) = std::fs::read(&path) else {
+fn names_path(repo: &Path) -> PathBuf {
+    repo.join(".git/grite/lock-names.cache")
+}
+
+/// Damages the file at `path` as round `round` says: removed, bytes
+/// flipped, cut in half, replaced by garbage, put back as it was rounds
+/// ago, or left.
+fn damage(path: &Path, round: usize, old: &mut Option<Vec<u8>>) {
+    let Ok(mut bytes) = std::fs::read(path) else {
         return;
     };
     match round % 6 {
-        0 => std::fs::remove_file(&path).expect("remove the cache"),
+        0 => std::fs::remove_file(path).expect("remove the cache"),
         1 => {
             for k in 1..=16 {
                 let at = (round * 7919 + k * 104_729) % bytes.len();
                 bytes[at] ^= 0x20;
             }
-            std::fs::write(&path, &bytes).expect("write the cache");
+            std::fs::write(path, &bytes).expect("write the cache");
         }
-        2 => std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write the cache"),
+        2 => std::fs::write(path, &bytes[..bytes.len() / 2]).expect("write the cache"),
         3 => {
             let garbage: Vec<u8> = (0..bytes.len()).map(|i| (i * 31 + round) as u8).collect();
-            std::fs::write(&path, garbage).expect("write the cache");
+            std::fs::write(path, garbage).expect("write the cache");
         }
         4 => match old.take() {
-            Some(stale) => std::fs::write(&path, stale).expect("write the cache"),
+            Some(stale) => std::fs::write(path, stale).expect("write the cache"),
             None => *old = Some(bytes),
         },
         _ => *old = Some(bytes),
@@ -54,10 +63,12 @@ fn conflicting_resources_among_many_unrelated_locks_are_never_both_held() {
     let repo = Repo::new();
     let unrelated = support::rounds_from_env("GRITE_SCALE_LOCKS", 10_000);
     plant_locks(&repo.dir, "bulk", unrelated, PLANTER, FAR_FUTURE);
-    let mut old = None;
+    let (mut old_cache, mut old_names) = (None, None);
     let rounds = support::rounds_from_env("GRITE_SCALE_RACE_ROUNDS", 24);
     for round in 0..rounds {
-        damage(&repo.dir, round, &mut old);
+        damage(&cache_path(&repo.dir), round, &mut old_cache);
+        // Out of step with the cache, so that every pair of states meets.
+        damage(&names_path(&repo.dir), round / 6 + round, &mut old_names);
         let pair = [format!("path:r{round}"), format!("path:r{round}/deep/a.rs")];
         let now = (T0 + round as u64 * 120_000).to_string();
         let children: Vec<_> = (0..RACERS)
@@ -169,4 +180,52 @@ fn a_cache_that_cannot_be_written_changes_nothing() {
     let refused = repo.grite_as(B, T0, &["--json", "lock", "acquire", "issue:y"]);
     assert_eq!(code(&refused), 4);
     assert!(path.is_dir());
+}
+
+/// Locks another tool writes with git alone, once grite knows the name of
+/// every other lock: none of them is in the index, and each still stops a
+/// conflicting acquire, first when it is new and then once it is known.
+#[test]
+fn locks_written_by_other_tools_are_found_without_the_index() {
+    let repo = Repo::new();
+    plant_locks(&repo.dir, "bulk", 2_000, PLANTER, FAR_FUTURE);
+    let warm = repo.grite_as(A, T0, &["lock", "acquire", "issue:warm", "--ttl", "1h"]);
+    assert_eq!(code(&warm), 0, "{}", support::stderr(&warm));
+    let names = std::fs::read_to_string(names_path(&repo.dir)).expect("the index was written");
+    assert!(names.contains("\"issue:bulk-1999\"\n"), "{names}");
+
+    let cases = [
+        // A file under a folder someone holds, and a folder around a file.
+        ("path:src/deep/a.rs", "path:src"),
+        ("path:lib", "path:lib/x.rs"),
+        // Spelt as another tool might: its own ref, the same conflicts.
+        ("path:./doc/", "path:doc/guide.md"),
+        ("repo:deploy", "issue:7"),
+    ];
+    for (foreign, ours) in cases {
+        let record = format!(
+            "{{\"owner\":\"{PLANTER}\",\"nonce\":\"other-tool\",\"expires_unix_ms\":{FAR_FUTURE},\"resource\":\"{foreign}\"}}\n"
+        );
+        let ref_name = format!("refs/grite/locks/{}", ref_hash_of(foreign));
+        support::plant_with_git(&repo, &ref_name, &record, true);
+        for attempt in ["unknown", "known"] {
+            let refused = repo.grite_as(B, T0, &["--json", "lock", "acquire", ours, "--ttl", "1h"]);
+            let v = json(&refused);
+            assert_eq!(code(&refused), 4, "{ours} beside {foreign}, {attempt}: {v}");
+            assert_eq!(
+                v["error"]["details"]["conflicts"][0]["resource"], foreign,
+                "{ours}, {attempt}: {v}"
+            );
+        }
+        if !foreign.starts_with("repo:") {
+            let free = repo.grite_as(B, T0, &["lock", "acquire", "issue:free", "--ttl", "1h"]);
+            assert_eq!(code(&free), 0, "{}", support::stderr(&free));
+        }
+    }
+    let names = std::fs::read_to_string(names_path(&repo.dir)).expect("the index");
+    assert!(
+        names.contains("\"repo:deploy\"\n"),
+        "learnt once read: {names}"
+    );
+    repo.fsck();
 }

@@ -46,6 +46,7 @@ mod history;
 mod machine;
 mod record;
 mod resource;
+mod scope;
 mod takeover;
 mod time;
 mod ttl;
@@ -60,8 +61,9 @@ pub use machine::{
 pub use record::{LockRecord, MAX_RECORD_LEN, RecordError};
 pub use resource::{
     LOCK_REF_PREFIX, MAX_RESOURCE_LEN, Namespace, REF_HASH_LEN, Resource, ResourceError,
-    ref_hash_of,
+    ref_hash_of, ref_key, ref_key_of,
 };
+pub use scope::Scope;
 pub use takeover::{Observations, Sighting, Takeover};
 pub use time::{Grace, UnixMillis};
 pub use ttl::{MAX_TTL_MILLIS, MIN_TTL_MILLIS, Ttl, TtlError};

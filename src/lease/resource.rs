@@ -44,7 +44,7 @@ impl Namespace {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub(super) fn parse(text: &str) -> Option<Self> {
         match text {
             "issue" => Some(Namespace::Issue),
             "path" => Some(Namespace::Path),
@@ -341,13 +341,30 @@ impl From<&Resource> for Placement {
 /// other tools are checked against the ref they were found under with this,
 /// on the text exactly as they stored it.
 pub fn ref_hash_of(resource_text: &str) -> String {
+    format!(
+        "{:0width$x}",
+        ref_key_of(resource_text),
+        width = REF_HASH_LEN
+    )
+}
+
+/// The number the ref hash of `resource_text` spells: what a table of
+/// many ref names is keyed by, without formatting each one.
+pub fn ref_key_of(resource_text: &str) -> u64 {
     let digest = Sha256::digest(resource_text.as_bytes());
-    let mut hex = String::with_capacity(REF_HASH_LEN);
-    for byte in &digest[..REF_HASH_LEN / 2] {
-        hex.push(char::from_digit(u32::from(byte >> 4), 16).expect("a nibble is a hex digit"));
-        hex.push(char::from_digit(u32::from(byte & 0xf), 16).expect("a nibble is a hex digit"));
+    let mut key = [0; REF_HASH_LEN / 2];
+    key.copy_from_slice(&digest[..REF_HASH_LEN / 2]);
+    u64::from_be_bytes(key)
+}
+
+/// The number a ref hash spells (see [`ref_key_of`]), if `hash` is one as
+/// grite writes them: [`REF_HASH_LEN`] lowercase hex characters.
+pub fn ref_key(hash: &str) -> Option<u64> {
+    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    if hash.len() != REF_HASH_LEN || !hash.as_bytes().iter().all(hex) {
+        return None;
     }
-    hex
+    u64::from_str_radix(hash, 16).ok()
 }
 
 /// Canonical form of a repository path: `/`-separated segments with empty
@@ -433,6 +450,21 @@ mod tests {
             "refs/grite/locks/4fa20104a646a633"
         );
         assert_eq!(r("issue:8057324b").ref_hash(), "a02e999268bbd49c");
+    }
+
+    #[test]
+    fn ref_keys_are_the_numbers_ref_hashes_spell() {
+        assert_eq!(ref_key_of("issue:8057324b"), 0xa02e_9992_68bb_d49c);
+        assert_eq!(ref_key("a02e999268bbd49c"), Some(0xa02e_9992_68bb_d49c));
+        assert_eq!(ref_key("000000000000000f"), Some(15));
+        for not_ours in [
+            "A02E999268BBD49C",
+            "a02e999268bbd49",
+            "a02e999268bbd49c0",
+            "+02e999268bbd49c",
+        ] {
+            assert_eq!(ref_key(not_ours), None, "{not_ours}");
+        }
     }
 
     #[test]

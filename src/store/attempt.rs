@@ -17,7 +17,7 @@ use super::mirror::View;
 use super::notice::Notice;
 use super::snapshot::Snapshot;
 use super::upkeep;
-use crate::lease::UnixMillis;
+use crate::lease::{Scope, UnixMillis};
 
 /// How long a write waits, in all, for ref locks held by other processes
 /// before it gives up.
@@ -67,11 +67,13 @@ struct Busy {
 }
 
 impl Locks {
-    /// Runs `decide` on a fresh read of the lock state (the remote's, when
-    /// there is one) until what it decides is written or needs no write.
+    /// Runs `decide` on a fresh read of the locks of `scope` (the
+    /// remote's, when there is one) until what it decides is written or
+    /// needs no write.
     pub(super) fn run<T>(
         &self,
         clock: &dyn Clock,
+        scope: &Scope,
         mut decide: impl FnMut(&Snapshot, UnixMillis) -> Result<Step<T>, Error>,
     ) -> Result<T, Error> {
         let mut attempts = Attempts::new();
@@ -82,7 +84,7 @@ impl Locks {
                 remote_state,
                 snapshot,
                 ..
-            } = self.read(clock.now())?;
+            } = self.read(clock.now(), scope)?;
             if let Some(rejection) = rejected.take() {
                 if rejection.unchanged_in(remote_state.as_deref().unwrap_or_default()) {
                     let reason = rejection.reason;

@@ -7,7 +7,7 @@ use super::clock::Clock;
 use super::locks::Locks;
 use super::report::{GcReport, Progress};
 use super::version;
-use crate::lease::{Change, Context, Decision, Request, Resource, Transition, decide};
+use crate::lease::{Change, Context, Decision, Request, Resource, Scope, Transition, decide};
 
 impl Locks {
     /// Removes every released lock and every lock expired for at least the
@@ -20,7 +20,7 @@ impl Locks {
     /// token that was handed out, whatever instant a process dies at.
     pub fn gc(&self, clock: &dyn Clock) -> Result<GcReport, Error> {
         let any_resource = Resource::parse("repo:global").expect("valid resource");
-        self.run(clock, |snapshot, now| {
+        self.run(clock, &Scope::everything(), |snapshot, now| {
             let observations = self.observe(snapshot, now)?;
             let mut report = GcReport {
                 removed: Vec::new(),

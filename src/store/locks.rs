@@ -11,7 +11,7 @@ use super::notice::Notice;
 use super::random;
 use super::report::{Acquired, Acquisition, Progress, Released};
 use super::repository;
-use crate::lease::{ActorId, LockRecord, Request, Resource, TransitionKind, Ttl, Unchanged};
+use crate::lease::{ActorId, LockRecord, Request, Resource, Scope, TransitionKind, Ttl, Unchanged};
 use crate::remote::fetch::Fetched;
 use crate::remote::transport::{Endpoint, redact};
 
@@ -143,7 +143,7 @@ impl Locks {
     /// Makes the local lock refs what the remote has: fetch, and delete the
     /// ones it no longer has. Without a remote there is nothing to do.
     pub fn sync(&self, clock: &dyn Clock) -> Result<Fetched, Error> {
-        Ok(self.read(clock.now())?.followed)
+        Ok(self.read(clock.now(), &Scope::everything())?.followed)
     }
 
     /// Replaces the source of lease nonces (random by default): for

@@ -27,7 +27,7 @@ use super::report::Progress;
 use super::repository;
 use super::snapshot::Snapshot;
 use super::upkeep;
-use crate::lease::{LOCK_REF_PREFIX, UnixMillis};
+use crate::lease::{LOCK_REF_PREFIX, Scope, UnixMillis};
 use crate::remote::fetch::{Fetched, fetch_refs};
 use crate::remote::push::PushSession;
 
@@ -49,12 +49,12 @@ pub(super) struct View {
 
 impl Locks {
     /// Reads the authority: see the module doc.
-    pub(super) fn read(&self, now: UnixMillis) -> Result<View, Error> {
+    pub(super) fn read(&self, now: UnixMillis, scope: &Scope) -> Result<View, Error> {
         let Some(remote) = &self.remote else {
             return Ok(View {
                 session: None,
                 remote_state: None,
-                snapshot: Snapshot::read(&self.repo, &|n| self.tell(Progress::Read(n)))?,
+                snapshot: Snapshot::read(&self.repo, scope, &|n| self.tell(Progress::Read(n)))?,
                 followed: Fetched::default(),
             });
         };
@@ -73,10 +73,10 @@ impl Locks {
                 .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
             let before = lock_state(&self.repo).unwrap_or_default();
             let read_so_far = |n| self.tell(Progress::Read(n));
-            let (snapshot, why) = match Snapshot::at(&self.repo, &state, &read_so_far)? {
+            let (snapshot, why) = match Snapshot::at(&self.repo, &state, scope, &read_so_far)? {
                 Some(snapshot) => (Some(snapshot), None),
                 None => match self.fetch(remote, &session, &state) {
-                    Ok(()) => (Snapshot::at(&self.repo, &state, &read_so_far)?, None),
+                    Ok(()) => (Snapshot::at(&self.repo, &state, scope, &read_so_far)?, None),
                     Err(reason) => (None, Some(reason)),
                 },
             };

@@ -12,8 +12,11 @@
 //!
 //! # Why every write is safe under concurrency
 //!
-//! Each operation reads the version ref, then every lock ref, decides with
-//! [`crate::lease::decide`], and writes one ref transaction:
+//! Each operation reads the version ref, then the lock refs its decision
+//! depends on (the names of all of them are listed, and the records of
+//! those whose resource conflicts with the request are read: see
+//! [`snapshot`]), decides with [`crate::lease::decide`], and writes one ref
+//! transaction:
 //!
 //! - The lock ref's edit expects exactly the commit the decision was made
 //!   on, or that the ref does not exist. Two processes that decided on the
@@ -79,12 +82,14 @@ mod history;
 mod lockfiles;
 mod locks;
 mod mirror;
+mod name_index;
 mod notice;
 mod objects;
 mod observed;
 mod queries;
 mod random;
 mod record_cache;
+mod ref_names;
 mod report;
 mod repository;
 mod setup;

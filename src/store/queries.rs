@@ -8,7 +8,8 @@ use super::lockfiles;
 use super::locks::Locks;
 use super::report::{Status, Unreadable};
 use crate::lease::{
-    ActorId, LOCK_REF_PREFIX, LockRecord, Resource, live_conflicts, locks_in_the_way, ref_hash_of,
+    ActorId, LOCK_REF_PREFIX, LockRecord, Resource, Scope, live_conflicts, locks_in_the_way,
+    ref_hash_of,
 };
 
 impl Locks {
@@ -17,7 +18,7 @@ impl Locks {
     /// lock files that killed processes left behind.
     pub fn status(&self, clock: &dyn Clock) -> Result<Status, Error> {
         let now = clock.now();
-        let snapshot = self.read(now)?.snapshot;
+        let snapshot = self.read(now, &Scope::everything())?.snapshot;
         self.observe(&snapshot, now)?;
         self.note_skew(snapshot.records(), now);
         let mut status = Status {
@@ -60,7 +61,11 @@ impl Locks {
         limit: Option<usize>,
         clock: &dyn Clock,
     ) -> Result<Vec<LogEntry>, Error> {
-        let snapshot = self.read(clock.now())?.snapshot;
+        let scope = match resource {
+            Some(resource) => Scope::of([resource]),
+            None => Scope::everything(),
+        };
+        let snapshot = self.read(clock.now(), &scope)?.snapshot;
         let entries = match resource {
             None => snapshot.entries,
             Some(resource) => {
@@ -100,7 +105,7 @@ impl Locks {
         clock: &dyn Clock,
     ) -> Result<Vec<(Resource, Vec<LockRecord>)>, Error> {
         let now = clock.now();
-        let snapshot = self.read(now)?.snapshot;
+        let snapshot = self.read(now, &Scope::of(resources))?.snapshot;
         let observations = self.observe(&snapshot, now)?;
         let takeover = self.takeover(&observations);
         // Only other actors' locks can stand in anyone's way: with none

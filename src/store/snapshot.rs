@@ -1,7 +1,15 @@
 //! One consistent-enough read of the lock refs: the version ref first, then
-//! every ref under `refs/grite/locks/`, loose and packed. A write decided on
+//! the refs under `refs/grite/locks/`, loose and packed. A write decided on
 //! it expects the version it read, so a lock made live after that read
 //! makes the write fail rather than slip past the conflict check.
+//!
+//! A read for a decision reads only the locks in its [`Scope`]: the names
+//! of all lock refs are listed, and a ref whose resource text the
+//! [`NameIndex`] knows is read only if that text is in scope. A ref it
+//! does not know (new, or written by another tool) is read in full, and
+//! learnt. The version check is unchanged by this: every ref that existed
+//! when the version was read is listed, and any lease made live since
+//! moved the version.
 
 use std::path::Path;
 
@@ -9,30 +17,114 @@ use gix::ObjectId;
 
 use super::Error;
 use super::lockfiles::shell_quote;
+use super::name_index::NameIndex;
 use super::objects::read_lock_json;
 use super::record_cache::RecordCache;
+use super::ref_names::lock_ref_names;
 use super::version::{self, ReadVersion};
-use crate::lease::{LOCK_REF_PREFIX, LockRecord};
+use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope};
 
-/// The record of lock commit `id` found under `ref_hash`: from `cache`
-/// when it holds it, else from the objects (and then added to `cache`).
-fn read_record(
-    repo: &gix::Repository,
-    cache: &mut RecordCache,
-    id: ObjectId,
-    ref_hash: &str,
-    buf: &mut Vec<u8>,
-) -> Result<LockRecord, String> {
-    if let Some(Ok(record)) = cache
-        .get(id)
-        .map(|json| LockRecord::from_json(json, ref_hash))
-    {
-        return Ok(record);
+/// Where records come from in one read, and what it learns on the way.
+struct Reader<'r> {
+    repo: &'r gix::Repository,
+    /// Only a read of every lock uses the cache of records: a read of a
+    /// few is cheaper from the objects than loading it, and would not use
+    /// most of its entries (which a rewrite would then drop).
+    cache: Option<RecordCache>,
+    names: NameIndex,
+    buf: Vec<u8>,
+}
+
+impl<'r> Reader<'r> {
+    fn new(repo: &'r gix::Repository, scope: &Scope) -> Reader<'r> {
+        Reader {
+            repo,
+            cache: scope
+                .is_everything()
+                .then(|| RecordCache::open(repo.common_dir())),
+            names: NameIndex::open(repo.common_dir()),
+            buf: Vec::new(),
+        }
     }
-    let json = read_lock_json(repo, id, buf)?;
-    let record = LockRecord::from_json(json, ref_hash).map_err(|e| e.to_string())?;
-    cache.add(id, json);
-    Ok(record)
+
+    /// Whether the ref `hash` must be read: its text is in `scope`, or is
+    /// not known.
+    fn wanted(&self, scope: &Scope, hash: &str) -> bool {
+        self.names.text(hash).is_none_or(|text| scope.touches(text))
+    }
+
+    /// The record of lock commit `id` found under `ref_hash`: from the
+    /// cache when it holds it, else from the objects (and then cached).
+    fn record(&mut self, id: ObjectId, ref_hash: &str) -> Result<LockRecord, String> {
+        let cached = self.cache.as_mut().and_then(|cache| {
+            cache
+                .get(id)
+                .and_then(|json| LockRecord::from_json(json, ref_hash).ok())
+        });
+        let record = match cached {
+            Some(record) => record,
+            None => {
+                let json = read_lock_json(self.repo, id, &mut self.buf)?;
+                let record = LockRecord::from_json(json, ref_hash).map_err(|e| e.to_string())?;
+                if let Some(cache) = &mut self.cache {
+                    cache.add(id, json);
+                }
+                record
+            }
+        };
+        self.names.learn(&record.resource);
+        Ok(record)
+    }
+
+    /// The entry of a lock ref as listed or looked up; `None` if it was
+    /// deleted meanwhile.
+    fn entry(
+        &mut self,
+        reference: Result<gix::Reference<'_>, gix::Error>,
+    ) -> Result<Option<Entry>, Error> {
+        let reference = match reference {
+            Ok(reference) => reference,
+            // Deleted by another process between the directory listing and
+            // the read: it is gone, as a read a moment later would have
+            // found.
+            Err(e) if vanished(&e) => return Ok(None),
+            // A loose ref file whose content is not a ref: one entry that
+            // cannot be read, the others are still listed.
+            Err(e) => match e.downcast_any_ref::<gix::refs::file::find::ReferenceDecode>() {
+                Some(decode) => {
+                    return Ok(Some(Entry {
+                        ref_name: decode.relative_path.to_string_lossy().replace('\\', "/"),
+                        id: None,
+                        record: Err("its file does not hold an object id".to_owned()),
+                    }));
+                }
+                None => return Err(Error::repository("listing lock refs", e)),
+            },
+        };
+        let ref_name = reference.name().as_bstr().to_string();
+        let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
+            return Ok(Some(Entry {
+                ref_name,
+                id: None,
+                record: Err("it is a symbolic ref, not a lock".to_owned()),
+            }));
+        };
+        let record = self.record(id, &ref_name[LOCK_REF_PREFIX.len()..]);
+        Ok(Some(Entry {
+            ref_name,
+            id: Some(id),
+            record,
+        }))
+    }
+
+    /// Keeps what was learnt, for the lock refs `listed` (their hashes;
+    /// about `count`).
+    fn save<'n>(self, count: usize, listed: impl Iterator<Item = &'n str>) {
+        if let Some(cache) = self.cache {
+            cache.save();
+        }
+        self.names.save(count, listed);
+    }
 }
 
 /// How many refs are read between two reports of progress.
@@ -80,90 +172,80 @@ fn vanished(error: &gix::Error) -> bool {
 }
 
 impl Snapshot {
-    /// Reads the lock state of `repo`, telling `read_so_far` every
-    /// [`TELL_EVERY`] refs.
-    pub fn read(repo: &gix::Repository, read_so_far: &dyn Fn(usize)) -> Result<Snapshot, Error> {
+    /// Reads the locks of `scope` in `repo` (and the refs no name tells
+    /// about), telling `read_so_far` every [`TELL_EVERY`] refs.
+    pub fn read(
+        repo: &gix::Repository,
+        scope: &Scope,
+        read_so_far: &dyn Fn(usize),
+    ) -> Result<Snapshot, Error> {
         let version = version::read(repo)?;
-        let listing = |e: gix::Error| Error::repository("listing lock refs", e);
-        let platform = repo.references().map_err(listing)?;
+        let mut reader = Reader::new(repo, scope);
         let mut entries = Vec::new();
-        let mut buf = Vec::new();
-        let mut cache = RecordCache::open(repo.common_dir());
-        for reference in platform.prefixed(LOCK_REF_PREFIX).map_err(listing)? {
-            let reference = match reference {
-                Ok(reference) => reference,
-                // Deleted by another process between the directory listing
-                // and the read: it is gone, as a read a moment later would
-                // have found.
-                Err(e) if vanished(&e) => continue,
-                // A loose ref file whose content is not a ref: one entry
-                // that cannot be read, the others are still listed.
-                Err(e) => match e.downcast_any_ref::<gix::refs::file::find::ReferenceDecode>() {
-                    Some(decode) => {
-                        entries.push(Entry {
-                            ref_name: decode.relative_path.to_string_lossy().replace('\\', "/"),
-                            id: None,
-                            record: Err("its file does not hold an object id".to_owned()),
-                        });
-                        continue;
-                    }
-                    None => return Err(listing(e)),
-                },
-            };
-            if entries.len() % TELL_EVERY == 0 {
-                read_so_far(entries.len());
+        if scope.is_everything() {
+            let listing = |e: gix::Error| Error::repository("listing lock refs", e);
+            let platform = repo.references().map_err(listing)?;
+            for reference in platform.prefixed(LOCK_REF_PREFIX).map_err(listing)? {
+                if entries.len() % TELL_EVERY == 0 {
+                    read_so_far(entries.len());
+                }
+                entries.extend(reader.entry(reference)?);
             }
-            let ref_name = reference.name().as_bstr().to_string();
-            let hash = ref_name[LOCK_REF_PREFIX.len()..].to_owned();
-            let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
-                entries.push(Entry {
-                    ref_name,
-                    id: None,
-                    record: Err("it is a symbolic ref, not a lock".to_owned()),
-                });
-                continue;
-            };
-            let record = read_record(repo, &mut cache, id, &hash, &mut buf);
-            entries.push(Entry {
-                ref_name,
-                id: Some(id),
-                record,
-            });
+            entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
+            reader.save(
+                entries.len(),
+                entries
+                    .iter()
+                    .filter_map(|e| e.ref_name.strip_prefix(LOCK_REF_PREFIX)),
+            );
+        } else {
+            let hashes = lock_ref_names(repo)?;
+            for hash in &hashes {
+                if reader.wanted(scope, hash) {
+                    let name = format!("{LOCK_REF_PREFIX}{hash}");
+                    let reference = repo.try_find_reference(name.as_str()).transpose();
+                    entries.extend(reference.map(|r| reader.entry(r)).transpose()?.flatten());
+                }
+            }
+            reader.save(hashes.len(), hashes.iter().map(String::as_str));
         }
-        cache.save();
-        entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
         Ok(Snapshot { version, entries })
     }
 
-    /// The lock state `state` (the refs a remote advertised, sorted by
-    /// name) read from the objects of `repo`; `None` when one of the
-    /// commits (or the version) is not in `repo` yet.
+    /// The locks of `scope` in the lock state `state` (the refs a remote
+    /// advertised, sorted by name), read from the objects of `repo`;
+    /// `None` when one of the commits (or the version) is not in `repo`
+    /// yet.
     pub fn at(
         repo: &gix::Repository,
         state: &[(String, ObjectId)],
+        scope: &Scope,
         read_so_far: &dyn Fn(usize),
     ) -> Result<Option<Snapshot>, Error> {
         if state.iter().any(|(_, id)| !repo.has_object(id)) {
             return Ok(None);
         }
         let mut version = ReadVersion::default();
-        let mut entries = Vec::with_capacity(state.len());
-        let mut buf = Vec::new();
-        let mut cache = RecordCache::open(repo.common_dir());
+        let mut reader = Reader::new(repo, scope);
+        let mut entries = Vec::new();
         for (ref_name, id) in state {
             if entries.len() % TELL_EVERY == 0 {
                 read_so_far(entries.len());
             }
             match ref_name.strip_prefix(LOCK_REF_PREFIX) {
-                Some(hash) => entries.push(Entry {
+                Some(hash) if reader.wanted(scope, hash) => entries.push(Entry {
                     ref_name: ref_name.clone(),
                     id: Some(*id),
-                    record: read_record(repo, &mut cache, *id, hash, &mut buf),
+                    record: reader.record(*id, hash),
                 }),
+                Some(_) => {}
                 None => version = version::read_at(repo, *id)?,
             }
         }
-        cache.save();
+        let hashes = state
+            .iter()
+            .filter_map(|(name, _)| name.strip_prefix(LOCK_REF_PREFIX));
+        reader.save(state.len(), hashes);
         Ok(Some(Snapshot { version, entries }))
     }
 

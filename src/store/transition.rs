@@ -11,8 +11,8 @@ use super::objects::write_lock_commit;
 use super::snapshot::{Entry, Snapshot};
 use super::version;
 use crate::lease::{
-    Change, Context, Decision, LockRecord, Refusal, Request, Resource, Transition, TransitionKind,
-    Unchanged, UnixMillis, decide,
+    Change, Context, Decision, LockRecord, Refusal, Request, Resource, Scope, Transition,
+    TransitionKind, Unchanged, UnixMillis, decide,
 };
 
 impl Locks {
@@ -25,7 +25,8 @@ impl Locks {
         requests: &[(Resource, Request)],
         clock: &dyn Clock,
     ) -> Result<Vec<Done>, Error> {
-        self.run(clock, |snapshot, now| {
+        let scope = Scope::of(requests.iter().map(|(resource, _)| resource));
+        self.run(clock, &scope, |snapshot, now| {
             let observations = self.observe(snapshot, now)?;
             let takeover = self.takeover(&observations);
             // Each new lease of the request carries a token above the

@@ -1,0 +1,162 @@
+//! Which stored locks a decision about some resources depends on
+//! (`docs/PROTOCOL.md` §7): the locks whose resource conflicts with one of
+//! them (§2), their own locks among them. A lock's resource text fixes its
+//! ref name, so a reader that already knows which text a ref holds can
+//! leave the records of every other lock unread.
+
+use std::collections::HashSet;
+
+use super::resource::{Namespace, Placement, Resource};
+
+/// The stored resource texts a decision about some resources depends on.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// A `repo:` resource conflicts with every lock, as `status` and `gc`
+    /// read them all.
+    everything: bool,
+    issues: HashSet<String>,
+    paths: HashSet<String>,
+    /// Every asked path and each of its ancestors.
+    path_lines: HashSet<String>,
+}
+
+impl Scope {
+    /// Every lock.
+    pub fn everything() -> Scope {
+        Scope {
+            everything: true,
+            ..Scope::default()
+        }
+    }
+
+    /// The locks that conflict with one of `resources` (each conflicts with
+    /// itself).
+    pub fn of<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Scope {
+        let mut scope = Scope::default();
+        for resource in resources {
+            let place = Placement::from(resource);
+            let name = place.name();
+            match place.namespace() {
+                Some(Namespace::Repo) => return Scope::everything(),
+                Some(Namespace::Issue) => {
+                    scope.issues.insert(name.to_owned());
+                }
+                Some(Namespace::Path) => {
+                    scope.path_lines.extend(lineage(name).map(str::to_owned));
+                    scope.paths.insert(name.to_owned());
+                }
+                None => unreachable!("a parsed resource has a namespace"),
+            }
+        }
+        scope
+    }
+
+    /// Whether this is every lock.
+    pub fn is_everything(&self) -> bool {
+        self.everything
+    }
+
+    /// Whether a lock on the stored resource `text` conflicts with one of
+    /// the resources of this scope: [`Placement::conflicts_with`], without
+    /// comparing `text` with each of them, and for most texts without
+    /// parsing it.
+    pub fn touches(&self, text: &str) -> bool {
+        if self.everything {
+            return true;
+        }
+        // The namespace is what comes before the first colon, whether the
+        // text is a valid resource or not (`Placement::of`).
+        let Some((namespace, name)) = text
+            .split_once(':')
+            .and_then(|(prefix, name)| Some((Namespace::parse(prefix)?, name)))
+        else {
+            return false;
+        };
+        match namespace {
+            Namespace::Repo => !self.issues.is_empty() || !self.paths.is_empty(),
+            // An issue's name is kept as written, trailing slashes aside
+            // when the text is not valid: neither in the set, no conflict.
+            Namespace::Issue => {
+                (self.issues.contains(name) || self.issues.contains(name.trim_end_matches('/')))
+                    && self.issues.contains(Placement::of(text).name())
+            }
+            // Two paths overlap when one is the other or one of its
+            // ancestors (`paths_overlap`).
+            Namespace::Path => {
+                if self.paths.is_empty() {
+                    return false;
+                }
+                let place = Placement::of(text);
+                self.path_lines.contains(place.name())
+                    || lineage(place.name()).any(|p| self.paths.contains(p))
+            }
+        }
+    }
+}
+
+/// `name` and each of its ancestors: every prefix that ends before a `/`.
+fn lineage(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices('/')
+        .map(|(at, _)| &name[..at])
+        .chain(std::iter::once(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(text: &str) -> Resource {
+        Resource::parse(text).expect("valid resource")
+    }
+
+    #[test]
+    fn an_issue_reaches_itself_and_repo_locks_only() {
+        let scope = Scope::of([&r("issue:7")]);
+        assert!(scope.touches("issue:7"));
+        assert!(scope.touches("repo:deploy"));
+        assert!(!scope.touches("issue:8"));
+        assert!(!scope.touches("path:7"));
+        assert!(!scope.touches("no namespace"));
+    }
+
+    #[test]
+    fn a_path_reaches_its_ancestors_and_descendants() {
+        let scope = Scope::of([&r("path:src/a")]);
+        for text in ["path:src", "path:src/a", "path:src/a/b.rs", "path:src/a/"] {
+            assert!(scope.touches(text), "{text}");
+        }
+        for text in ["path:src/ab", "path:src/b", "path:srca", "issue:src/a"] {
+            assert!(!scope.touches(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_repo_resource_reaches_everything() {
+        let scope = Scope::of([&r("issue:1"), &r("repo:gc")]);
+        assert!(scope.is_everything());
+        assert!(scope.touches("weird text"));
+        assert!(!Scope::of([&r("issue:1")]).is_everything());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The sets give exactly the answer of comparing with each asked
+        /// resource, stored texts of other tools (invalid, unknown
+        /// namespaces, stray slashes) included.
+        #[test]
+        fn touches_exactly_what_conflicts(
+            asked in proptest::collection::vec(0..10usize, 0..4),
+            stored in "(issue|path|repo|other)?:?[ab/. ]{0,6}",
+        ) {
+            const ASKED: [&str; 10] = [
+                "issue:a", "issue:b", "path:a", "path:a/b", "path:b/a/b", "path:ab",
+                "path:a/b/a", "repo:x", "issue:a/b", "path:b",
+            ];
+            let asked: Vec<Resource> = asked.iter().map(|&i| r(ASKED[i])).collect();
+            let place = Placement::of(&stored);
+            let expected = asked.iter().any(|a| place.conflicts_with(&Placement::from(a)));
+            proptest::prop_assert_eq!(Scope::of(&asked).touches(&stored), expected);
+        }
+    }
+}

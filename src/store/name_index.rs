@@ -1,0 +1,302 @@
+//! The resource text behind each lock ref name seen so far
+//! (`docs/PROTOCOL.md` §3). A lock's ref name is the hash of its resource
+//! text, so the text a ref holds never changes; knowing it, a read can tell
+//! which locks a decision depends on from their names alone and leave the
+//! records of the others unread.
+//!
+//! Every entry proves itself: a text is filed under the name it hashes to,
+//! so a damaged or forged entry can only stand for a ref that does not
+//! exist, and then it is never used. Only a text read from a record that
+//! passed every check of §4 is added.
+//!
+//! The file, `grite/lock-names.cache` in the common git directory, is a
+//! header line and then one text per line, written as a JSON string.
+//! Processes add what they learnt with one appending write; a reader that
+//! finds a damaged line, or mostly texts of refs that are gone, writes a
+//! fresh file beside it and renames it over. A write that fails is
+//! ignored: the names are then read the slow way, from the records.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use gix::bstr::ByteSlice as _;
+
+use crate::lease::{MAX_RECORD_LEN, ref_key, ref_key_of};
+
+const HEADER: &str = "grite lock-names 1\n";
+
+/// A larger file is not read but replaced: it would hold the names of
+/// hundreds of thousands of locks with the longest texts a record allows.
+const MAX_FILE_LEN: u64 = 64 << 20;
+
+/// Texts of refs that no longer exist that are tolerated before the file
+/// is rewritten without them.
+const SLACK: usize = 1024;
+
+pub(crate) struct NameIndex {
+    path: PathBuf,
+    /// The texts: the file as read, then the texts decoded from escaped
+    /// lines and those learnt since. One buffer rather than a string per
+    /// lock, as 100,000 small allocations cost more than the rest.
+    buffer: String,
+    /// Ref key ([`ref_key`]) to where its text is in `buffer`.
+    texts: HashMap<u64, Range<usize>, BuildHasherDefault<KeyHasher>>,
+    /// Lines in the file.
+    stored: usize,
+    /// Whether the file is missing or holds a line that is not a text.
+    rebuild: bool,
+    /// Where the texts learnt since start in `buffer`.
+    learnt: Vec<Range<usize>>,
+}
+
+impl NameIndex {
+    /// The index of the repository whose common git directory is
+    /// `common_dir`; empty if it cannot be read.
+    pub fn open(common_dir: &Path) -> NameIndex {
+        let path = common_dir.join("grite").join("lock-names.cache");
+        let buffer = read_bounded(&path).unwrap_or_default();
+        let mut index = NameIndex {
+            path,
+            texts: HashMap::default(),
+            stored: 0,
+            rebuild: !buffer.starts_with(HEADER),
+            buffer,
+            learnt: Vec::new(),
+        };
+        if index.rebuild {
+            return index;
+        }
+        // A cut-off last line (a writer was killed) is damage too.
+        index.rebuild = !index.buffer.ends_with('\n');
+        let mut escaped = Vec::new();
+        let mut at = HEADER.len();
+        while at < index.buffer.len() {
+            let end = index.buffer.as_bytes()[at..]
+                .find_byte(b'\n')
+                .map_or(index.buffer.len(), |n| at + n);
+            index.stored += 1;
+            let line = &index.buffer[at..end];
+            match plain(line) {
+                Some(text) => {
+                    index.texts.insert(ref_key_of(text), at + 1..end - 1);
+                }
+                None => match serde_json::from_str::<String>(line) {
+                    Ok(text) => escaped.push(text),
+                    Err(_) => index.rebuild = true,
+                },
+            }
+            at = end + 1;
+        }
+        for text in escaped {
+            index.insert(&text);
+        }
+        index
+    }
+
+    /// The resource text of the lock ref `hash` (the name after
+    /// `refs/grite/locks/`), if known.
+    pub fn text(&self, hash: &str) -> Option<&str> {
+        let range = self.texts.get(&ref_key(hash)?)?;
+        Some(&self.buffer[range.clone()])
+    }
+
+    /// Remembers `text`, the resource of a record read and checked.
+    pub fn learn(&mut self, text: &str) {
+        if text.len() > MAX_RECORD_LEN {
+            return;
+        }
+        let known = self.texts.get(&ref_key_of(text));
+        if known.is_none_or(|range| &self.buffer[range.clone()] != text) {
+            let range = self.insert(text);
+            self.learnt.push(range);
+        }
+    }
+
+    fn insert(&mut self, text: &str) -> Range<usize> {
+        let range = self.buffer.len()..self.buffer.len() + text.len();
+        self.buffer.push_str(text);
+        self.texts.insert(ref_key_of(text), range.clone());
+        range
+    }
+
+    /// Writes what was learnt: appended, or in a fresh file holding the
+    /// texts of the refs `listed` (their hashes; about `count` of them)
+    /// when the old file is missing, damaged or mostly stale. Failures are
+    /// ignored.
+    pub fn save<'n>(self, count: usize, listed: impl Iterator<Item = &'n str>) {
+        let rewrite = self.rebuild || self.stored > 2 * count + SLACK;
+        if !rewrite && self.learnt.is_empty() {
+            return;
+        }
+        let _ = if rewrite {
+            let listed: HashSet<u64> = listed.filter_map(ref_key).collect();
+            self.rewrite(|key| listed.contains(&key))
+        } else {
+            self.append()
+        };
+    }
+
+    fn append(&self) -> std::io::Result<()> {
+        let mut out = String::new();
+        for range in &self.learnt {
+            line(&mut out, &self.buffer[range.clone()]);
+        }
+        let mut file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        file.write_all(out.as_bytes())
+    }
+
+    fn rewrite(&self, exists: impl Fn(u64) -> bool) -> std::io::Result<()> {
+        let mut out = HEADER.to_owned();
+        for (key, range) in &self.texts {
+            if exists(*key) {
+                line(&mut out, &self.buffer[range.clone()]);
+            }
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(out.as_bytes())?;
+        file.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// Hashes a ref key by keeping it: a key is the start of a SHA-256 already,
+/// as evenly spread as a hash function would make it.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The text of a line that is a JSON string without escapes (as nearly
+/// every resource is), without decoding it.
+fn plain(line: &str) -> Option<&str> {
+    let text = line.strip_prefix('"')?.strip_suffix('"')?;
+    let special = |c: char| c == '"' || c == '\\' || c.is_control();
+    (!text.contains(special)).then_some(text)
+}
+
+fn line(out: &mut String, text: &str) {
+    out.push_str(&serde_json::to_string(text).expect("a string serialises"));
+    out.push('\n');
+}
+
+fn read_bounded(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes).ok()?;
+    if bytes.len() as u64 > MAX_FILE_LEN {
+        return None;
+    }
+    // Texts are JSON strings, so the file is UTF-8 unless damaged.
+    Some(
+        String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::ref_hash_of;
+
+    fn file(dir: &Path) -> PathBuf {
+        dir.join("grite/lock-names.cache")
+    }
+
+    fn saved(index: NameIndex, listed: &[&str]) {
+        let hashes: Vec<String> = listed.iter().map(|t| ref_hash_of(t)).collect();
+        index.save(hashes.len(), hashes.iter().map(String::as_str));
+    }
+
+    #[test]
+    fn keeps_what_was_learnt_and_appends_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut index = NameIndex::open(dir.path());
+        assert_eq!(index.text(&ref_hash_of("issue:1")), None);
+        index.learn("issue:1");
+        saved(index, &["issue:1"]);
+        let mut index = NameIndex::open(dir.path());
+        assert_eq!(index.text(&ref_hash_of("issue:1")), Some("issue:1"));
+        index.learn("path:a\nb");
+        saved(index, &["issue:1", "path:a\nb"]);
+        let text = std::fs::read_to_string(file(dir.path())).expect("file");
+        assert_eq!(text, format!("{HEADER}\"issue:1\"\n\"path:a\\nb\"\n"));
+        let index = NameIndex::open(dir.path());
+        assert_eq!(index.text(&ref_hash_of("path:a\nb")), Some("path:a\nb"));
+    }
+
+    #[test]
+    fn an_entry_under_the_wrong_name_is_never_believed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
+        // Whatever a line says, it is filed under the hash of its text.
+        std::fs::write(file(dir.path()), format!("{HEADER}\"repo:x\"\n")).expect("write");
+        let index = NameIndex::open(dir.path());
+        assert_eq!(index.text(&ref_hash_of("issue:1")), None);
+        assert_eq!(index.text(&ref_hash_of("repo:x")), Some("repo:x"));
+    }
+
+    #[test]
+    fn damage_is_skipped_and_the_file_rewritten() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
+        std::fs::write(
+            file(dir.path()),
+            format!("{HEADER}\"issue:1\"\n\u{0}garbage\n\"issue:2\"\n\"issue:3"),
+        )
+        .expect("write");
+        let index = NameIndex::open(dir.path());
+        assert_eq!(index.text(&ref_hash_of("issue:1")), Some("issue:1"));
+        assert_eq!(index.text(&ref_hash_of("issue:2")), Some("issue:2"));
+        assert_eq!(index.text(&ref_hash_of("issue:3")), None);
+        saved(index, &["issue:2"]);
+        let text = std::fs::read_to_string(file(dir.path())).expect("file");
+        assert_eq!(text, format!("{HEADER}\"issue:2\"\n"));
+    }
+
+    #[test]
+    fn texts_of_refs_that_are_gone_are_dropped_once_they_are_most() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut index = NameIndex::open(dir.path());
+        let texts: Vec<String> = (0..SLACK + 10).map(|i| format!("issue:{i}")).collect();
+        texts.iter().for_each(|t| index.learn(t));
+        saved(index, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+        let index = NameIndex::open(dir.path());
+        assert_eq!(index.stored, SLACK + 10);
+        saved(index, &["issue:0"]);
+        let index = NameIndex::open(dir.path());
+        assert_eq!(index.stored, 1);
+        assert_eq!(index.text(&ref_hash_of("issue:0")), Some("issue:0"));
+    }
+
+    #[test]
+    fn a_garbage_file_is_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
+        std::fs::write(file(dir.path()), [0xff, 0xfe, 0x00, 0x12]).expect("write");
+        let mut index = NameIndex::open(dir.path());
+        index.learn("issue:1");
+        saved(index, &["issue:1"]);
+        let index = NameIndex::open(dir.path());
+        assert_eq!(index.text(&ref_hash_of("issue:1")), Some("issue:1"));
+    }
+}
