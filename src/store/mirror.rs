@@ -18,7 +18,7 @@ use gix::ObjectId;
 
 use super::Error;
 use super::authority::{MIRRORED, RemoteTarget, Session, State, copy_objects, lock_state};
-use super::changes::{RefChange, apply_changes};
+use super::changes::{RefChange, apply_changes, lost_race};
 use super::lockfiles;
 use super::locks::Locks;
 use super::notice::Notice;
@@ -73,13 +73,20 @@ impl Locks {
                 .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
             let before = lock_state(&self.repo).unwrap_or_default();
             let read_so_far = |n| self.tell(Progress::Read(n));
-            let (snapshot, why) = match Snapshot::at(&self.repo, &state, scope, &read_so_far)? {
-                Some(snapshot) => (Some(snapshot), None),
-                None => match self.fetch(remote, &session, &state) {
-                    Ok(()) => (Snapshot::at(&self.repo, &state, scope, &read_so_far)?, None),
-                    Err(reason) => (None, Some(reason)),
-                },
-            };
+            // Without a fetch the local refs are still `before`, and are
+            // not listed again (each listing reads every loose ref file).
+            let (snapshot, why, fetched) =
+                match Snapshot::at(&self.repo, &state, scope, &read_so_far)? {
+                    Some(snapshot) => (Some(snapshot), None, false),
+                    None => match self.fetch(remote, &session, &state) {
+                        Ok(()) => (
+                            Snapshot::at(&self.repo, &state, scope, &read_so_far)?,
+                            None,
+                            true,
+                        ),
+                        Err(reason) => (None, Some(reason), true),
+                    },
+                };
             let Some(snapshot) = snapshot else {
                 let tries = match &unfetched {
                     Some((last, tries)) if *last == state => tries + 1,
@@ -93,7 +100,8 @@ impl Locks {
                 unfetched = Some((state, tries));
                 continue;
             };
-            let followed = self.follow(&before, &state, now);
+            let current = fetched.then(|| lock_state(&self.repo).unwrap_or_default());
+            let followed = self.follow(&before, current.as_ref().unwrap_or(&before), &state, now);
             return Ok(View {
                 session: Some(session),
                 remote_state: Some(state),
@@ -135,17 +143,17 @@ impl Locks {
         }
     }
 
-    /// Makes the local lock refs `state` (whose objects are all here), and
-    /// says how that changed them from `before`. A copy that cannot follow
-    /// (another process moved a ref meanwhile, a lock file in the way) is a
-    /// notice: the next read puts it right.
-    fn follow(&self, before: &State, state: &State, now: UnixMillis) -> Fetched {
-        let current = lock_state(&self.repo).unwrap_or_default();
+    /// Makes the local lock refs, now `current`, the remote's `state`
+    /// (whose objects are all here), and says how that changed them from
+    /// `before` (the refs before a fetch). A copy that cannot follow (a
+    /// lock file in the way) is a notice: the next read puts it right. A
+    /// ref another process moved meanwhile is that process's to follow.
+    fn follow(&self, before: &State, current: &State, state: &State, now: UnixMillis) -> Fetched {
         // Looked up by name: a remote can hold a hundred thousand locks.
         let by_name =
             |list: &State| -> HashMap<String, ObjectId> { list.iter().cloned().collect() };
         let (current_ids, state_ids, before_ids) =
-            (by_name(&current), by_name(state), by_name(before));
+            (by_name(current), by_name(state), by_name(before));
         let value = |ids: &HashMap<String, ObjectId>, name: &str| ids.get(name).copied();
         let changes: Vec<RefChange> = state
             .iter()
@@ -166,8 +174,9 @@ impl Locks {
                     }),
             )
             .collect();
-        if let Err(e) = apply_changes(&self.repo, &changes) {
-            self.mirror_behind(&e);
+        match apply_changes(&self.repo, &changes) {
+            Err(e) if !lost_race(&e, &self.repo, &changes) => self.mirror_behind(&e),
+            _ => {}
         }
         let followed = Fetched {
             updated: state
