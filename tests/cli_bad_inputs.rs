@@ -297,6 +297,37 @@ fn cases() -> Vec<Case> {
         ),
         with_setup(
             case(
+                "corrupt version shard",
+                &["acquire", "issue:1"],
+                1,
+                "corrupt_lock",
+                "refs/grite/lock-versions/",
+            ),
+            |repo| {
+                plant_ref(repo, &support::shard_ref_of("issue:1"), "[]", true);
+                None
+            },
+        ),
+        with_setup(
+            case(
+                "version marker of another shard count",
+                &["acquire", "issue:1"],
+                5,
+                "repository_error",
+                "split into 128 shards",
+            ),
+            |repo| {
+                plant_ref(
+                    repo,
+                    "refs/grite/lock-version",
+                    r#"{"version":"sharded","highest_token":3,"shards":128}"#,
+                    false,
+                );
+                None
+            },
+        ),
+        with_setup(
+            case(
                 "broken config.toml",
                 &["acquire", "issue:1"],
                 5,
@@ -376,14 +407,15 @@ fn cases() -> Vec<Case> {
         ),
         with_setup(
             case(
-                "version ref lock file left by a killed process",
+                "version shard lock file left by a killed process",
                 &["acquire", "issue:1"],
                 5,
                 "stale_lock_file",
-                "refs/grite/lock-version.lock (1m",
+                ".lock (1m",
             ),
             |repo| {
-                plant_old_file(&repo.dir.join(".git/refs/grite/lock-version.lock"));
+                let shard = support::shard_ref_of("issue:1");
+                plant_old_file(&repo.dir.join(".git").join(format!("{shard}.lock")));
                 None
             },
         ),

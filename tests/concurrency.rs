@@ -239,6 +239,51 @@ fn conflicting_resources_are_never_both_held() {
     }
 }
 
+/// The same race from a repository whose lock version is still the single
+/// ref of earlier versions, which every racer turns into the marker as it
+/// writes its shard: the migration is part of the compare-and-swap.
+#[test]
+fn conflicting_resources_are_never_both_held_while_the_single_version_is_replaced() {
+    let repo = Repo::new();
+    for round in 0..rounds().div_ceil(8) {
+        let floor = 100 * (round as u64 + 1);
+        support::plant_single_version(&repo, floor);
+        let shards = repo.git(&[
+            "for-each-ref",
+            "--format=delete %(refname)",
+            "refs/grite/lock-versions/",
+        ]);
+        support::git_with_input(&repo.dir, &["update-ref", "--stdin"], &shards);
+        let pairs = if round % 2 == 0 {
+            [format!("repo:m{round}"), format!("issue:m{round}")]
+        } else {
+            [format!("path:m{round}"), format!("path:m{round}/a.rs")]
+        };
+        let racers: Vec<Racer> = (0..RACERS)
+            .map(|i| {
+                Racer::new(
+                    &repo.dir,
+                    actor(i + 1),
+                    &["acquire", &pairs[i % 2], "--ttl", "60s"],
+                )
+            })
+            .collect();
+        let results = race(&racers, round_time(round));
+        let winners: Vec<&Value> = results
+            .iter()
+            .filter(|(c, _)| *c == 0)
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:#?}");
+        let token = winners[0]["data"]["lock"]["fencing_token"].as_u64();
+        assert!(token > Some(floor), "round {round}: {}", winners[0]);
+        for (c, v) in &results {
+            assert!([0, 4].contains(c), "round {round}: {v}");
+        }
+        repo.fsck();
+    }
+}
+
 #[test]
 fn acquirers_in_two_worktrees_have_exactly_one_winner() {
     let repo = Repo::new();

@@ -52,32 +52,38 @@ fn a_kill_between_the_two_renames_never_hands_a_token_out_twice() {
         );
         (code(&out), json(&out))
     };
+    let shard = support::shard_ref_of("issue:b");
+    // Another issue whose acquire advances the same version shard.
+    let neighbour = (0..)
+        .map(|i| format!("issue:c{i}"))
+        .find(|r| support::shard_ref_of(r) == shard)
+        .expect("some issue shares the shard");
     let (c, first) = acquire(A, T0, "issue:a");
     assert_eq!((c, token(&first)), (0, 1), "{first}");
-    let version_before = repo.git(&["rev-parse", "refs/grite/lock-version"]);
+    let shard_before = repo.git(&["for-each-ref", "--format=%(objectname)", &shard]);
     let (c, second) = acquire(C, T0, "issue:b");
-    assert_eq!((c, token(&second)), (0, 2), "{second}");
+    assert_eq!(c, 0, "{second}");
+    let given = token(&second);
 
-    // What SIGKILL between the transaction's two renames leaves: the lock
-    // ref moved (token 2), the version ref not (its highest token is 1),
-    // and the version ref's lock file behind.
-    repo.git(&[
-        "update-ref",
-        "refs/grite/lock-version",
-        version_before.trim(),
-    ]);
-    let leftover = repo.dir.join(".git/refs/grite/lock-version.lock");
+    // What SIGKILL between the transaction's renames leaves: the lock ref
+    // moved, its version shard not (its highest token is below the new
+    // lock's), and the shard's lock file behind.
+    match shard_before.trim() {
+        "" => repo.git(&["update-ref", "-d", &shard]),
+        before => repo.git(&["update-ref", &shard, before]),
+    };
+    let leftover = repo.dir.join(".git").join(format!("{shard}.lock"));
     plant_old_file(&leftover);
 
-    // Every write that needs the version stops at once and says why.
-    let (c, refused) = acquire(E, T0 + 1_000, "issue:c");
+    // Every write that needs the shard stops at once and says why.
+    let (c, refused) = acquire(E, T0 + 1_000, &neighbour);
     assert_eq!(c, 5, "{refused}");
     assert_eq!(refused["error"]["code"], "stale_lock_file", "{refused}");
     let files = &refused["error"]["details"]["files"];
     assert!(
         files[0]["path"]
             .as_str()
-            .is_some_and(|p| p.ends_with("refs/grite/lock-version.lock")),
+            .is_some_and(|p| p.ends_with(&format!("{shard}.lock"))),
         "{refused}"
     );
     let remove_with = files[0]["remove_with"].as_str().expect("a command");
@@ -94,8 +100,9 @@ fn a_kill_between_the_two_renames_never_hands_a_token_out_twice() {
     assert!(human.contains("Stale lock files"), "{human}");
     assert!(human.contains(remove_with), "{human}");
 
-    // The user does as told; gc then removes the expired lock with token 2,
-    // and no later lease of it (or of anything) gets a token already given.
+    // The user does as told; gc then removes the expired locks, and no
+    // later lease of issue:b (or of a resource of its shard) gets a token
+    // already given.
     run_as_told(&repo, remove_with);
     assert!(!leftover.exists());
     let after = T0 + 120_000;
@@ -103,8 +110,11 @@ fn a_kill_between_the_two_renames_never_hands_a_token_out_twice() {
     assert_eq!(json(&out)["data"]["removed"], 2, "{}", stdout(&out));
     let (c, again) = acquire(E, after, "issue:b");
     assert_eq!(c, 0, "{again}");
-    assert!(token(&again) > 2, "token 2 handed out again: {again}");
-    let (_, other) = acquire(E, after, "issue:c");
+    assert!(
+        token(&again) > given,
+        "token {given} handed out again: {again}"
+    );
+    let (_, other) = acquire(E, after, &neighbour);
     assert!(token(&other) > token(&again), "{other}");
     repo.fsck();
 }

@@ -69,10 +69,11 @@ fn a_lock_file_left_on_a_path_remote_is_named_at_once_and_nothing_is_pushed_agai
             format!("rm -f -- {}", leftover.display()),
             "{v}"
         );
-        // One push was refused (a lock and a version, three objects each);
-        // it was not sent again and again.
+        // One push was refused (a lock, its version shard and the marker a
+        // first shard write brings, three objects each); it was not sent
+        // again and again.
         assert!(
-            object_count(&remote) <= objects + 6,
+            object_count(&remote) <= objects + 9,
             "{url}: {} objects after, {objects} before",
             object_count(&remote)
         );
@@ -141,8 +142,9 @@ fn a_change_the_remote_accepted_succeeds_even_if_the_local_copy_cannot_follow() 
     let url = remote.display().to_string();
     let (c, v) = grite(&clone, Some(&url), A, &["acquire", "issue:0"]);
     assert_eq!(c, 0, "{v}");
-    // A killed process left the local version ref locked.
-    let leftover = clone.join(".git/refs/grite/lock-version.lock");
+    // A killed process left the local version shard of issue:1 locked.
+    let shard = support::shard_ref_of("issue:1");
+    let leftover = clone.join(".git").join(format!("{shard}.lock"));
     plant_old_file(&leftover);
 
     let (c, v) = grite(&clone, Some(&url), A, &["acquire", "issue:1"]);

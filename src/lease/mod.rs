@@ -47,6 +47,7 @@ mod machine;
 mod record;
 mod resource;
 mod scope;
+mod shard;
 mod takeover;
 mod time;
 mod ttl;
@@ -64,6 +65,7 @@ pub use resource::{
     ref_hash_of, ref_key, ref_key_of,
 };
 pub use scope::Scope;
+pub use shard::{Shards, VERSION_SHARDS};
 pub use takeover::{Observations, Sighting, Takeover};
 pub use time::{Grace, UnixMillis};
 pub use ttl::{MAX_TTL_MILLIS, MIN_TTL_MILLIS, Ttl, TtlError};

@@ -2,11 +2,14 @@
 //! (`docs/PROTOCOL.md` §7): the locks whose resource conflicts with one of
 //! them (§2), their own locks among them. A lock's resource text fixes its
 //! ref name, so a reader that already knows which text a ref holds can
-//! leave the records of every other lock unread.
+//! leave the records of every other lock unread. The version shards of
+//! the resources (`shard`) are the ones a write on them advances, and so
+//! the ones a read for that write must read first.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::resource::{Namespace, Placement, Resource};
+use super::shard::Shards;
 
 /// The stored resource texts a decision about some resources depends on.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +21,8 @@ pub struct Scope {
     paths: HashSet<String>,
     /// Every asked path and each of its ancestors.
     path_lines: HashSet<String>,
+    /// The version shards of the asked resources.
+    shards: BTreeSet<u8>,
 }
 
 impl Scope {
@@ -34,6 +39,7 @@ impl Scope {
     pub fn of<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Scope {
         let mut scope = Scope::default();
         for resource in resources {
+            scope.shards.extend(Shards::of(resource).iter());
             let place = Placement::from(resource);
             let name = place.name();
             match place.namespace() {
@@ -54,6 +60,16 @@ impl Scope {
     /// Whether this is every lock.
     pub fn is_everything(&self) -> bool {
         self.everything
+    }
+
+    /// The version shards a write on the asked resources may advance:
+    /// every one for every lock (a `repo:` resource, status, gc).
+    pub fn shards(&self) -> Vec<u8> {
+        if self.everything {
+            Shards::All.iter().collect()
+        } else {
+            self.shards.iter().copied().collect()
+        }
     }
 
     /// Whether a lock on the stored resource `text` conflicts with one of

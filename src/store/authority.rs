@@ -7,7 +7,7 @@ use gix::ObjectId;
 
 use super::changes::{RefChange, apply_changes, lost_race};
 use super::lockfiles::{self, LockFile};
-use super::version::VERSION_REF;
+use super::version::{VERSION_REF, VERSION_SHARD_PREFIX};
 use crate::lease::LOCK_REF_PREFIX;
 use crate::remote::fetch::Mirrored;
 use crate::remote::pack::write_pack;
@@ -17,7 +17,8 @@ use crate::remote::transport::{Endpoint, redact, scrub};
 
 /// The refs a repository's lock state is made of, which the local
 /// repository mirrors from the authority.
-pub(super) const MIRRORED: Mirrored<'static> = Mirrored(&[LOCK_REF_PREFIX, VERSION_REF]);
+pub(super) const MIRRORED: Mirrored<'static> =
+    Mirrored(&[LOCK_REF_PREFIX, VERSION_SHARD_PREFIX, VERSION_REF]);
 
 /// The names and values of the lock state's refs, sorted by name.
 pub(super) type State = Vec<(String, ObjectId)>;
@@ -182,10 +183,12 @@ pub(super) fn lock_state(repo: &gix::Repository) -> Option<State> {
 fn list_state(repo: &gix::Repository) -> Option<State> {
     let platform = repo.references().ok()?;
     let mut state = Vec::new();
-    for reference in platform.prefixed(LOCK_REF_PREFIX).ok()? {
-        let reference = reference.ok()?;
-        let id = reference.target().try_id()?.to_owned();
-        state.push((reference.name().as_bstr().to_string(), id));
+    for prefix in [LOCK_REF_PREFIX, VERSION_SHARD_PREFIX] {
+        for reference in platform.prefixed(prefix).ok()? {
+            let reference = reference.ok()?;
+            let id = reference.target().try_id()?.to_owned();
+            state.push((reference.name().as_bstr().to_string(), id));
+        }
     }
     if let Some(version) = repo.try_find_reference(VERSION_REF).ok()? {
         state.push((

@@ -1,23 +1,26 @@
 //! Garbage collection: removing the locks nobody holds any more, with the
 //! fencing-token floor kept (`docs/PROTOCOL.md` §5, §6).
 
+use std::collections::BTreeSet;
+
 use super::Error;
 use super::changes::{RefChange, Step};
 use super::clock::Clock;
 use super::locks::Locks;
 use super::report::{GcReport, Progress};
-use super::version;
-use crate::lease::{Change, Context, Decision, Request, Resource, Scope, Transition, decide};
+use crate::lease::{
+    Change, Context, Decision, Request, Resource, Scope, Shards, Transition, decide,
+};
 
 impl Locks {
     /// Removes every released lock and every lock expired for at least the
     /// grace period, in one transaction whose every delete expects the
     /// record it was decided on.
     ///
-    /// The highest fencing token among the removed records is first
-    /// carried into the version ref, in the same transaction and committed
-    /// before any delete, so the floor of future tokens never goes below a
-    /// token that was handed out, whatever instant a process dies at.
+    /// The fencing token of each removed record is first carried into its
+    /// version shards, in the same transaction and committed before any
+    /// delete, so the floor of future tokens never goes below a token that
+    /// was handed out, whatever instant a process dies at.
     pub fn gc(&self, clock: &dyn Clock) -> Result<GcReport, Error> {
         let any_resource = Resource::parse("repo:global").expect("valid resource");
         self.run(clock, &Scope::everything(), |snapshot, now| {
@@ -63,13 +66,27 @@ impl Locks {
             }
             self.tell(Progress::Removing(changes.len()));
             let mut objects = Vec::new();
-            let highest = report.removed.iter().map(|r| r.fencing_token).max();
-            if let Some(highest) = highest.filter(|t| *t > snapshot.version.value.highest_token) {
-                let next = snapshot.version.next(highest, &(self.nonces)());
-                let (change, written) =
-                    version::advance(&self.repo, &snapshot.version, &next, now)?;
+            // Each removed token above its shards' floor is carried into
+            // them, all in one version commit.
+            let mut carried = BTreeSet::new();
+            let mut highest = 0;
+            for record in &report.removed {
+                let shards = Shards::of_text(&record.resource);
+                if record.fencing_token > snapshot.versions.highest(shards) {
+                    carried.extend(shards.iter());
+                    highest = highest.max(record.fencing_token);
+                }
+            }
+            if !carried.is_empty() {
+                let (moved, written) = snapshot.versions.advance(
+                    &self.repo,
+                    &carried,
+                    highest,
+                    &(self.nonces)(),
+                    now,
+                )?;
                 objects.extend(written);
-                changes.insert(0, change);
+                changes.splice(0..0, moved);
             }
             Ok(Step::Write {
                 changes,

@@ -6,13 +6,16 @@
 //! - `refs/grite/locks/<16 hex>`: one ref per resource, pointing at a commit
 //!   whose tree holds `lock.json` and whose parent is the ref's previous
 //!   commit. Release writes a released record; gc deletes the ref.
-//! - `refs/grite/lock-version`: a commit without parents whose tree holds
-//!   `version.json`: a counter, the highest fencing token ever issued, and
-//!   the nonce of its writer.
+//! - `refs/grite/lock-versions/00` to `3f`: the version shards, each a
+//!   commit without parents whose tree holds `version.json`: a counter,
+//!   the highest fencing token issued on the shard, and the nonce of its
+//!   writer. `refs/grite/lock-version`, the single version of earlier
+//!   versions, becomes a marker they cannot read (see `version.rs`).
 //!
 //! # Why every write is safe under concurrency
 //!
-//! Each operation reads the version ref, then the lock refs its decision
+//! Each operation reads the version shards of its resources, then the lock
+//! refs its decision
 //! depends on (the names of all of them are listed, and the records of
 //! those whose resource conflicts with the request are read: see
 //! [`snapshot`]), decides with [`crate::lease::decide`], and writes one ref
@@ -26,14 +29,16 @@
 //!   either succeeds or refuses naming the winner.
 //! - A write that makes a lease live was decided on the other resources'
 //!   locks as well (the cross-resource conflict check). Its transaction
-//!   also advances the version ref, expecting the version read *before*
-//!   the lock refs were listed. Any lease made live after that read moved
-//!   the version, so the write fails and is decided again on a fresh read:
-//!   check and write are one atomic step. Release, gc and renewal of a live
-//!   lease only ever remove or keep liveness, so they do not need it.
-//! - Within a transaction the lock ref is committed before the version ref
+//!   also advances the version shards of its resource, expecting the
+//!   versions read *before* the lock refs were listed. Conflicting
+//!   resources share a shard ([`crate::lease::Shards`]), so any
+//!   conflicting lease made live after that read moved one of them, and
+//!   the write fails and is decided again on a fresh read: check and write
+//!   are one atomic step. Release, gc and renewal of a live lease only
+//!   ever remove or keep liveness, so they do not need it.
+//! - Within a transaction the lock ref is committed before the shards
 //!   (gix commits edits in order, after locking and checking them all), so
-//!   a reader that sees the new version sees the new lock too.
+//!   a reader that sees a new version sees the new lock too.
 //! - A version blob's content is unique to its writer (the new lease's
 //!   nonce) because gix accepts a create whose ref already holds exactly the
 //!   new value.
@@ -41,9 +46,9 @@
 //!   are waited for with jittered backoff, for up to five seconds in all;
 //!   one older than any live process holds one is reported at once, with
 //!   the command that removes it.
-//! - Gc carries the highest token of the records it deletes into the
-//!   version ref, in the same transaction, so the floor of future tokens
-//!   never drops below a token handed out.
+//! - Gc carries the token of each record it deletes into its shards, in
+//!   the same transaction, so the floor of future tokens never drops below
+//!   a token handed out.
 //!
 //! # With a remote as the authority
 //!
@@ -62,12 +67,12 @@
 //! to be: objects are written before any ref moves, and each ref moves by
 //! an atomic rename. A termination signal waits for the transaction in
 //! flight (see `gate`). A SIGKILL between the two renames of one
-//! transaction leaves the new lock in place with the version unmoved, which
+//! transaction leaves the new lock in place with its shard unmoved, which
 //! is a state a successful transaction also passes through, and leaves the
-//! version ref's `.lock` file behind: later writes that need the version
-//! stop at once, naming the stale file and the command that removes it.
-//! The new lock's token stays above the floor through its own ref, and gc
-//! carries it into the version before deleting that ref.
+//! shard's `.lock` file behind: later writes that need that shard stop at
+//! once, naming the stale file and the command that removes it. The new
+//! lock's token stays above the floor through its own ref, and gc carries
+//! it into the shard before deleting that ref.
 
 mod attempt;
 mod authority;
@@ -108,4 +113,4 @@ pub use locks::Locks;
 pub use notice::Notice;
 pub use objects::LOCK_FILE;
 pub use report::{Acquired, Acquisition, GcReport, Progress, Released, Status, Unreadable};
-pub use version::VERSION_REF;
+pub use version::{VERSION_REF, VERSION_SHARD_PREFIX, shard_ref};

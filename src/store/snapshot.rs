@@ -1,15 +1,16 @@
-//! One consistent-enough read of the lock refs: the version ref first, then
-//! the refs under `refs/grite/locks/`, loose and packed. A write decided on
-//! it expects the version it read, so a lock made live after that read
-//! makes the write fail rather than slip past the conflict check.
+//! One consistent-enough read of the lock refs: the version refs of the
+//! scope first, then the refs under `refs/grite/locks/`, loose and packed.
+//! A write decided on it expects the versions it read, so a conflicting
+//! lock made live after that read makes the write fail rather than slip
+//! past the conflict check.
 //!
 //! A read for a decision reads only the locks in its [`Scope`]: the names
 //! of all lock refs are listed, and a ref whose resource text the
 //! [`NameIndex`] knows is read only if that text is in scope. A ref it
 //! does not know (new, or written by another tool) is read in full, and
 //! learnt. The version check is unchanged by this: every ref that existed
-//! when the version was read is listed, and any lease made live since
-//! moved the version.
+//! when the versions were read is listed, and any conflicting lease made
+//! live since moved a version shard it shares with the scope.
 
 use std::path::Path;
 
@@ -21,7 +22,7 @@ use super::name_index::NameIndex;
 use super::objects::read_lock_json;
 use super::record_cache::RecordCache;
 use super::ref_names::lock_ref_names;
-use super::version::{self, ReadVersion};
+use super::version::{VERSION_REF, Versions};
 use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope};
 
 /// Where records come from in one read, and what it learns on the way.
@@ -159,7 +160,7 @@ impl Entry {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
-    pub version: ReadVersion,
+    pub versions: Versions,
     /// Sorted by ref name.
     pub entries: Vec<Entry>,
 }
@@ -179,7 +180,7 @@ impl Snapshot {
         scope: &Scope,
         read_so_far: &dyn Fn(usize),
     ) -> Result<Snapshot, Error> {
-        let version = version::read(repo)?;
+        let versions = Versions::read(repo, &scope.shards())?;
         let mut reader = Reader::new(repo, scope);
         let mut entries = Vec::new();
         if scope.is_everything() {
@@ -209,12 +210,12 @@ impl Snapshot {
             }
             reader.save(hashes.len(), hashes.iter().map(String::as_str));
         }
-        Ok(Snapshot { version, entries })
+        Ok(Snapshot { versions, entries })
     }
 
     /// The locks of `scope` in the lock state `state` (the refs a remote
     /// advertised, sorted by name), read from the objects of `repo`;
-    /// `None` when one of the commits (or the version) is not in `repo`
+    /// `None` when one of the commits (or a version) is not in `repo`
     /// yet.
     pub fn at(
         repo: &gix::Repository,
@@ -225,7 +226,7 @@ impl Snapshot {
         if state.iter().any(|(_, id)| !repo.has_object(id)) {
             return Ok(None);
         }
-        let mut version = ReadVersion::default();
+        let mut single = None;
         let mut reader = Reader::new(repo, scope);
         let mut entries = Vec::new();
         for (ref_name, id) in state {
@@ -239,14 +240,17 @@ impl Snapshot {
                     record: reader.record(*id, hash),
                 }),
                 Some(_) => {}
-                None => version = version::read_at(repo, *id)?,
+                None if ref_name == VERSION_REF => single = Some(*id),
+                None => {}
             }
         }
+        let shards = state.iter().map(|(name, id)| (name.as_str(), *id));
+        let versions = Versions::at(repo, single, shards, &scope.shards())?;
         let hashes = state
             .iter()
             .filter_map(|(name, _)| name.strip_prefix(LOCK_REF_PREFIX));
         reader.save(state.len(), hashes);
-        Ok(Some(Snapshot { version, entries }))
+        Ok(Some(Snapshot { versions, entries }))
     }
 
     pub fn entry(&self, ref_name: &str) -> Option<&Entry> {

@@ -2,6 +2,8 @@
 //! decide with the lease machine, and plan the writes that apply every
 //! decision as one compare-and-swap.
 
+use std::collections::BTreeSet;
+
 use super::Error;
 use super::changes::RefChange;
 use super::changes::Step;
@@ -9,11 +11,19 @@ use super::clock::Clock;
 use super::locks::{Done, Locks};
 use super::objects::write_lock_commit;
 use super::snapshot::{Entry, Snapshot};
-use super::version;
 use crate::lease::{
-    Change, Context, Decision, LockRecord, Refusal, Request, Resource, Scope, Transition,
+    Change, Context, Decision, LockRecord, Refusal, Request, Resource, Scope, Shards, Transition,
     TransitionKind, Unchanged, UnixMillis, decide,
 };
+
+/// One decided request: the entry it was decided on, its lock ref, the
+/// version shards of its resource, and what to write or why nothing.
+type Decided<'s> = (
+    Option<&'s Entry>,
+    String,
+    Shards,
+    Result<Transition, Unchanged>,
+);
 
 impl Locks {
     /// Reads, decides every request on the same state, and writes the
@@ -30,8 +40,8 @@ impl Locks {
             let observations = self.observe(snapshot, now)?;
             let takeover = self.takeover(&observations);
             // Each new lease of the request carries a token above the
-            // previous one's, so that tokens stay unique in the repository.
-            let mut floor = snapshot.version.value.highest_token.saturating_add(1);
+            // previous one's, as well as above its shards' highest.
+            let mut issued = 0;
             let mut refusals = Vec::new();
             let mut decided = Vec::with_capacity(requests.len());
             for (resource, request) in requests {
@@ -57,23 +67,25 @@ impl Locks {
                     .filter(|e| e.ref_name != ref_name)
                     .filter_map(|e| e.record.as_ref().ok().cloned())
                     .collect();
+                let shards = Shards::of(resource);
+                let floor = snapshot.versions.highest(shards).max(issued);
                 let ctx = Context {
                     resource,
                     now,
                     takeover,
-                    token_floor: floor,
+                    token_floor: floor.saturating_add(1),
                     others: &others,
                 };
                 match decide(current, request, &ctx) {
                     Decision::Refused(refusal) => refusals.push(refusal_error(resource, refusal)),
                     Decision::Unchanged(unchanged) => {
-                        decided.push((entry, ref_name, Err(unchanged)))
+                        decided.push((entry, ref_name, shards, Err(unchanged)))
                     }
                     Decision::Apply(transition) => {
                         if let Change::Put(record) = &transition.change {
-                            floor = floor.max(record.fencing_token.saturating_add(1));
+                            issued = issued.max(record.fencing_token);
                         }
-                        decided.push((entry, ref_name, Ok(transition)));
+                        decided.push((entry, ref_name, shards, Ok(transition)));
                     }
                 }
             }
@@ -87,20 +99,23 @@ impl Locks {
     /// Writes the objects of the decided transitions and returns the ref
     /// changes to make as one transaction: each lock ref expecting exactly
     /// what was read and, when a decision looked at other locks, the
-    /// version ref expecting the version read before them. The version
-    /// comes last: edits are committed in order, so a reader that sees the
-    /// new version also sees the new locks.
+    /// version shards of its resource expecting the versions read before
+    /// them. The versions come last: edits are committed in order, so a
+    /// reader that sees a new version also sees the new locks.
     fn plan(
         &self,
         snapshot: &Snapshot,
-        decided: Vec<(Option<&Entry>, String, Result<Transition, Unchanged>)>,
+        decided: Vec<Decided<'_>>,
         now: UnixMillis,
     ) -> Result<Step<Vec<Done>>, Error> {
         let mut changes = Vec::new();
         let mut objects = Vec::new();
         let mut outcomes = Vec::with_capacity(decided.len());
-        let mut next_version = None;
-        for (entry, ref_name, decision) in decided {
+        let mut advanced = BTreeSet::new();
+        // The highest token made live, and the nonce of the first such
+        // lease, which names the version commit's writer.
+        let mut live: Option<(u64, String)> = None;
+        for (entry, ref_name, shards, decision) in decided {
             let transition = match decision {
                 Err(unchanged) => {
                     outcomes.push(Done::Unchanged(unchanged));
@@ -123,20 +138,21 @@ impl Locks {
                 new: Some(commit),
             });
             if transition.depends_on_others {
-                let next = next_version.get_or_insert_with(|| {
-                    snapshot.version.next(record.fencing_token, &record.nonce)
-                });
-                next.highest_token = next.highest_token.max(record.fencing_token);
+                advanced.extend(shards.iter());
+                let (token, _) = live.get_or_insert_with(|| (0, record.nonce.clone()));
+                *token = (*token).max(record.fencing_token);
             }
             outcomes.push(Done::Applied(transition.kind, record));
         }
         if changes.is_empty() {
             return Ok(Step::Done(outcomes));
         }
-        if let Some(next) = next_version {
-            let (change, written) = version::advance(&self.repo, &snapshot.version, &next, now)?;
+        if let Some((token, writer)) = live {
+            let (moved, written) = snapshot
+                .versions
+                .advance(&self.repo, &advanced, token, &writer, now)?;
             objects.extend(written);
-            changes.push(change);
+            changes.extend(moved);
         }
         Ok(Step::Write {
             changes,

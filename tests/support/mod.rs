@@ -208,6 +208,30 @@ pub fn plant_with_git(repo: &Repo, ref_name: &str, content: &str, as_commit: boo
     id
 }
 
+/// The version shard ref that an acquire of `resource` (not a `repo:`
+/// one, which advances them all) advances.
+pub fn shard_ref_of(resource: &str) -> String {
+    use grite_locks::lease::{Resource, Shards};
+    match Shards::of(&Resource::parse(resource).expect("valid resource")) {
+        Shards::One(shard) => grite_locks::store::shard_ref(shard),
+        Shards::All => panic!("{resource} advances every shard"),
+    }
+}
+
+/// Points `refs/grite/lock-version` at a version commit as earlier versions
+/// of this tool wrote it, the one version of the repository.
+pub fn plant_single_version(repo: &Repo, highest_token: u64) {
+    let content = format!(r#"{{"version":9,"highest_token":{highest_token},"writer":"old"}}"#);
+    let blob = git_with_input(&repo.dir, &["hash-object", "-w", "--stdin"], &content);
+    let tree = git_with_input(
+        &repo.dir,
+        &["mktree"],
+        &format!("100644 blob {blob}\tversion.json\n"),
+    );
+    let commit = repo.git(&["commit-tree", &tree, "-m", "lock version 9"]);
+    repo.git(&["update-ref", "refs/grite/lock-version", commit.trim()]);
+}
+
 /// The record stored for `resource`, as `git` reads it.
 pub fn stored_record(dir: &Path, resource: &str) -> Option<serde_json::Value> {
     let name = grite_locks::lease::Resource::parse(resource)
