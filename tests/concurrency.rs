@@ -211,6 +211,33 @@ fn renew_release_and_gc_by_others_never_undo_a_steal() {
     );
 }
 
+/// Half the racers acquire one of `pairs`, half the other, which conflict:
+/// exactly one wins, every other is refused, and the repository stays
+/// sound. Returns the winner's lock.
+fn conflicting_race(repo: &Repo, pairs: &[String; 2], round: usize) -> Value {
+    let racers: Vec<Racer> = (0..RACERS)
+        .map(|i| {
+            Racer::new(
+                &repo.dir,
+                actor(i + 1),
+                &["acquire", &pairs[i % 2], "--ttl", "60s"],
+            )
+        })
+        .collect();
+    let results = race(&racers, round_time(round));
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(c, _)| *c == 0)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(winners.len(), 1, "round {round}: {results:#?}");
+    for (c, v) in &results {
+        assert!([0, 4].contains(c), "round {round}: {v}");
+    }
+    repo.fsck();
+    winners[0]["data"]["lock"].clone()
+}
+
 #[test]
 fn conflicting_resources_are_never_both_held() {
     let repo = Repo::new();
@@ -220,22 +247,7 @@ fn conflicting_resources_are_never_both_held() {
         } else {
             [format!("repo:x{round}"), format!("issue:y{round}")]
         };
-        let racers: Vec<Racer> = (0..RACERS)
-            .map(|i| {
-                Racer::new(
-                    &repo.dir,
-                    actor(i + 1),
-                    &["acquire", &pairs[i % 2], "--ttl", "60s"],
-                )
-            })
-            .collect();
-        let results = race(&racers, round_time(round));
-        let winners = results.iter().filter(|(c, _)| *c == 0).count();
-        assert_eq!(winners, 1, "round {round}: {results:#?}");
-        for (c, v) in &results {
-            assert!([0, 4].contains(c), "round {round}: {v}");
-        }
-        repo.fsck();
+        conflicting_race(&repo, &pairs, round);
     }
 }
 
@@ -259,28 +271,9 @@ fn conflicting_resources_are_never_both_held_while_the_single_version_is_replace
         } else {
             [format!("path:m{round}"), format!("path:m{round}/a.rs")]
         };
-        let racers: Vec<Racer> = (0..RACERS)
-            .map(|i| {
-                Racer::new(
-                    &repo.dir,
-                    actor(i + 1),
-                    &["acquire", &pairs[i % 2], "--ttl", "60s"],
-                )
-            })
-            .collect();
-        let results = race(&racers, round_time(round));
-        let winners: Vec<&Value> = results
-            .iter()
-            .filter(|(c, _)| *c == 0)
-            .map(|(_, v)| v)
-            .collect();
-        assert_eq!(winners.len(), 1, "round {round}: {results:#?}");
-        let token = winners[0]["data"]["lock"]["fencing_token"].as_u64();
-        assert!(token > Some(floor), "round {round}: {}", winners[0]);
-        for (c, v) in &results {
-            assert!([0, 4].contains(c), "round {round}: {v}");
-        }
-        repo.fsck();
+        let lock = conflicting_race(&repo, &pairs, round);
+        let token = lock["fencing_token"].as_u64();
+        assert!(token > Some(floor), "round {round}: {lock}");
     }
 }
 
