@@ -204,7 +204,7 @@ impl Versions {
                 let version = self.shards.get(&s);
                 (
                     s,
-                    version.expect("a write advances only shards its read read"),
+                    version.expect("a write advances only the shards its read covered"),
                 )
             })
             .collect();
