@@ -70,16 +70,22 @@ fn race(racers: &[Racer], now: u64) -> Vec<(i32, Value)> {
         .collect()
 }
 
-/// Exactly one racer won; every other one was refused with `conflict`
-/// naming the winner. Returns the winner's lock.
-fn one_winner(results: &[(i32, Value)], round: usize) -> Value {
+/// The output of the one racer that succeeded: there must be exactly one.
+fn the_winner(results: &[(i32, Value)], round: usize) -> &Value {
     let winners: Vec<&Value> = results
         .iter()
         .filter(|(c, _)| *c == 0)
         .map(|(_, v)| v)
         .collect();
     assert_eq!(winners.len(), 1, "round {round}: {results:#?}");
-    let lock = winners[0]["data"]["lock"].clone();
+    winners[0]
+}
+
+/// Exactly one racer won; every other one was refused with `conflict`
+/// naming the winner. Returns the winner's lock.
+fn one_winner(results: &[(i32, Value)], round: usize) -> Value {
+    let winner = the_winner(results, round);
+    let lock = winner["data"]["lock"].clone();
     for (c, v) in results.iter().filter(|(c, _)| *c != 0) {
         assert_eq!(*c, 4, "round {round}: {v}");
         assert_eq!(v["error"]["code"], "conflict", "round {round}: {v}");
@@ -225,17 +231,12 @@ fn conflicting_race(repo: &Repo, pairs: &[String; 2], round: usize) -> Value {
         })
         .collect();
     let results = race(&racers, round_time(round));
-    let winners: Vec<&Value> = results
-        .iter()
-        .filter(|(c, _)| *c == 0)
-        .map(|(_, v)| v)
-        .collect();
-    assert_eq!(winners.len(), 1, "round {round}: {results:#?}");
+    let winner = the_winner(&results, round);
     for (c, v) in &results {
         assert!([0, 4].contains(c), "round {round}: {v}");
     }
     repo.fsck();
-    winners[0]["data"]["lock"].clone()
+    winner["data"]["lock"].clone()
 }
 
 #[test]
