@@ -4,8 +4,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::actor::ActorId;
+use super::placement::Placement;
 use super::record::LockRecord;
-use super::resource::{Namespace, Placement, Resource};
+use super::resource::{Namespace, Resource};
 use super::takeover::Takeover;
 use super::time::UnixMillis;
 

@@ -9,6 +9,8 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+pub use super::resource_error::ResourceError;
+
 /// Longest resource accepted, in bytes of the text as typed (namespace,
 /// colon and name). Long enough for any real path in a repository, short
 /// enough that a lock record stays small.
@@ -19,9 +21,6 @@ pub const LOCK_REF_PREFIX: &str = "refs/grite/locks/";
 
 /// How many hex characters of SHA-256 name a lock ref (`docs/PROTOCOL.md` §3).
 pub const REF_HASH_LEN: usize = 16;
-
-const EXAMPLES: &str =
-    "valid resources look like `issue:8057324b`, `path:src/auth.rs`, `path:src/` or `repo:deploy`";
 
 /// The kinds of thing a lock can be taken on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,127 +58,6 @@ impl Namespace {
 pub struct Resource {
     namespace: Namespace,
     name: String,
-}
-
-/// Why a resource was refused. Every message says what is wrong and what a
-/// valid resource looks like.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResourceError {
-    /// Nothing was given.
-    #[error("the resource is empty; {EXAMPLES}")]
-    Empty,
-    #[error(
-        "the resource is {len} bytes long, more than the limit of {MAX_RESOURCE_LEN}; name a shorter path or id"
-    )]
-    /// Longer than [`MAX_RESOURCE_LEN`].
-    TooLong {
-        /// Length in bytes.
-        len: usize,
-    },
-    /// No `namespace:` prefix.
-    #[error("`{input}` has no namespace; write `namespace:name` ({EXAMPLES})")]
-    MissingNamespace {
-        /// The text as given.
-        input: String,
-    },
-    #[error(
-        "unknown namespace `{namespace}`; the namespaces are `issue:`, `path:` and `repo:` ({EXAMPLES})"
-    )]
-    /// A prefix other than `issue`, `path` or `repo`.
-    UnknownNamespace {
-        /// The prefix as given.
-        namespace: String,
-    },
-    /// Nothing after the colon.
-    #[error("the name after `{namespace}:` is empty; {EXAMPLES}")]
-    EmptyName {
-        /// The namespace.
-        namespace: &'static str,
-    },
-    #[error(
-        "the resource contains a control character (U+{code:04X}) at byte {offset}; use printable text only"
-    )]
-    /// A control character anywhere.
-    ControlCharacter {
-        /// Its code point.
-        code: u32,
-        /// Its byte offset in the input.
-        offset: usize,
-    },
-    #[error(
-        "the name after `{namespace}:` starts or ends with white space; write it without the surrounding spaces"
-    )]
-    /// White space before or after the name.
-    SurroundingWhitespace {
-        /// The namespace.
-        namespace: &'static str,
-    },
-    #[error(
-        "`path:{path}` is absolute; paths are relative to the top of the repository, as in `path:src/auth.rs`"
-    )]
-    /// A path starting with `/`.
-    AbsolutePath {
-        /// The path as given.
-        path: String,
-    },
-    #[error(
-        "`path:{path}` has a `..` segment and could name something outside the repository; write the path from the top of the repository, as in `path:src/auth.rs`"
-    )]
-    /// A path with a `..` segment.
-    ParentSegment {
-        /// The path as given.
-        path: String,
-    },
-    #[error(
-        "`path:{path}` names the top of the repository itself; to lock the whole repository use a `repo:` resource such as `repo:global`"
-    )]
-    /// A path that names the top of the repository (`.`, `./`).
-    RepositoryRoot {
-        /// The path as given.
-        path: String,
-    },
-}
-
-impl ResourceError {
-    /// The part of `input` (the text that was refused) this error is about,
-    /// with a few words for it, for showing under the error; `None` when no
-    /// one part is to blame (nothing typed, too long, a control character).
-    pub fn blame(&self, input: &str) -> Option<(std::ops::Range<usize>, &'static str)> {
-        let name = input.find(':').map_or(0..0, |colon| colon + 1..input.len());
-        match self {
-            ResourceError::Empty
-            | ResourceError::TooLong { .. }
-            | ResourceError::ControlCharacter { .. } => None,
-            ResourceError::MissingNamespace { .. } => {
-                Some((0..input.len(), "no `namespace:` in front"))
-            }
-            ResourceError::UnknownNamespace { .. } => {
-                Some((0..name.start.saturating_sub(1), "not issue, path or repo"))
-            }
-            ResourceError::EmptyName { .. } => Some((name, "nothing after the colon")),
-            ResourceError::SurroundingWhitespace { .. } => {
-                Some((name, "white space around the name"))
-            }
-            ResourceError::AbsolutePath { .. } => {
-                Some((name.start..name.start + 1, "starts at the root"))
-            }
-            ResourceError::ParentSegment { .. } => {
-                let text = &input[name.clone()];
-                let at = text
-                    .split('/')
-                    .scan(0, |offset, segment| {
-                        let start = *offset;
-                        *offset += segment.len() + 1;
-                        Some((start, segment))
-                    })
-                    .find(|(_, segment)| *segment == "..")
-                    .map_or(0, |(start, _)| start);
-                let start = name.start + at;
-                Some((start..start + 2, "leaves the repository"))
-            }
-            ResourceError::RepositoryRoot { .. } => Some((name, "the top of the repository")),
-        }
-    }
 }
 
 impl Resource {
@@ -276,67 +154,6 @@ impl std::str::FromStr for Resource {
     }
 }
 
-/// Where a stored resource text stands under the conflict rules: its
-/// namespace and name, canonical when the text is a valid resource, as
-/// written (trailing slashes aside) when it is not, as in a record of a
-/// tool with other rules or a hostile one. Every live lock thus takes part
-/// in the conflict check that status shows it in; a text without a known
-/// namespace conflicts only with `repo:` locks, which conflict with all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
-    namespace: Option<Namespace>,
-    name: String,
-}
-
-impl Placement {
-    /// The placement of a resource as stored.
-    pub fn of(text: &str) -> Placement {
-        if let Ok(resource) = Resource::parse(text) {
-            return Placement::from(&resource);
-        }
-        match text.split_once(':') {
-            Some((prefix, name)) => Placement {
-                namespace: Namespace::parse(prefix),
-                name: name.trim_end_matches('/').to_owned(),
-            },
-            None => Placement {
-                namespace: None,
-                name: text.to_owned(),
-            },
-        }
-    }
-
-    /// The namespace, if the text names one we know.
-    pub fn namespace(&self) -> Option<Namespace> {
-        self.namespace
-    }
-
-    /// The name: canonical for a valid resource, else as written.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The rules of [`Resource::conflicts_with`], on placements.
-    pub fn conflicts_with(&self, other: &Placement) -> bool {
-        use Namespace::{Issue, Path, Repo};
-        match (self.namespace, other.namespace) {
-            (Some(Repo), _) | (_, Some(Repo)) => true,
-            (Some(Issue), Some(Issue)) => self.name == other.name,
-            (Some(Path), Some(Path)) => paths_overlap(&self.name, &other.name),
-            _ => false,
-        }
-    }
-}
-
-impl From<&Resource> for Placement {
-    fn from(resource: &Resource) -> Placement {
-        Placement {
-            namespace: Some(resource.namespace),
-            name: resource.name.clone(),
-        }
-    }
-}
-
 /// The ref hash of any resource text, canonical or not. Records written by
 /// other tools are checked against the ref they were found under with this,
 /// on the text exactly as they stored it.
@@ -398,7 +215,7 @@ fn canonical_path(path: &str) -> Result<String, ResourceError> {
 
 /// Equal paths, or one a directory that contains the other, segment by
 /// segment: `src` overlaps `src/a.rs` but not `srcx`.
-fn paths_overlap(a: &str, b: &str) -> bool {
+pub(super) fn paths_overlap(a: &str, b: &str) -> bool {
     let (shorter, longer) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     match longer.strip_prefix(shorter) {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
@@ -409,34 +226,6 @@ fn paths_overlap(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_refusal_blames_the_part_of_the_input_at_fault() {
-        fn blame(input: &str) -> Option<(&str, &'static str)> {
-            let error = Resource::parse(input).expect_err("refused");
-            error
-                .blame(input)
-                .map(|(span, label)| (&input[span], label))
-        }
-        assert_eq!(blame("bug:1"), Some(("bug", "not issue, path or repo")));
-        assert_eq!(
-            blame("nocolon"),
-            Some(("nocolon", "no `namespace:` in front"))
-        );
-        assert_eq!(
-            blame("path:a/../../b"),
-            Some(("..", "leaves the repository"))
-        );
-        assert_eq!(blame("path:/etc"), Some(("/", "starts at the root")));
-        assert_eq!(
-            blame("issue: x"),
-            Some((" x", "white space around the name"))
-        );
-        assert_eq!(blame("path:./"), Some(("./", "the top of the repository")));
-        assert_eq!(blame("repo:"), Some(("", "nothing after the colon")));
-        assert_eq!(blame("issue:a\u{7}"), None);
-        assert_eq!(blame(""), None);
-    }
 
     fn r(text: &str) -> Resource {
         Resource::parse(text).expect("valid resource in test")
@@ -512,20 +301,6 @@ mod tests {
         assert!(r("issue:1").conflicts_with(&r("issue:1")));
         assert!(!r("issue:1").conflicts_with(&r("issue:2")));
         assert!(!r("issue:1").conflicts_with(&r("path:1")));
-    }
-
-    #[test]
-    fn texts_that_are_not_resources_still_conflict_by_their_namespace() {
-        let place = |t: &str| Placement::of(t);
-        // A control character makes these invalid, but not harmless.
-        assert!(place("path:src\u{1b}/a.rs").conflicts_with(&place("path:src\u{1b}")));
-        assert!(place("issue:x\u{7}").conflicts_with(&place("issue:x\u{7}")));
-        assert!(place("repo:x\u{7}").conflicts_with(&place("issue:1")));
-        assert!(place("branch:main").conflicts_with(&place("repo:deploy")));
-        assert!(!place("branch:main").conflicts_with(&place("branch:main")));
-        assert!(!place("branch:main").conflicts_with(&place("path:src")));
-        assert!(place("path:src//").conflicts_with(&place("path:src/a.rs")));
-        assert_eq!(place("path:./src/"), Placement::from(&r("path:src")));
     }
 
     #[test]

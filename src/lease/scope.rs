@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::resource::{Namespace, Placement, Resource};
+use super::placement::Placement;
+use super::resource::{Namespace, Resource};
 use super::shard::Shards;
 
 /// The stored resource texts a decision about some resources depends on.

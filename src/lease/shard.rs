@@ -15,7 +15,8 @@
 //! A shard is the first six bits of SHA-256 of that text, the hash that
 //! names lock refs.
 
-use super::resource::{Namespace, Placement, Resource, ref_key_of};
+use super::placement::Placement;
+use super::resource::{Namespace, Resource, ref_key_of};
 
 /// How many version shards there are: each one a ref, written whole by
 /// every `repo:` acquire.
