@@ -99,7 +99,13 @@ impl NameIndex {
     /// The resource text of the lock ref `hash` (the name after
     /// `refs/grite/locks/`), if known.
     pub fn text(&self, hash: &str) -> Option<&str> {
-        let range = self.texts.get(&ref_key(hash)?)?;
+        self.text_of_key(ref_key(hash)?)
+    }
+
+    /// The resource text of the lock ref whose hash spells `key`
+    /// ([`ref_key`]), if known.
+    pub fn text_of_key(&self, key: u64) -> Option<&str> {
+        let range = self.texts.get(&key)?;
         Some(&self.buffer[range.clone()])
     }
 
@@ -123,16 +129,16 @@ impl NameIndex {
     }
 
     /// Writes what was learnt: appended, or in a fresh file holding the
-    /// texts of the refs `listed` (their hashes; about `count` of them)
-    /// when the old file is missing, damaged or mostly stale. Failures are
-    /// ignored.
-    pub fn save<'n>(self, count: usize, listed: impl Iterator<Item = &'n str>) {
+    /// texts of the refs `listed` (their [`ref_key`]s; about `count` of
+    /// them) when the old file is missing, damaged or mostly stale.
+    /// Failures are ignored.
+    pub fn save(self, count: usize, listed: impl Iterator<Item = u64>) {
         let rewrite = self.rebuild || self.stored > 2 * count + SLACK;
         if !rewrite && self.learnt.is_empty() {
             return;
         }
         let _ = if rewrite {
-            let listed: HashSet<u64> = listed.filter_map(ref_key).collect();
+            let listed: HashSet<u64> = listed.collect();
             self.rewrite(|key| listed.contains(&key))
         } else {
             self.append()
@@ -223,8 +229,7 @@ mod tests {
     }
 
     fn saved(index: NameIndex, listed: &[&str]) {
-        let hashes: Vec<String> = listed.iter().map(|t| ref_hash_of(t)).collect();
-        index.save(hashes.len(), hashes.iter().map(String::as_str));
+        index.save(listed.len(), listed.iter().map(|t| ref_key_of(t)));
     }
 
     #[test]

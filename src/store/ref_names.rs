@@ -14,10 +14,36 @@ use super::Error;
 use crate::lease::{LOCK_REF_PREFIX, ref_key};
 
 /// The names of the refs under `refs/grite/locks/`, loose and packed,
-/// without that prefix (a lock's hash), sorted.
-pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<Vec<String>, Error> {
+/// without that prefix (a lock's hash).
+#[derive(Debug, Default)]
+pub(super) struct LockRefNames {
+    /// The names that are hashes as grite writes them, as the numbers they
+    /// spell ([`ref_key`]): sorted, without the string of each of 100,000
+    /// names, which would cost more than the listing.
+    pub keys: Vec<u64>,
+    /// Any other valid ref name (another tool's), sorted.
+    pub others: Vec<String>,
+}
+
+impl LockRefNames {
+    fn add(&mut self, name: &str) {
+        match ref_key(name) {
+            Some(key) => self.keys.push(key),
+            None if valid(name) => self.others.push(name.to_owned()),
+            None => {}
+        }
+    }
+
+    /// How many names there are.
+    pub fn len(&self) -> usize {
+        self.keys.len() + self.others.len()
+    }
+}
+
+/// The names of the lock refs of `repo`.
+pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Error> {
     let failed = |e: std::io::Error| Error::repository("listing lock refs", e);
-    let mut names = Vec::new();
+    let mut names = LockRefNames::default();
     loose(&repo.common_dir().join(LOCK_REF_PREFIX), "", &mut names).map_err(failed)?;
     let packed = repo
         .refs
@@ -26,8 +52,10 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<Vec<String>, Erro
     if let Some(packed) = packed {
         packed_names((**packed).as_ref(), &mut names);
     }
-    names.sort_unstable();
-    names.dedup();
+    names.keys.sort_unstable();
+    names.keys.dedup();
+    names.others.sort_unstable();
+    names.others.dedup();
     Ok(names)
 }
 
@@ -35,7 +63,7 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<Vec<String>, Erro
 /// line `<id> <name>`, or `^<id>` for the peeled id of the line before.
 /// Only the names are taken; gix's full decoding of every line (and of its
 /// id) costs more than the rest of a read of 100,000 packed locks.
-fn packed_names(bytes: &[u8], names: &mut Vec<String>) {
+fn packed_names(bytes: &[u8], names: &mut LockRefNames) {
     for line in bytes.lines() {
         let Some(name) = line.find_byte(b' ').map(|at| &line[at + 1..]) else {
             continue;
@@ -46,9 +74,7 @@ fn packed_names(bytes: &[u8], names: &mut Vec<String>) {
         else {
             continue;
         };
-        if valid(name) {
-            names.push(name.to_owned());
-        }
+        names.add(name);
     }
 }
 
@@ -62,7 +88,7 @@ fn valid(name: &str) -> bool {
 /// (after the lock ref prefix) start with `prefix`: regular files with a
 /// valid ref name, as git and gix list them (which leaves out the `.lock`
 /// files of writes under way).
-fn loose(dir: &Path, prefix: &str, names: &mut Vec<String>) -> std::io::Result<()> {
+fn loose(dir: &Path, prefix: &str, names: &mut LockRefNames) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -71,12 +97,16 @@ fn loose(dir: &Path, prefix: &str, names: &mut Vec<String>) -> std::io::Result<(
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(()),
         Err(e) => return Err(e),
     };
+    let mut name = String::new();
     for entry in entries {
         let entry = entry?;
-        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
             continue;
         };
-        let name = format!("{prefix}{file_name}");
+        name.clear();
+        name.push_str(prefix);
+        name.push_str(file_name);
         let kind = match entry.file_type() {
             Ok(kind) => kind,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -84,8 +114,8 @@ fn loose(dir: &Path, prefix: &str, names: &mut Vec<String>) -> std::io::Result<(
         };
         if kind.is_dir() {
             loose(&entry.path(), &format!("{name}/"), names)?;
-        } else if kind.is_file() && valid(&name) {
-            names.push(name);
+        } else if kind.is_file() {
+            names.add(&name);
         }
     }
     Ok(())

@@ -23,7 +23,7 @@ use super::objects::read_lock_json;
 use super::record_cache::RecordCache;
 use super::ref_names::lock_ref_names;
 use super::version::{VERSION_REF, Versions};
-use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope};
+use crate::lease::{LOCK_REF_PREFIX, LockRecord, REF_HASH_LEN, Scope, ref_key};
 
 /// Where records come from in one read, and what it learns on the way.
 struct Reader<'r> {
@@ -52,6 +52,20 @@ impl<'r> Reader<'r> {
     /// not known.
     fn wanted(&self, scope: &Scope, hash: &str) -> bool {
         self.names.text(hash).is_none_or(|text| scope.touches(text))
+    }
+
+    /// [`Reader::wanted`] of the ref whose hash spells `key`.
+    fn wanted_key(&self, scope: &Scope, key: u64) -> bool {
+        self.names
+            .text_of_key(key)
+            .is_none_or(|text| scope.touches(text))
+    }
+
+    /// The entry of the lock ref named `hash`, if it exists.
+    fn find(&mut self, hash: &str) -> Result<Option<Entry>, Error> {
+        let name = format!("{LOCK_REF_PREFIX}{hash}");
+        let reference = self.repo.try_find_reference(name.as_str()).transpose();
+        Ok(reference.map(|r| self.entry(r)).transpose()?.flatten())
     }
 
     /// The record of lock commit `id` found under `ref_hash`: from the
@@ -118,9 +132,9 @@ impl<'r> Reader<'r> {
         }))
     }
 
-    /// Keeps what was learnt, for the lock refs `listed` (their hashes;
-    /// about `count`).
-    fn save<'n>(self, count: usize, listed: impl Iterator<Item = &'n str>) {
+    /// Keeps what was learnt, for the lock refs `listed` (their
+    /// [`ref_key`]s; about `count`).
+    fn save(self, count: usize, listed: impl Iterator<Item = u64>) {
         if let Some(cache) = self.cache {
             cache.save();
         }
@@ -197,18 +211,22 @@ impl Snapshot {
                 entries.len(),
                 entries
                     .iter()
-                    .filter_map(|e| e.ref_name.strip_prefix(LOCK_REF_PREFIX)),
+                    .filter_map(|e| ref_key(e.ref_name.strip_prefix(LOCK_REF_PREFIX)?)),
             );
         } else {
-            let hashes = lock_ref_names(repo)?;
-            for hash in &hashes {
-                if reader.wanted(scope, hash) {
-                    let name = format!("{LOCK_REF_PREFIX}{hash}");
-                    let reference = repo.try_find_reference(name.as_str()).transpose();
-                    entries.extend(reference.map(|r| reader.entry(r)).transpose()?.flatten());
+            let names = lock_ref_names(repo)?;
+            for &key in &names.keys {
+                if reader.wanted_key(scope, key) {
+                    entries.extend(reader.find(&format!("{key:0REF_HASH_LEN$x}"))?);
                 }
             }
-            reader.save(hashes.len(), hashes.iter().map(String::as_str));
+            for hash in &names.others {
+                if reader.wanted(scope, hash) {
+                    entries.extend(reader.find(hash)?);
+                }
+            }
+            entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
+            reader.save(names.len(), names.keys.iter().copied());
         }
         Ok(Snapshot { versions, entries })
     }
@@ -246,10 +264,10 @@ impl Snapshot {
         }
         let shards = state.iter().map(|(name, id)| (name.as_str(), *id));
         let versions = Versions::at(repo, single, shards, &scope.shards())?;
-        let hashes = state
+        let keys = state
             .iter()
-            .filter_map(|(name, _)| name.strip_prefix(LOCK_REF_PREFIX));
-        reader.save(state.len(), hashes);
+            .filter_map(|(name, _)| ref_key(name.strip_prefix(LOCK_REF_PREFIX)?));
+        reader.save(state.len(), keys);
         Ok(Some(Snapshot { versions, entries }))
     }
 
