@@ -69,7 +69,10 @@ impl Resource {
             return Err(ResourceError::Empty);
         }
         if input.len() > MAX_RESOURCE_LEN {
-            return Err(ResourceError::TooLong { len: input.len() });
+            return Err(ResourceError::TooLong {
+                len: input.len(),
+                limit: MAX_RESOURCE_LEN,
+            });
         }
         if let Some((offset, c)) = input.char_indices().find(|(_, c)| c.is_control()) {
             return Err(ResourceError::ControlCharacter {
@@ -311,7 +314,8 @@ mod tests {
         assert_eq!(
             Resource::parse(&over),
             Err(ResourceError::TooLong {
-                len: MAX_RESOURCE_LEN + 1
+                len: MAX_RESOURCE_LEN + 1,
+                limit: MAX_RESOURCE_LEN,
             })
         );
     }

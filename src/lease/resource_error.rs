@@ -1,8 +1,6 @@
 //! Why a resource was refused, in words a user can act on, and which part
 //! of what they typed is at fault.
 
-use super::resource::MAX_RESOURCE_LEN;
-
 const EXAMPLES: &str =
     "valid resources look like `issue:8057324b`, `path:src/auth.rs`, `path:src/` or `repo:deploy`";
 
@@ -14,12 +12,14 @@ pub enum ResourceError {
     #[error("the resource is empty; {EXAMPLES}")]
     Empty,
     #[error(
-        "the resource is {len} bytes long, more than the limit of {MAX_RESOURCE_LEN}; name a shorter path or id"
+        "the resource is {len} bytes long, more than the limit of {limit}; name a shorter path or id"
     )]
-    /// Longer than [`MAX_RESOURCE_LEN`].
+    /// Longer than the limit on a resource's length.
     TooLong {
         /// Length in bytes.
         len: usize,
+        /// The limit, in bytes.
+        limit: usize,
     },
     /// No `namespace:` prefix.
     #[error("`{input}` has no namespace; write `namespace:name` ({EXAMPLES})")]
