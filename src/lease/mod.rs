@@ -64,7 +64,7 @@ pub use machine::{
 pub use record::{LockRecord, MAX_RECORD_LEN, RecordError};
 pub use resource::{
     LOCK_REF_PREFIX, MAX_RESOURCE_LEN, Namespace, REF_HASH_LEN, Resource, ResourceError,
-    ref_hash_of, ref_key, ref_key_of,
+    ref_hash_of, ref_hash_of_key, ref_key, ref_key_of,
 };
 pub use scope::Scope;
 pub use shard::{Shards, VERSION_SHARDS};

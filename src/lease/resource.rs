@@ -161,11 +161,12 @@ impl std::str::FromStr for Resource {
 /// other tools are checked against the ref they were found under with this,
 /// on the text exactly as they stored it.
 pub fn ref_hash_of(resource_text: &str) -> String {
-    format!(
-        "{:0width$x}",
-        ref_key_of(resource_text),
-        width = REF_HASH_LEN
-    )
+    ref_hash_of_key(ref_key_of(resource_text))
+}
+
+/// The ref hash that spells `key` (see [`ref_key`]).
+pub fn ref_hash_of_key(key: u64) -> String {
+    format!("{key:0REF_HASH_LEN$x}")
 }
 
 /// The number the ref hash of `resource_text` spells: what a table of

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use gix::bstr::ByteSlice as _;
 
-use crate::lease::{MAX_RECORD_LEN, ref_key, ref_key_of};
+use crate::lease::{MAX_RECORD_LEN, ref_key_of};
 
 const HEADER: &str = "grite lock-names 1\n";
 
@@ -42,7 +42,7 @@ pub(crate) struct NameIndex {
     /// lines and those learnt since. One buffer rather than a string per
     /// lock, as 100,000 small allocations cost more than the rest.
     buffer: String,
-    /// Ref key ([`ref_key`]) to where its text is in `buffer`.
+    /// Ref key ([`ref_key`](crate::lease::ref_key)) to where its text is in `buffer`.
     texts: HashMap<u64, Range<usize>, BuildHasherDefault<KeyHasher>>,
     /// Lines in the file.
     stored: usize,
@@ -96,15 +96,9 @@ impl NameIndex {
         index
     }
 
-    /// The resource text of the lock ref `hash` (the name after
-    /// `refs/grite/locks/`), if known.
-    pub fn text(&self, hash: &str) -> Option<&str> {
-        self.text_of_key(ref_key(hash)?)
-    }
-
-    /// The resource text of the lock ref whose hash spells `key`
-    /// ([`ref_key`]), if known.
-    pub fn text_of_key(&self, key: u64) -> Option<&str> {
+    /// The resource text of the lock ref whose hash (the name after
+    /// `refs/grite/locks/`) spells `key` ([`ref_key`](crate::lease::ref_key)), if known.
+    pub fn text(&self, key: u64) -> Option<&str> {
         let range = self.texts.get(&key)?;
         Some(&self.buffer[range.clone()])
     }
@@ -129,7 +123,7 @@ impl NameIndex {
     }
 
     /// Writes what was learnt: appended, or in a fresh file holding the
-    /// texts of the refs `listed` (their [`ref_key`]s; about `count` of
+    /// texts of the refs `listed` (their [`ref_key`](crate::lease::ref_key)s; about `count` of
     /// them) when the old file is missing, damaged or mostly stale.
     /// Failures are ignored.
     pub fn save(self, count: usize, listed: impl Iterator<Item = u64>) {
@@ -222,7 +216,6 @@ fn read_bounded(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lease::ref_hash_of;
 
     fn file(dir: &Path) -> PathBuf {
         dir.join("grite/lock-names.cache")
@@ -236,17 +229,17 @@ mod tests {
     fn keeps_what_was_learnt_and_appends_the_rest() {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut index = NameIndex::open(dir.path());
-        assert_eq!(index.text(&ref_hash_of("issue:1")), None);
+        assert_eq!(index.text(ref_key_of("issue:1")), None);
         index.learn("issue:1");
         saved(index, &["issue:1"]);
         let mut index = NameIndex::open(dir.path());
-        assert_eq!(index.text(&ref_hash_of("issue:1")), Some("issue:1"));
+        assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
         index.learn("path:a\nb");
         saved(index, &["issue:1", "path:a\nb"]);
         let text = std::fs::read_to_string(file(dir.path())).expect("file");
         assert_eq!(text, format!("{HEADER}\"issue:1\"\n\"path:a\\nb\"\n"));
         let index = NameIndex::open(dir.path());
-        assert_eq!(index.text(&ref_hash_of("path:a\nb")), Some("path:a\nb"));
+        assert_eq!(index.text(ref_key_of("path:a\nb")), Some("path:a\nb"));
     }
 
     #[test]
@@ -256,8 +249,8 @@ mod tests {
         // Whatever a line says, it is filed under the hash of its text.
         std::fs::write(file(dir.path()), format!("{HEADER}\"repo:x\"\n")).expect("write");
         let index = NameIndex::open(dir.path());
-        assert_eq!(index.text(&ref_hash_of("issue:1")), None);
-        assert_eq!(index.text(&ref_hash_of("repo:x")), Some("repo:x"));
+        assert_eq!(index.text(ref_key_of("issue:1")), None);
+        assert_eq!(index.text(ref_key_of("repo:x")), Some("repo:x"));
     }
 
     #[test]
@@ -270,9 +263,9 @@ mod tests {
         )
         .expect("write");
         let index = NameIndex::open(dir.path());
-        assert_eq!(index.text(&ref_hash_of("issue:1")), Some("issue:1"));
-        assert_eq!(index.text(&ref_hash_of("issue:2")), Some("issue:2"));
-        assert_eq!(index.text(&ref_hash_of("issue:3")), None);
+        assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
+        assert_eq!(index.text(ref_key_of("issue:2")), Some("issue:2"));
+        assert_eq!(index.text(ref_key_of("issue:3")), None);
         saved(index, &["issue:2"]);
         let text = std::fs::read_to_string(file(dir.path())).expect("file");
         assert_eq!(text, format!("{HEADER}\"issue:2\"\n"));
@@ -290,7 +283,7 @@ mod tests {
         saved(index, &["issue:0"]);
         let index = NameIndex::open(dir.path());
         assert_eq!(index.stored, 1);
-        assert_eq!(index.text(&ref_hash_of("issue:0")), Some("issue:0"));
+        assert_eq!(index.text(ref_key_of("issue:0")), Some("issue:0"));
     }
 
     #[test]
@@ -302,6 +295,6 @@ mod tests {
         index.learn("issue:1");
         saved(index, &["issue:1"]);
         let index = NameIndex::open(dir.path());
-        assert_eq!(index.text(&ref_hash_of("issue:1")), Some("issue:1"));
+        assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
     }
 }

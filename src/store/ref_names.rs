@@ -29,7 +29,7 @@ impl LockRefNames {
     fn add(&mut self, name: &str) {
         match ref_key(name) {
             Some(key) => self.keys.push(key),
-            None if valid(name) => self.others.push(name.to_owned()),
+            None if valid_ref_name(name) => self.others.push(name.to_owned()),
             None => {}
         }
     }
@@ -78,10 +78,10 @@ fn packed_names(bytes: &[u8], names: &mut LockRefNames) {
     }
 }
 
-/// Whether `name`, after the lock ref prefix, makes a valid ref name.
-fn valid(name: &str) -> bool {
-    ref_key(name).is_some()
-        || gix::refs::FullName::try_from(format!("{LOCK_REF_PREFIX}{name}")).is_ok()
+/// Whether `name`, after the lock ref prefix, makes a valid ref name (a
+/// grite hash always does).
+fn valid_ref_name(name: &str) -> bool {
+    gix::refs::FullName::try_from(format!("{LOCK_REF_PREFIX}{name}")).is_ok()
 }
 
 /// The ref files under `dir`, the folder of the lock refs whose names

@@ -23,7 +23,7 @@ use super::objects::read_lock_json;
 use super::record_cache::RecordCache;
 use super::ref_names::lock_ref_names;
 use super::version::{VERSION_REF, Versions};
-use crate::lease::{LOCK_REF_PREFIX, LockRecord, REF_HASH_LEN, Scope, ref_key};
+use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope, ref_hash_of_key, ref_key};
 
 /// Where records come from in one read, and what it learns on the way.
 struct Reader<'r> {
@@ -48,17 +48,10 @@ impl<'r> Reader<'r> {
         }
     }
 
-    /// Whether the ref `hash` must be read: its text is in `scope`, or is
-    /// not known.
-    fn wanted(&self, scope: &Scope, hash: &str) -> bool {
-        self.names.text(hash).is_none_or(|text| scope.touches(text))
-    }
-
-    /// [`Reader::wanted`] of the ref whose hash spells `key`.
-    fn wanted_key(&self, scope: &Scope, key: u64) -> bool {
-        self.names
-            .text_of_key(key)
-            .is_none_or(|text| scope.touches(text))
+    /// Whether the ref whose hash spells `key` must be read: its text is
+    /// in `scope`, or is not known.
+    fn wanted(&self, scope: &Scope, key: u64) -> bool {
+        self.names.text(key).is_none_or(|text| scope.touches(text))
     }
 
     /// The entry of the lock ref named `hash`, if it exists.
@@ -216,14 +209,14 @@ impl Snapshot {
         } else {
             let names = lock_ref_names(repo)?;
             for &key in &names.keys {
-                if reader.wanted_key(scope, key) {
-                    entries.extend(reader.find(&format!("{key:0REF_HASH_LEN$x}"))?);
+                if reader.wanted(scope, key) {
+                    entries.extend(reader.find(&ref_hash_of_key(key))?);
                 }
             }
-            for hash in &names.others {
-                if reader.wanted(scope, hash) {
-                    entries.extend(reader.find(hash)?);
-                }
+            // No grite tool writes these names, so the name cache cannot
+            // know them: each is read in full.
+            for name in &names.others {
+                entries.extend(reader.find(name)?);
             }
             entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
             reader.save(names.len(), names.keys.iter().copied());
@@ -252,11 +245,12 @@ impl Snapshot {
                 read_so_far(entries.len());
             }
             match ref_name.strip_prefix(LOCK_REF_PREFIX) {
-                Some(hash) if reader.wanted(scope, hash) => entries.push(Entry {
-                    ref_name: ref_name.clone(),
-                    id: Some(*id),
-                    record: reader.record(*id, hash),
-                }),
+                Some(hash) if ref_key(hash).is_none_or(|key| reader.wanted(scope, key)) => entries
+                    .push(Entry {
+                        ref_name: ref_name.clone(),
+                        id: Some(*id),
+                        record: reader.record(*id, hash),
+                    }),
                 Some(_) => {}
                 None if ref_name == VERSION_REF => single = Some(*id),
                 None => {}
