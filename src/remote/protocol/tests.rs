@@ -66,18 +66,22 @@ fn reads_refs_and_capabilities_of_a_real_advertisement() {
     );
 }
 
-#[test]
-fn every_truncation_of_an_advertisement_is_incomplete() {
-    let bytes = fixture("advertisement-refs.bin");
+/// `parse` of every proper prefix of `bytes` asks for more input.
+fn every_truncation_is_incomplete<T>(
+    bytes: &[u8],
+    parse: impl Fn(&[u8]) -> Result<T, ProtocolError>,
+) {
     for end in 0..bytes.len() {
         assert!(
-            matches!(
-                parse_advertisement(&bytes[..end]),
-                Err(ProtocolError::Incomplete { .. })
-            ),
+            matches!(parse(&bytes[..end]), Err(ProtocolError::Incomplete { .. })),
             "cut at {end}"
         );
     }
+}
+
+#[test]
+fn every_truncation_of_an_advertisement_is_incomplete() {
+    every_truncation_is_incomplete(&fixture("advertisement-refs.bin"), parse_advertisement);
 }
 
 #[test]
@@ -113,16 +117,7 @@ fn reads_real_reports() {
 
 #[test]
 fn every_truncation_of_a_report_is_incomplete() {
-    let bytes = fixture("report-atomic-ng.bin");
-    for end in 0..bytes.len() {
-        assert!(
-            matches!(
-                parse_report(&bytes[..end]),
-                Err(ProtocolError::Incomplete { .. })
-            ),
-            "cut at {end}"
-        );
-    }
+    every_truncation_is_incomplete(&fixture("report-atomic-ng.bin"), parse_report);
 }
 
 #[test]
