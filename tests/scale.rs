@@ -229,3 +229,27 @@ fn locks_written_by_other_tools_are_found_without_the_index() {
     );
     repo.fsck();
 }
+
+/// A ref under `refs/grite/locks/` whose name is not a grite hash (another
+/// tool's naming) is read by every decision, since the name index cannot
+/// know it: its record fails the check against its name, so it stops no
+/// acquire, and status reports it as unreadable.
+#[test]
+fn a_lock_ref_under_another_name_is_read_and_reported() {
+    let repo = Repo::new();
+    plant_locks(&repo.dir, "bulk", 200, PLANTER, FAR_FUTURE);
+    let record = format!(
+        "{{\"owner\":\"{PLANTER}\",\"nonce\":\"other-tool\",\"expires_unix_ms\":{FAR_FUTURE},\"resource\":\"repo:deploy\"}}\n"
+    );
+    let ref_name = "refs/grite/locks/other-tool/deploy";
+    support::plant_with_git(&repo, ref_name, &record, true);
+    for resource in ["issue:8", "path:src/a.rs"] {
+        let acquired = repo.grite_as(B, T0, &["lock", "acquire", resource, "--ttl", "1h"]);
+        assert_eq!(code(&acquired), 0, "{}", support::stderr(&acquired));
+    }
+    let status = json(&repo.grite_as(B, T0, &["--json", "lock", "status"]));
+    let unreadable = &status["data"]["unreadable"];
+    assert_eq!(unreadable.as_array().map(Vec::len), Some(1), "{status}");
+    assert_eq!(unreadable[0]["ref"], ref_name, "{status}");
+    repo.fsck();
+}
