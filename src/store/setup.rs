@@ -40,9 +40,13 @@ impl Locks {
     }
 
     /// The repository's default actor, created and saved on first use;
-    /// says whether it was created now.
+    /// says whether it was created now. The settings read at open already
+    /// name it, except on first use: the file is read again only then.
     pub fn default_actor(&self) -> Result<(ActorId, bool), Error> {
-        config_file::default_actor(self.repo.common_dir())
+        match &self.settings().default_actor {
+            Some(actor) => Ok((actor.clone(), false)),
+            None => config_file::default_actor(self.repo.common_dir()),
+        }
     }
 
     /// Sets the setting `key` to `value` in `.git/grite/config.toml`,
