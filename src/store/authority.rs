@@ -7,6 +7,7 @@ use gix::ObjectId;
 
 use super::changes::{RefChange, apply_changes, lost_race};
 use super::lockfiles::{self, LockFile};
+use super::ref_names::{Held, lock_refs};
 use super::version::{VERSION_REF, VERSION_SHARD_PREFIX};
 use crate::lease::LOCK_REF_PREFIX;
 use crate::remote::fetch::Mirrored;
@@ -181,14 +182,20 @@ pub(super) fn lock_state(repo: &gix::Repository) -> Option<State> {
 }
 
 fn list_state(repo: &gix::Repository) -> Option<State> {
-    let platform = repo.references().ok()?;
+    // The lock refs as a decision reads them (loose files before
+    // packed-refs, so that `git pack-refs` cannot hide one).
     let mut state = Vec::new();
-    for prefix in [LOCK_REF_PREFIX, VERSION_SHARD_PREFIX] {
-        for reference in platform.prefixed(prefix).ok()? {
-            let reference = reference.ok()?;
-            let id = reference.target().try_id()?.to_owned();
-            state.push((reference.name().as_bstr().to_string(), id));
-        }
+    for listed in lock_refs(repo).ok()? {
+        let Held::Id(id) = listed.held else {
+            return None;
+        };
+        state.push((listed.name, id));
+    }
+    let platform = repo.references().ok()?;
+    for reference in platform.prefixed(VERSION_SHARD_PREFIX).ok()? {
+        let reference = reference.ok()?;
+        let id = reference.target().try_id()?.to_owned();
+        state.push((reference.name().as_bstr().to_string(), id));
     }
     if let Some(version) = repo.try_find_reference(VERSION_REF).ok()? {
         state.push((

@@ -1,13 +1,21 @@
-//! The names of the lock refs, without reading what they hold: a directory
-//! listing and the names in packed-refs. With 100,000 loose locks, reading
-//! each ref file is most of what a full read costs.
+//! The lock refs, listed as git lists them but without gix's general
+//! iteration: their names alone (a directory listing and the names in
+//! packed-refs), or their names with what each holds. With 100,000 loose
+//! locks, reading each ref file is most of what a full read costs, and
+//! gix's iteration sorts every directory by path components and asks each
+//! file its size first.
 //!
-//! The loose files are listed before packed-refs is read: `git pack-refs`
-//! writes packed-refs before it deletes the loose files, so in this order a
-//! ref being packed is seen in one place or the other, never in neither.
+//! The loose files are listed (and read) before packed-refs is read: `git
+//! pack-refs` writes packed-refs before it deletes the loose files, so in
+//! this order a ref being packed is seen in one place or the other, never
+//! in neither. (gix reads packed-refs first, then the loose files, between
+//! which a ref can move from one to the other unseen.)
 
+use std::fs::DirEntry;
+use std::io::Read as _;
 use std::path::Path;
 
+use gix::ObjectId;
 use gix::bstr::ByteSlice as _;
 
 use super::Error;
@@ -42,15 +50,14 @@ impl LockRefNames {
 
 /// The names of the lock refs of `repo`.
 pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Error> {
-    let failed = |e: std::io::Error| Error::repository("listing lock refs", e);
     let mut names = LockRefNames::default();
-    loose(&repo.common_dir().join(LOCK_REF_PREFIX), "", &mut names).map_err(failed)?;
-    let packed = repo
-        .refs
-        .cached_packed_buffer()
-        .map_err(|e| Error::repository("listing lock refs", e))?;
-    if let Some(packed) = packed {
-        packed_names((**packed).as_ref(), &mut names);
+    loose(&lock_ref_dir(repo), "", &mut |name, _| {
+        names.add(name);
+        Ok(())
+    })
+    .map_err(listing_failed)?;
+    if let Some(packed) = packed_refs(repo)? {
+        packed_lines((**packed).as_ref(), |_, name| names.add(name));
     }
     names.keys.sort_unstable();
     names.keys.dedup();
@@ -59,23 +66,132 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Err
     Ok(names)
 }
 
-/// The lock refs named in packed-refs, whose header gix has read: each
-/// line `<id> <name>`, or `^<id>` for the peeled id of the line before.
-/// Only the names are taken; gix's full decoding of every line (and of its
-/// id) costs more than the rest of a read of 100,000 packed locks.
-fn packed_names(bytes: &[u8], names: &mut LockRefNames) {
+/// What a lock ref holds, as listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Held {
+    Id(ObjectId),
+    /// A loose ref file naming another ref (`ref: ...`).
+    Symbolic,
+    /// A loose ref file that holds neither an object id nor a ref name.
+    Garbage,
+}
+
+/// A lock ref and what it holds.
+#[derive(Debug)]
+pub(super) struct ListedRef {
+    /// The full name, `refs/grite/locks/...`.
+    pub name: String,
+    pub held: Held,
+}
+
+/// The most a loose ref file is read of: an object id and a line end, or
+/// `ref: ` and a ref name, are far shorter; anything longer is garbage.
+const REF_FILE_LIMIT: u64 = 4096;
+
+/// Every lock ref of `repo` with what it holds, sorted by name; a loose
+/// ref hides a packed one of the same name, as in git. A loose file that
+/// vanishes between the listing and its read was deleted, or packed (then
+/// packed-refs, read after it, has it).
+pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error> {
+    let hex_len = repo.object_hash().len_in_hex();
+    let mut refs = Vec::new();
+    let mut buf = Vec::new();
+    loose(&lock_ref_dir(repo), "", &mut |name, entry| {
+        if !listable(name) {
+            return Ok(());
+        }
+        buf.clear();
+        match std::fs::File::open(entry.path())
+            .and_then(|file| file.take(REF_FILE_LIMIT + 1).read_to_end(&mut buf))
+        {
+            Ok(_) => refs.push(ListedRef {
+                name: format!("{LOCK_REF_PREFIX}{name}"),
+                held: held(&buf, hex_len),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    })
+    .map_err(listing_failed)?;
+    if let Some(packed) = packed_refs(repo)? {
+        packed_lines((**packed).as_ref(), |hex, name| {
+            let id = ObjectId::from_hex(hex)
+                .ok()
+                .filter(|_| hex.len() == hex_len);
+            if let Some(id) = id
+                && listable(name)
+            {
+                refs.push(ListedRef {
+                    name: format!("{LOCK_REF_PREFIX}{name}"),
+                    held: Held::Id(id),
+                });
+            }
+        });
+    }
+    // A stable sort keeps the loose ref, listed first, before a packed
+    // one of the same name; `dedup_by` keeps the first of equals.
+    refs.sort_by(|a, b| a.name.cmp(&b.name));
+    refs.dedup_by(|later, first| later.name == first.name);
+    Ok(refs)
+}
+
+/// What a loose ref file's `bytes` hold, read as gix reads them: an
+/// object id of `hex_len` digits not followed by another digit, or `ref: `
+/// and a name.
+fn held(bytes: &[u8], hex_len: usize) -> Held {
+    if bytes.len() as u64 > REF_FILE_LIMIT {
+        return Held::Garbage;
+    }
+    if bytes.starts_with(b"ref: ") {
+        return Held::Symbolic;
+    }
+    let id = bytes
+        .get(..hex_len)
+        .filter(|_| !bytes.get(hex_len).is_some_and(u8::is_ascii_hexdigit))
+        .and_then(|hex| ObjectId::from_hex(hex).ok());
+    id.map_or(Held::Garbage, Held::Id)
+}
+
+fn lock_ref_dir(repo: &gix::Repository) -> std::path::PathBuf {
+    repo.common_dir().join(LOCK_REF_PREFIX)
+}
+
+fn listing_failed(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::repository("listing lock refs", e)
+}
+
+/// packed-refs as it is now (gix reads it again when it changed).
+fn packed_refs(
+    repo: &gix::Repository,
+) -> Result<Option<gix::refs::file::packed::SharedBufferSnapshot>, Error> {
+    repo.refs.cached_packed_buffer().map_err(listing_failed)
+}
+
+/// The lock refs in packed-refs, whose header gix has read: each line
+/// `<id> <name>`, or `^<id>` for the peeled id of the line before, given to
+/// `found` as the id's text and the name after the lock ref prefix. gix's
+/// full decoding of every line costs more than the rest of a read of
+/// 100,000 packed locks.
+fn packed_lines(bytes: &[u8], mut found: impl FnMut(&[u8], &str)) {
     for line in bytes.lines() {
-        let Some(name) = line.find_byte(b' ').map(|at| &line[at + 1..]) else {
+        let Some(at) = line.find_byte(b' ') else {
             continue;
         };
-        let Some(name) = name
+        let Some(name) = line[at + 1..]
             .strip_prefix(LOCK_REF_PREFIX.as_bytes())
             .and_then(|name| std::str::from_utf8(name).ok())
         else {
             continue;
         };
-        names.add(name);
+        found(&line[..at], name);
     }
+}
+
+/// Whether `name`, after the lock ref prefix, is listed: a grite hash, or
+/// another name that makes a valid ref name.
+fn listable(name: &str) -> bool {
+    ref_key(name).is_some() || valid_ref_name(name)
 }
 
 /// Whether `name`, after the lock ref prefix, makes a valid ref name (a
@@ -85,10 +201,15 @@ fn valid_ref_name(name: &str) -> bool {
 }
 
 /// The ref files under `dir`, the folder of the lock refs whose names
-/// (after the lock ref prefix) start with `prefix`: regular files with a
-/// valid ref name, as git and gix list them (which leaves out the `.lock`
-/// files of writes under way).
-fn loose(dir: &Path, prefix: &str, names: &mut LockRefNames) -> std::io::Result<()> {
+/// (after the lock ref prefix) start with `prefix`: each regular file is
+/// given to `found` with its name after the lock ref prefix. `found`
+/// leaves out what is not a valid ref name, as git and gix do (such as the
+/// `.lock` files of writes under way).
+fn loose(
+    dir: &Path,
+    prefix: &str,
+    found: &mut dyn FnMut(&str, &DirEntry) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -113,10 +234,94 @@ fn loose(dir: &Path, prefix: &str, names: &mut LockRefNames) -> std::io::Result<
             Err(e) => return Err(e),
         };
         if kind.is_dir() {
-            loose(&entry.path(), &format!("{name}/"), names)?;
+            loose(&entry.path(), &format!("{name}/"), found)?;
         } else if kind.is_file() {
-            names.add(&name);
+            found(&name, &entry)?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0123456789abcdef0123456789abcdef01234567";
+    const B: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+    fn id(hex: &str) -> ObjectId {
+        ObjectId::from_hex(hex.as_bytes()).expect("an id")
+    }
+
+    #[test]
+    fn a_ref_file_holds_an_id_a_ref_name_or_garbage_as_gix_reads_it() {
+        assert_eq!(held(format!("{A}\n").as_bytes(), 40), Held::Id(id(A)));
+        assert_eq!(held(A.as_bytes(), 40), Held::Id(id(A)));
+        assert_eq!(held(format!("{A} x\n").as_bytes(), 40), Held::Id(id(A)));
+        assert_eq!(held(b"ref: refs/heads/main\n", 40), Held::Symbolic);
+        assert_eq!(held(format!("{A}0\n").as_bytes(), 40), Held::Garbage);
+        assert_eq!(held(&A.as_bytes()[..39], 40), Held::Garbage);
+        assert_eq!(held(b"", 40), Held::Garbage);
+        assert_eq!(
+            held(b"zz23456789abcdef0123456789abcdef01234567", 40),
+            Held::Garbage
+        );
+        let huge = format!("{A}{}", " ".repeat(REF_FILE_LIMIT as usize));
+        assert_eq!(held(huge.as_bytes(), 40), Held::Garbage);
+    }
+
+    #[test]
+    fn loose_refs_hide_packed_ones_and_every_name_is_listed_once_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = gix::init_bare(dir.path()).expect("a repository");
+        let locks = dir.path().join(LOCK_REF_PREFIX);
+        std::fs::create_dir_all(locks.join("other")).expect("mkdir");
+        let write = |name: &str, content: &str| {
+            std::fs::write(locks.join(name), content).expect("a ref file");
+        };
+        write("bbbbbbbbbbbbbbbb", &format!("{A}\n"));
+        write("cccccccccccccccc", "not an id\n");
+        write("dddddddddddddddd", "ref: refs/heads/main\n");
+        write("eeeeeeeeeeeeeeee.lock", &format!("{A}\n"));
+        write("other/tool", &format!("{B}\n"));
+        std::fs::write(
+            dir.path().join("packed-refs"),
+            format!(
+                "# pack-refs with: peeled fully-peeled sorted \n\
+                 {B} {LOCK_REF_PREFIX}aaaaaaaaaaaaaaaa\n\
+                 {B} {LOCK_REF_PREFIX}bbbbbbbbbbbbbbbb\n\
+                 ^{A}\n\
+                 {B} refs/heads/main\n"
+            ),
+        )
+        .expect("packed-refs");
+        let listed: Vec<(String, Held)> = lock_refs(&repo)
+            .expect("a listing")
+            .into_iter()
+            .map(|r| (r.name, r.held))
+            .collect();
+        let full = |name: &str| format!("{LOCK_REF_PREFIX}{name}");
+        assert_eq!(
+            listed,
+            vec![
+                (full("aaaaaaaaaaaaaaaa"), Held::Id(id(B))),
+                (full("bbbbbbbbbbbbbbbb"), Held::Id(id(A))),
+                (full("cccccccccccccccc"), Held::Garbage),
+                (full("dddddddddddddddd"), Held::Symbolic),
+                (full("other/tool"), Held::Id(id(B))),
+            ]
+        );
+        let names = lock_ref_names(&repo).expect("the names");
+        let keys: Vec<String> = names.keys.iter().map(|k| format!("{k:016x}")).collect();
+        assert_eq!(
+            keys,
+            [
+                "aaaaaaaaaaaaaaaa",
+                "bbbbbbbbbbbbbbbb",
+                "cccccccccccccccc",
+                "dddddddddddddddd"
+            ]
+        );
+        assert_eq!(names.others, ["other/tool"]);
+    }
 }

@@ -21,7 +21,7 @@ use super::lockfiles::shell_quote;
 use super::name_index::NameIndex;
 use super::objects::read_lock_json;
 use super::record_cache::RecordCache;
-use super::ref_names::lock_ref_names;
+use super::ref_names::{Held, ListedRef, lock_ref_names, lock_refs};
 use super::version::{VERSION_REF, Versions};
 use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope, ref_hash_of_key, ref_key};
 
@@ -84,6 +84,21 @@ impl<'r> Reader<'r> {
         Ok(record)
     }
 
+    /// The entry of a lock ref as [`lock_refs`] listed it.
+    fn listed(&mut self, listed: ListedRef) -> Entry {
+        let ListedRef { name, held } = listed;
+        let (id, record) = match held {
+            Held::Id(id) => (Some(id), self.record(id, &name[LOCK_REF_PREFIX.len()..])),
+            Held::Symbolic => (None, Err(SYMBOLIC.to_owned())),
+            Held::Garbage => (None, Err(GARBAGE.to_owned())),
+        };
+        Entry {
+            ref_name: name,
+            id,
+            record,
+        }
+    }
+
     /// The entry of a lock ref as listed or looked up; `None` if it was
     /// deleted meanwhile.
     fn entry(
@@ -103,7 +118,7 @@ impl<'r> Reader<'r> {
                     return Ok(Some(Entry {
                         ref_name: decode.relative_path.to_string_lossy().replace('\\', "/"),
                         id: None,
-                        record: Err("its file does not hold an object id".to_owned()),
+                        record: Err(GARBAGE.to_owned()),
                     }));
                 }
                 None => return Err(Error::repository("listing lock refs", e)),
@@ -114,7 +129,7 @@ impl<'r> Reader<'r> {
             return Ok(Some(Entry {
                 ref_name,
                 id: None,
-                record: Err("it is a symbolic ref, not a lock".to_owned()),
+                record: Err(SYMBOLIC.to_owned()),
             }));
         };
         let record = self.record(id, &ref_name[LOCK_REF_PREFIX.len()..]);
@@ -134,6 +149,10 @@ impl<'r> Reader<'r> {
         self.names.save(count, listed);
     }
 }
+
+/// Why a ref file that holds no object id is not a lock.
+const GARBAGE: &str = "its file does not hold an object id";
+const SYMBOLIC: &str = "it is a symbolic ref, not a lock";
 
 /// How many refs are read between two reports of progress.
 const TELL_EVERY: usize = 4096;
@@ -191,15 +210,12 @@ impl Snapshot {
         let mut reader = Reader::new(repo, scope);
         let mut entries = Vec::new();
         if scope.is_everything() {
-            let listing = |e: gix::Error| Error::repository("listing lock refs", e);
-            let platform = repo.references().map_err(listing)?;
-            for reference in platform.prefixed(LOCK_REF_PREFIX).map_err(listing)? {
+            for listed in lock_refs(repo)? {
                 if entries.len() % TELL_EVERY == 0 {
                     read_so_far(entries.len());
                 }
-                entries.extend(reader.entry(reference)?);
+                entries.push(reader.listed(listed));
             }
-            entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
             reader.save(
                 entries.len(),
                 entries
