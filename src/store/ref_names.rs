@@ -13,10 +13,12 @@
 
 use std::fs::DirEntry;
 use std::io::Read as _;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use gix::ObjectId;
 use gix::bstr::ByteSlice as _;
+use rustix::fs::{CWD, Mode, OFlags, openat};
 
 use super::Error;
 use crate::lease::{LOCK_REF_PREFIX, ref_key};
@@ -51,7 +53,7 @@ impl LockRefNames {
 /// The names of the lock refs of `repo`.
 pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Error> {
     let mut names = LockRefNames::default();
-    loose(&lock_ref_dir(repo), "", &mut |name, _| {
+    loose(&lock_ref_dir(repo), "", &mut |name, _, _| {
         names.add(name);
         Ok(())
     })
@@ -84,9 +86,10 @@ pub(super) struct ListedRef {
     pub held: Held,
 }
 
-/// The most a loose ref file is read of: an object id and a line end, or
-/// `ref: ` and a ref name, are far shorter; anything longer is garbage.
-const REF_FILE_LIMIT: u64 = 4096;
+/// How much of a loose ref file decides what it holds: an object id (of
+/// SHA-1 or SHA-256) and the byte after it, or `ref: `. What follows is
+/// not read; gix and git ignore it too.
+const REF_FILE_HEAD: usize = 65;
 
 /// Every lock ref of `repo` with what it holds, sorted by name; a loose
 /// ref hides a packed one of the same name, as in git. A loose file that
@@ -95,18 +98,22 @@ const REF_FILE_LIMIT: u64 = 4096;
 pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error> {
     let hex_len = repo.object_hash().len_in_hex();
     let mut refs = Vec::new();
-    let mut buf = Vec::new();
-    loose(&lock_ref_dir(repo), "", &mut |name, entry| {
+    let mut folder: Option<(std::path::PathBuf, OwnedFd)> = None;
+    loose(&lock_ref_dir(repo), "", &mut |name, dir, entry| {
         if !listable(name) {
             return Ok(());
         }
-        buf.clear();
-        match std::fs::File::open(entry.path())
-            .and_then(|file| file.take(REF_FILE_LIMIT + 1).read_to_end(&mut buf))
-        {
-            Ok(_) => refs.push(ListedRef {
+        let fd = match &folder {
+            Some((path, fd)) if path == dir => fd,
+            _ => {
+                let fd = open(CWD, dir, OFlags::DIRECTORY)?;
+                &folder.insert((dir.to_owned(), fd)).1
+            }
+        };
+        match read_ref_file(fd, &entry.file_name(), hex_len + 1) {
+            Ok(bytes) => refs.push(ListedRef {
                 name: format!("{LOCK_REF_PREFIX}{name}"),
-                held: held(&buf, hex_len),
+                held: held(bytes.as_slice(), hex_len),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -136,13 +143,52 @@ pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error>
     Ok(refs)
 }
 
+/// Opens `path` (relative to `dir`) to read, as std opens files.
+fn open(dir: impl AsFd, path: impl rustix::path::Arg, flags: OFlags) -> std::io::Result<OwnedFd> {
+    Ok(openat(
+        dir,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | flags,
+        Mode::empty(),
+    )?)
+}
+
+/// The first `len` bytes (at most [`REF_FILE_HEAD`]) of the ref file
+/// `name` in the folder `dir`, or all of a shorter one: usually one read.
+fn read_ref_file(dir: &OwnedFd, name: &std::ffi::OsStr, len: usize) -> std::io::Result<RefHead> {
+    let mut file = std::fs::File::from(open(dir, name, OFlags::empty())?);
+    let mut head = RefHead {
+        bytes: [0; REF_FILE_HEAD],
+        len: 0,
+    };
+    let len = len.min(REF_FILE_HEAD);
+    while head.len < len {
+        match file.read(&mut head.bytes[head.len..len]) {
+            Ok(0) => break,
+            Ok(n) => head.len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(head)
+}
+
+/// What [`read_ref_file`] read, without an allocation per ref.
+struct RefHead {
+    bytes: [u8; REF_FILE_HEAD],
+    len: usize,
+}
+
+impl RefHead {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// What a loose ref file's `bytes` hold, read as gix reads them: an
 /// object id of `hex_len` digits not followed by another digit, or `ref: `
 /// and a name.
 fn held(bytes: &[u8], hex_len: usize) -> Held {
-    if bytes.len() as u64 > REF_FILE_LIMIT {
-        return Held::Garbage;
-    }
     if bytes.starts_with(b"ref: ") {
         return Held::Symbolic;
     }
@@ -202,13 +248,14 @@ fn valid_ref_name(name: &str) -> bool {
 
 /// The ref files under `dir`, the folder of the lock refs whose names
 /// (after the lock ref prefix) start with `prefix`: each regular file is
-/// given to `found` with its name after the lock ref prefix. `found`
+/// given to `found` with its name after the lock ref prefix, its folder
+/// and its directory entry. `found`
 /// leaves out what is not a valid ref name, as git and gix do (such as the
 /// `.lock` files of writes under way).
 fn loose(
     dir: &Path,
     prefix: &str,
-    found: &mut dyn FnMut(&str, &DirEntry) -> std::io::Result<()>,
+    found: &mut dyn FnMut(&str, &Path, &DirEntry) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -236,7 +283,7 @@ fn loose(
         if kind.is_dir() {
             loose(&entry.path(), &format!("{name}/"), found)?;
         } else if kind.is_file() {
-            found(&name, &entry)?;
+            found(&name, dir, &entry)?;
         }
     }
     Ok(())
@@ -266,8 +313,30 @@ mod tests {
             held(b"zz23456789abcdef0123456789abcdef01234567", 40),
             Held::Garbage
         );
-        let huge = format!("{A}{}", " ".repeat(REF_FILE_LIMIT as usize));
-        assert_eq!(held(huge.as_bytes(), 40), Held::Garbage);
+    }
+
+    #[test]
+    fn a_ref_file_is_read_as_far_as_it_decides() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, content: &[u8]| {
+            std::fs::write(dir.path().join(name), content).expect("a ref file");
+        };
+        write("id", format!("{A}\n").as_bytes());
+        write("long", format!("{A} {}", "x".repeat(1 << 20)).as_bytes());
+        write("short", b"0123");
+        let folder = open(CWD, dir.path(), OFlags::DIRECTORY).expect("the folder");
+        let read = |name: &str| {
+            let head = read_ref_file(&folder, name.as_ref(), 41).expect("read");
+            (head.as_slice().to_vec(), held(head.as_slice(), 40))
+        };
+        assert_eq!(read("id"), (format!("{A}\n").into_bytes(), Held::Id(id(A))));
+        assert_eq!(
+            read("long"),
+            (format!("{A} ").into_bytes(), Held::Id(id(A)))
+        );
+        assert_eq!(read("short"), (b"0123".to_vec(), Held::Garbage));
+        let gone = read_ref_file(&folder, "gone".as_ref(), 41).err();
+        assert_eq!(gone.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
     }
 
     #[test]
