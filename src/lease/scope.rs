@@ -18,7 +18,9 @@ pub struct Scope {
     /// A `repo:` resource conflicts with every lock, as `status` and `gc`
     /// read them all.
     everything: bool,
-    issues: HashSet<String>,
+    /// A few names, asked about for every stored issue: compared, not
+    /// hashed.
+    issues: BTreeSet<String>,
     paths: HashSet<String>,
     /// Every asked path and each of its ancestors.
     path_lines: HashSet<String>,

@@ -16,6 +16,7 @@
 //! fresh file beside it and renames it over. A write that fails is
 //! ignored: the names are then read the slow way, from the records.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write as _;
@@ -42,14 +43,33 @@ pub(crate) struct NameIndex {
     /// lines and those learnt since. One buffer rather than a string per
     /// lock, as 100,000 small allocations cost more than the rest.
     buffer: String,
-    /// Ref key ([`ref_key`](crate::lease::ref_key)) to where its text is in `buffer`.
-    texts: HashMap<u64, Range<usize>, BuildHasherDefault<KeyHasher>>,
+    /// The texts of the file by ref key ([`ref_key`](crate::lease::ref_key)),
+    /// sorted: the keys a read asks about come in order (listed names are
+    /// sorted), so each is found a step or two after the last one, where a
+    /// hash table of 100,000 entries misses the CPU caches on every lookup.
+    texts: Vec<Text>,
+    /// Where in `texts` the last lookup ended.
+    hint: Cell<usize>,
     /// Lines in the file.
     stored: usize,
     /// Whether the file is missing or holds a line that is not a text.
     rebuild: bool,
-    /// Where the texts learnt since start in `buffer`.
-    learnt: Vec<Range<usize>>,
+    /// The texts learnt since, by ref key.
+    learnt: HashMap<u64, Range<usize>, BuildHasherDefault<KeyHasher>>,
+}
+
+/// Where the text of a ref key is in the buffer.
+#[derive(Clone, Copy)]
+struct Text {
+    key: u64,
+    start: u32,
+    len: u32,
+}
+
+impl Text {
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
 }
 
 impl NameIndex {
@@ -60,11 +80,12 @@ impl NameIndex {
         let buffer = read_bounded(&path).unwrap_or_default();
         let mut index = NameIndex {
             path,
-            texts: HashMap::default(),
+            texts: Vec::new(),
+            hint: Cell::new(0),
             stored: 0,
             rebuild: !buffer.starts_with(HEADER),
             buffer,
-            learnt: Vec::new(),
+            learnt: HashMap::default(),
         };
         if index.rebuild {
             return index;
@@ -80,9 +101,11 @@ impl NameIndex {
             index.stored += 1;
             let line = &index.buffer[at..end];
             match plain(line) {
-                Some(text) => {
-                    index.texts.insert(ref_key_of(text), at + 1..end - 1);
-                }
+                Some(text) => index.texts.push(Text {
+                    key: ref_key_of(text),
+                    start: offset(at + 1),
+                    len: offset(text.len()),
+                }),
                 None => match serde_json::from_str::<String>(line) {
                     Ok(text) => escaped.push(text),
                     Err(_) => index.rebuild = true,
@@ -91,16 +114,49 @@ impl NameIndex {
             at = end + 1;
         }
         for text in escaped {
-            index.insert(&text);
+            let start = index.buffer.len();
+            index.buffer.push_str(&text);
+            index.texts.push(Text {
+                key: ref_key_of(&text),
+                start: offset(start),
+                len: offset(text.len()),
+            });
         }
+        // Rewritten files are in order already, and appended texts few. A
+        // text appended twice (by two processes that learnt it) is one.
+        index.texts.sort_unstable_by_key(|text| text.key);
+        index.texts.dedup_by_key(|text| text.key);
         index
     }
 
     /// The resource text of the lock ref whose hash (the name after
     /// `refs/grite/locks/`) spells `key` ([`ref_key`](crate::lease::ref_key)), if known.
+    /// Fastest when asked about keys in increasing order.
     pub fn text(&self, key: u64) -> Option<&str> {
-        let range = self.texts.get(&key)?;
-        Some(&self.buffer[range.clone()])
+        if let Some(range) = self.learnt.get(&key) {
+            return Some(&self.buffer[range.clone()]);
+        }
+        let at = self.position(key);
+        self.hint.set(at);
+        let text = self.texts.get(at).filter(|text| text.key == key)?;
+        Some(&self.buffer[text.range()])
+    }
+
+    /// Where `key` is, or would be, in `texts`: searched from the last
+    /// lookup forwards, in steps that double, then by halves.
+    fn position(&self, key: u64) -> usize {
+        let texts = &self.texts;
+        let hint = self.hint.get();
+        if hint >= texts.len() || texts[hint].key > key {
+            return texts.partition_point(|text| text.key < key);
+        }
+        let (mut low, mut step) = (hint, 1);
+        while low + step < texts.len() && texts[low + step].key < key {
+            low += step;
+            step *= 2;
+        }
+        let high = (low + step).min(texts.len());
+        low + texts[low..high].partition_point(|text| text.key < key)
     }
 
     /// Remembers `text`, the resource of a record read and checked.
@@ -108,18 +164,12 @@ impl NameIndex {
         if text.len() > MAX_RECORD_LEN {
             return;
         }
-        let known = self.texts.get(&ref_key_of(text));
-        if known.is_none_or(|range| &self.buffer[range.clone()] != text) {
-            let range = self.insert(text);
-            self.learnt.push(range);
+        let key = ref_key_of(text);
+        if self.text(key) != Some(text) {
+            let range = self.buffer.len()..self.buffer.len() + text.len();
+            self.buffer.push_str(text);
+            self.learnt.insert(key, range);
         }
-    }
-
-    fn insert(&mut self, text: &str) -> Range<usize> {
-        let range = self.buffer.len()..self.buffer.len() + text.len();
-        self.buffer.push_str(text);
-        self.texts.insert(ref_key_of(text), range.clone());
-        range
     }
 
     /// Writes what was learnt: appended, or in a fresh file holding the
@@ -141,19 +191,31 @@ impl NameIndex {
 
     fn append(&self) -> std::io::Result<()> {
         let mut out = String::new();
-        for range in &self.learnt {
+        for range in self.learnt.values() {
             line(&mut out, &self.buffer[range.clone()]);
         }
         let mut file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
         file.write_all(out.as_bytes())
     }
 
+    /// A fresh file of the texts whose keys `exist`, in key order (which
+    /// makes the next load's sort a check); a learnt text replaces a stored
+    /// one.
     fn rewrite(&self, exists: impl Fn(u64) -> bool) -> std::io::Result<()> {
+        let stored = self
+            .texts
+            .iter()
+            .filter(|text| !self.learnt.contains_key(&text.key))
+            .map(|text| (text.key, text.range()));
+        let learnt = self.learnt.iter().map(|(key, range)| (*key, range.clone()));
+        let mut texts: Vec<(u64, Range<usize>)> = stored
+            .chain(learnt)
+            .filter(|(key, _)| exists(*key))
+            .collect();
+        texts.sort_unstable_by_key(|(key, _)| *key);
         let mut out = HEADER.to_owned();
-        for (key, range) in &self.texts {
-            if exists(*key) {
-                line(&mut out, &self.buffer[range.clone()]);
-            }
+        for (_, range) in texts {
+            line(&mut out, &self.buffer[range]);
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
@@ -162,6 +224,11 @@ impl NameIndex {
         file.persist(&self.path).map_err(|e| e.error)?;
         Ok(())
     }
+}
+
+/// A position in the buffer, which [`MAX_FILE_LEN`] keeps within `u32`.
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 /// Hashes a ref key by keeping it: a key is the start of a SHA-256 already,
@@ -284,6 +351,38 @@ mod tests {
         let index = NameIndex::open(dir.path());
         assert_eq!(index.stored, 1);
         assert_eq!(index.text(ref_key_of("issue:0")), Some("issue:0"));
+    }
+
+    #[test]
+    fn every_key_is_found_in_any_order_of_asking() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut index = NameIndex::open(dir.path());
+        let texts: Vec<String> = (0..1000).map(|i| format!("issue:{i}")).collect();
+        texts.iter().for_each(|t| index.learn(t));
+        saved(index, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+        let index = NameIndex::open(dir.path());
+        let mut keys: Vec<(u64, Option<&str>)> = texts
+            .iter()
+            .map(|t| (ref_key_of(t), Some(t.as_str())))
+            .collect();
+        // Keys between the known ones, and beyond both ends, are unknown.
+        let unknown: Vec<u64> = keys.iter().map(|(k, _)| k.wrapping_add(1)).collect();
+        keys.extend(unknown.iter().map(|k| (*k, None)));
+        keys.extend([(0, None), (u64::MAX, None)]);
+        keys.sort_by_key(|(k, _)| *k);
+        let ask = |order: &[(u64, Option<&str>)]| {
+            for (key, text) in order {
+                assert_eq!(index.text(*key), *text, "key {key:016x}");
+            }
+        };
+        ask(&keys);
+        keys.reverse();
+        ask(&keys);
+        let scattered: Vec<_> = (0..keys.len())
+            .map(|i| keys[i * 7919 % keys.len()])
+            .collect();
+        ask(&scattered);
+        ask(&keys[..10]);
     }
 
     #[test]
