@@ -52,6 +52,9 @@ pub(crate) struct NameIndex {
     hint: Cell<usize>,
     /// Lines in the file.
     stored: usize,
+    /// Texts of the file after the first one out of key order: those
+    /// appended since it was last written whole.
+    unsorted: usize,
     /// Whether the file is missing or holds a line that is not a text.
     rebuild: bool,
     /// The texts learnt since, by ref key.
@@ -83,6 +86,7 @@ impl NameIndex {
             texts: Vec::new(),
             hint: Cell::new(0),
             stored: 0,
+            unsorted: 0,
             rebuild: !buffer.starts_with(HEADER),
             buffer,
             learnt: HashMap::default(),
@@ -122,8 +126,15 @@ impl NameIndex {
                 len: offset(text.len()),
             });
         }
-        // Rewritten files are in order already, and appended texts few. A
+        // Rewritten files are in order already, and appended texts few
+        // (once they are many, `save` writes the file in order again). A
         // text appended twice (by two processes that learnt it) is one.
+        let in_order = index
+            .texts
+            .windows(2)
+            .take_while(|pair| pair[0].key <= pair[1].key)
+            .count();
+        index.unsorted = index.texts.len().saturating_sub(in_order + 1);
         index.texts.sort_unstable_by_key(|text| text.key);
         index.texts.dedup_by_key(|text| text.key);
         index
@@ -174,10 +185,13 @@ impl NameIndex {
 
     /// Writes what was learnt: appended, or in a fresh file holding the
     /// texts of the refs `listed` (their [`ref_key`](crate::lease::ref_key)s; about `count` of
-    /// them) when the old file is missing, damaged or mostly stale.
+    /// them) when the old file is missing, damaged, mostly stale or much
+    /// out of order.
     /// Failures are ignored.
     pub fn save(self, count: usize, listed: impl Iterator<Item = u64>) {
-        let rewrite = self.rebuild || self.stored > 2 * count + SLACK;
+        let rewrite = self.rebuild
+            || self.stored > 2 * count + SLACK
+            || self.unsorted > SLACK.max(self.stored / 8);
         if !rewrite && self.learnt.is_empty() {
             return;
         }
@@ -383,6 +397,33 @@ mod tests {
             .collect();
         ask(&scattered);
         ask(&keys[..10]);
+    }
+
+    #[test]
+    fn a_file_much_appended_to_is_written_in_order_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let texts: Vec<String> = (0..2 * SLACK + 10).map(|i| format!("issue:{i}")).collect();
+        let all: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let keys_in_file = || -> Vec<u64> {
+            let text = std::fs::read_to_string(file(dir.path())).expect("file");
+            text.lines()
+                .skip(1)
+                .map(|l| ref_key_of(&serde_json::from_str::<String>(l).expect("a text")))
+                .collect()
+        };
+        let mut index = NameIndex::open(dir.path());
+        all[..SLACK].iter().for_each(|t| index.learn(t));
+        saved(index, &all);
+        assert!(keys_in_file().is_sorted(), "a new file is written in order");
+        let mut index = NameIndex::open(dir.path());
+        all[SLACK..].iter().for_each(|t| index.learn(t));
+        saved(index, &all);
+        assert!(!keys_in_file().is_sorted(), "appended");
+        let index = NameIndex::open(dir.path());
+        assert!(index.unsorted > SLACK);
+        saved(index, &all);
+        assert!(keys_in_file().is_sorted(), "written whole again");
+        assert_eq!(keys_in_file().len(), all.len());
     }
 
     #[test]
