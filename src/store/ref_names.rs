@@ -59,7 +59,7 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Err
     })
     .map_err(listing_failed)?;
     if let Some(packed) = packed_refs(repo)? {
-        packed_lines((**packed).as_ref(), |_, name| names.add(name));
+        packed_lines(packed.as_ref(), |_, name| names.add(name));
     }
     names.keys.sort_unstable();
     names.keys.dedup();
@@ -122,7 +122,7 @@ pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error>
     })
     .map_err(listing_failed)?;
     if let Some(packed) = packed_refs(repo)? {
-        packed_lines((**packed).as_ref(), |hex, name| {
+        packed_lines(packed.as_ref(), |hex, name| {
             let id = ObjectId::from_hex(hex)
                 .ok()
                 .filter(|_| hex.len() == hex_len);
@@ -207,11 +207,11 @@ fn listing_failed(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::repository("listing lock refs", e)
 }
 
-/// packed-refs as it is now (gix reads it again when it changed).
-fn packed_refs(
-    repo: &gix::Repository,
-) -> Result<Option<gix::refs::file::packed::SharedBufferSnapshot>, Error> {
-    repo.refs.cached_packed_buffer().map_err(listing_failed)
+/// packed-refs as it is on disk now, read again: gix's shared copy is
+/// trusted while the file's modification time is unchanged, and a second
+/// write within one tick of the file system's clock leaves it unchanged.
+fn packed_refs(repo: &gix::Repository) -> Result<Option<gix::refs::packed::Buffer>, Error> {
+    repo.refs.open_packed_buffer().map_err(listing_failed)
 }
 
 /// The lock refs in packed-refs, whose header gix has read: each line
@@ -290,7 +290,7 @@ fn loose(
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::store) mod tests {
     use super::*;
 
     const A: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -337,6 +337,53 @@ mod tests {
         assert_eq!(read("short"), (b"0123".to_vec(), Held::Garbage));
         let gone = read_ref_file(&folder, "gone".as_ref(), 41).err();
         assert_eq!(gone.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+    }
+
+    /// Writes packed-refs with `refs` (name after the lock ref prefix and
+    /// id), keeping the modification time it had, if any: a second write
+    /// within one tick of the file system's clock.
+    pub(in crate::store) fn write_packed_refs_in_one_tick(git_dir: &Path, refs: &[(&str, &str)]) {
+        let path = git_dir.join("packed-refs");
+        let tick = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let mut text = "# pack-refs with: peeled fully-peeled sorted \n".to_owned();
+        for (name, id) in refs {
+            text.push_str(&format!("{id} {LOCK_REF_PREFIX}{name}\n"));
+        }
+        std::fs::write(&path, text).expect("packed-refs");
+        if let Some(tick) = tick {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            file.set_modified(tick).expect("set its time");
+        }
+    }
+
+    #[test]
+    fn packed_refs_rewritten_within_one_tick_are_read_as_they_are_now() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = gix::init_bare(dir.path()).expect("a repository");
+        write_packed_refs_in_one_tick(dir.path(), &[("aaaaaaaaaaaaaaaa", A)]);
+        // gix keeps this copy while the file's time does not change.
+        assert!(repo.refs.cached_packed_buffer().expect("read").is_some());
+        write_packed_refs_in_one_tick(
+            dir.path(),
+            &[("aaaaaaaaaaaaaaaa", A), ("bbbbbbbbbbbbbbbb", B)],
+        );
+        let listed: Vec<String> = lock_refs(&repo)
+            .expect("a listing")
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                format!("{LOCK_REF_PREFIX}aaaaaaaaaaaaaaaa"),
+                format!("{LOCK_REF_PREFIX}bbbbbbbbbbbbbbbb")
+            ]
+        );
+        let names = lock_ref_names(&repo).expect("the names");
+        assert_eq!(names.keys, [0xaaaa_aaaa_aaaa_aaaa, 0xbbbb_bbbb_bbbb_bbbb]);
     }
 
     #[test]

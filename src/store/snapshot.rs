@@ -54,10 +54,24 @@ impl<'r> Reader<'r> {
         self.names.text(key).is_none_or(|text| scope.touches(text))
     }
 
-    /// The entry of the lock ref named `hash`, if it exists.
+    /// The entry of the listed lock ref named `hash`, if it still exists.
+    /// One not found was packed or deleted since the listing: gix trusts
+    /// its copy of packed-refs while the file's modification time is
+    /// unchanged, which a second write within one tick of the file
+    /// system's clock keeps, so packed-refs is read again before the ref
+    /// is taken for gone.
     fn find(&mut self, hash: &str) -> Result<Option<Entry>, Error> {
         let name = format!("{LOCK_REF_PREFIX}{hash}");
-        let reference = self.repo.try_find_reference(name.as_str()).transpose();
+        if let Some(entry) = self.lookup(&name)? {
+            return Ok(Some(entry));
+        }
+        // Without packed-refs there is nothing to read again.
+        let _ = self.repo.refs.force_refresh_packed_buffer();
+        self.lookup(&name)
+    }
+
+    fn lookup(&mut self, name: &str) -> Result<Option<Entry>, Error> {
+        let reference = self.repo.try_find_reference(name).transpose();
         Ok(reference.map(|r| self.entry(r)).transpose()?.flatten())
     }
 
@@ -291,5 +305,40 @@ impl Snapshot {
     /// Every readable record.
     pub fn records(&self) -> impl Iterator<Item = &LockRecord> {
         self.entries.iter().filter_map(|e| e.record.as_ref().ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::Resource;
+    use crate::store::ref_names::tests::write_packed_refs_in_one_tick;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    #[test]
+    fn a_listed_ref_packed_within_one_tick_of_the_last_packing_is_found() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = gix::init_bare(dir.path()).expect("a repository");
+        write_packed_refs_in_one_tick(dir.path(), &[("aaaaaaaaaaaaaaaa", ID)]);
+        assert!(repo.refs.cached_packed_buffer().expect("read").is_some());
+        write_packed_refs_in_one_tick(
+            dir.path(),
+            &[("aaaaaaaaaaaaaaaa", ID), ("bbbbbbbbbbbbbbbb", ID)],
+        );
+        let scope = Scope::of([&Resource::parse("issue:1").expect("a resource")]);
+        let snapshot = Snapshot::read(&repo, &scope, &|_| {}).expect("a read");
+        let names: Vec<&str> = snapshot
+            .entries
+            .iter()
+            .map(|e| e.ref_name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                format!("{LOCK_REF_PREFIX}aaaaaaaaaaaaaaaa"),
+                format!("{LOCK_REF_PREFIX}bbbbbbbbbbbbbbbb")
+            ]
+        );
     }
 }
