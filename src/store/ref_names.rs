@@ -249,9 +249,9 @@ fn valid_ref_name(name: &str) -> bool {
 /// The ref files under `dir`, the folder of the lock refs whose names
 /// (after the lock ref prefix) start with `prefix`: each regular file is
 /// given to `found` with its name after the lock ref prefix, its folder
-/// and its directory entry. `found`
-/// leaves out what is not a valid ref name, as git and gix do (such as the
-/// `.lock` files of writes under way).
+/// and its directory entry. `found` leaves out the names that are not
+/// valid ref names, as git and gix do (such as the `.lock` files of
+/// writes under way).
 fn loose(
     dir: &Path,
     prefix: &str,

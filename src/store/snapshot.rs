@@ -113,7 +113,7 @@ impl<'r> Reader<'r> {
         }
     }
 
-    /// The entry of a lock ref as listed or looked up; `None` if it was
+    /// The entry of a lock ref as gix looked it up; `None` if it was
     /// deleted meanwhile.
     fn entry(
         &mut self,
