@@ -155,8 +155,10 @@ fn open(dir: impl AsFd, path: impl rustix::path::Arg, flags: OFlags) -> std::io:
 
 /// The first `len` bytes (at most [`REF_FILE_HEAD`]) of the ref file
 /// `name` in the folder `dir`, or all of a shorter one: usually one read.
+/// Opened without blocking: a named pipe put where the file was listed
+/// reads as empty instead of waiting for a writer.
 fn read_ref_file(dir: &OwnedFd, name: &std::ffi::OsStr, len: usize) -> std::io::Result<RefHead> {
-    let mut file = std::fs::File::from(open(dir, name, OFlags::empty())?);
+    let mut file = std::fs::File::from(open(dir, name, OFlags::NONBLOCK)?);
     let mut head = RefHead {
         bytes: [0; REF_FILE_HEAD],
         len: 0,
@@ -337,6 +339,15 @@ pub(in crate::store) mod tests {
         assert_eq!(read("short"), (b"0123".to_vec(), Held::Garbage));
         let gone = read_ref_file(&folder, "gone".as_ref(), 41).err();
         assert_eq!(gone.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+        rustix::fs::mknodat(
+            CWD,
+            dir.path().join("pipe"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("a named pipe");
+        assert_eq!(read("pipe"), (Vec::new(), Held::Garbage));
     }
 
     /// Writes packed-refs with `refs` (name after the lock ref prefix and
