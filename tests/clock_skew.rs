@@ -135,3 +135,42 @@ fn by_observation_a_fast_clock_waits_until_it_has_seen_the_whole_lease() {
         "{v}"
     );
 }
+
+/// A sighting is the clone's own record of when it first saw a lease, so
+/// work on unrelated resources in between (which reads only their own
+/// locks) must not make it forget: the lease is still taken once its
+/// whole length has passed since it was first seen.
+#[test]
+fn by_observation_work_on_other_resources_does_not_restart_the_wait() {
+    let (_tmp, right, fast, remote) = setup("lock_steal = \"observed\"\n");
+    let (c, v) = grite(
+        &right,
+        &remote,
+        A,
+        T0,
+        &["acquire", "issue:1", "--ttl", "15m"],
+    );
+    assert_eq!(c, 0, "{v}");
+    let seen = T0 + SKEW;
+    let (c, v) = grite(&fast, &remote, B, seen, &["acquire", "issue:1"]);
+    assert_eq!(c, 4, "{v}");
+    for (i, at) in [(2, seen + MINUTE), (3, seen + 10 * MINUTE)] {
+        let resource = format!("issue:{i}");
+        let (c, v) = grite(&fast, &remote, B, at, &["acquire", &resource]);
+        assert_eq!(c, 0, "{v}");
+        let (c, v) = grite(&fast, &remote, B, at + 1, &["release", &resource]);
+        assert_eq!(c, 0, "{v}");
+    }
+    let (c, v) = grite(
+        &fast,
+        &remote,
+        B,
+        seen + 15 * MINUTE + GRACE,
+        &["acquire", "issue:1"],
+    );
+    assert_eq!(
+        (c, v["data"]["outcome"].as_str()),
+        (0, Some("stolen")),
+        "{v}"
+    );
+}

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use super::record::LockRecord;
+use super::scope::Scope;
 use super::time::{Grace, UnixMillis};
 
 /// One lease as an observer saw it: a renew (new expiry) or a new lease
@@ -69,10 +70,14 @@ impl Observations {
     }
 
     /// Notes every lease of `records` not seen before as seen at `now`, and
-    /// forgets the leases that are gone. Returns whether anything changed.
+    /// forgets the leases that are gone among those of resources `read`
+    /// covers: `records` are what a read of that scope found, and say
+    /// nothing of the locks it left unread, whose sightings stay. Returns
+    /// whether anything changed.
     pub fn observe<'r>(
         &mut self,
         records: impl IntoIterator<Item = &'r LockRecord>,
+        read: &Scope,
         now: UnixMillis,
     ) -> bool {
         let current: HashMap<Sighting, ()> = records
@@ -81,7 +86,8 @@ impl Observations {
             .map(|r| (Sighting::of(r), ()))
             .collect();
         let before = self.first_seen.len();
-        self.first_seen.retain(|s, _| current.contains_key(s));
+        self.first_seen
+            .retain(|s, _| current.contains_key(s) || !read.touches(&s.resource));
         let mut changed = self.first_seen.len() != before;
         for sighting in current.into_keys() {
             self.first_seen.entry(sighting).or_insert_with(|| {
@@ -167,8 +173,8 @@ mod tests {
         // 10,000 on ours, which runs far ahead.
         let record = lease(1_600, Some(600));
         let mut observations = Observations::default();
-        assert!(observations.observe([&record], UnixMillis(10_000)));
-        assert!(!observations.observe([&record], UnixMillis(10_300)));
+        assert!(observations.observe([&record], &Scope::everything(), UnixMillis(10_000)));
+        assert!(!observations.observe([&record], &Scope::everything(), UnixMillis(10_300)));
         let rule = Takeover {
             grace: Grace(5),
             observed: Some(&observations),
@@ -178,9 +184,29 @@ mod tests {
         assert!(rule.allows(&record, UnixMillis(10_605)));
         // A renew is a new lease to observe; the old sighting is forgotten.
         let renewed = lease(2_200, Some(600));
-        assert!(observations.observe([&renewed], UnixMillis(10_400)));
+        assert!(observations.observe([&renewed], &Scope::everything(), UnixMillis(10_400)));
         assert_eq!(observations.entries().len(), 1);
         assert_eq!(observations.first_seen(&renewed), Some(UnixMillis(10_400)));
+    }
+
+    #[test]
+    fn a_read_of_some_locks_forgets_only_what_it_read() {
+        let one = lease(1_600, Some(600));
+        let two = LockRecord {
+            resource: "issue:2".into(),
+            ..lease(1_600, Some(600))
+        };
+        let mut observations = Observations::default();
+        assert!(observations.observe([&one, &two], &Scope::everything(), UnixMillis(10_000)));
+        // A read for issue:2 finds it gone; issue:1 it did not read.
+        let issue_two = crate::lease::Resource::parse("issue:2").expect("a resource");
+        let scope = Scope::of([&issue_two]);
+        assert!(observations.observe([], &scope, UnixMillis(10_100)));
+        assert_eq!(observations.first_seen(&one), Some(UnixMillis(10_000)));
+        assert_eq!(observations.first_seen(&two), None);
+        // A read of everything forgets what it does not find.
+        assert!(observations.observe([], &Scope::everything(), UnixMillis(10_200)));
+        assert_eq!(observations.entries(), []);
     }
 
     #[test]

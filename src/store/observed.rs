@@ -45,7 +45,7 @@ impl Locks {
         }
         let path = self.observations_path();
         let mut observations = read(&path);
-        if observations.observe(snapshot.records(), now) {
+        if observations.observe(snapshot.records(), &snapshot.scope, now) {
             write(&path, &observations)?;
         }
         Ok(Some(observations))

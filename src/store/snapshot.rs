@@ -200,6 +200,9 @@ impl Entry {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
+    /// What was read: the locks this scope touches (and the refs no name
+    /// told about).
+    pub scope: Scope,
     pub versions: Versions,
     /// Sorted by ref name.
     pub entries: Vec<Entry>,
@@ -251,7 +254,11 @@ impl Snapshot {
             entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
             reader.save(names.len(), names.keys.iter().copied());
         }
-        Ok(Snapshot { versions, entries })
+        Ok(Snapshot {
+            scope: scope.clone(),
+            versions,
+            entries,
+        })
     }
 
     /// The locks of `scope` in the lock state `state` (the refs a remote
@@ -292,7 +299,11 @@ impl Snapshot {
             .iter()
             .filter_map(|(name, _)| ref_key(name.strip_prefix(LOCK_REF_PREFIX)?));
         reader.save(state.len(), keys);
-        Ok(Some(Snapshot { versions, entries }))
+        Ok(Some(Snapshot {
+            scope: scope.clone(),
+            versions,
+            entries,
+        }))
     }
 
     pub fn entry(&self, ref_name: &str) -> Option<&Entry> {
