@@ -47,26 +47,36 @@ fn grite(dir: &Path, remote: &str, actor: &str, at: u64, args: &[&str]) -> (i32,
     (code(&out), json(&out))
 }
 
-#[test]
-fn by_the_clock_a_fast_clock_steals_early_and_the_other_side_is_warned() {
-    let (_tmp, right, fast, remote) = setup("");
+/// A, in `right`, takes issue:1 at T0 for fifteen minutes.
+fn hold_for_fifteen_minutes(right: &Path, remote: &str) {
     let (c, v) = grite(
-        &right,
-        &remote,
+        right,
+        remote,
         A,
         T0,
         &["acquire", "issue:1", "--ttl", "15m"],
     );
     assert_eq!(c, 0, "{v}");
-    // Ten minutes later in truth: five minutes of the lease are left, but
-    // the fast clone's clock says twenty.
-    let truth = T0 + 10 * MINUTE;
-    let (c, v) = grite(&fast, &remote, B, truth + SKEW, &["acquire", "issue:1"]);
+}
+
+/// B, in `fast`, takes issue:1 over at `at`.
+fn steals(fast: &Path, remote: &str, at: u64) {
+    let (c, v) = grite(fast, remote, B, at, &["acquire", "issue:1"]);
     assert_eq!(
         (c, v["data"]["outcome"].as_str()),
         (0, Some("stolen")),
         "{v}"
     );
+}
+
+#[test]
+fn by_the_clock_a_fast_clock_steals_early_and_the_other_side_is_warned() {
+    let (_tmp, right, fast, remote) = setup("");
+    hold_for_fifteen_minutes(&right, &remote);
+    // Ten minutes later in truth: five minutes of the lease are left, but
+    // the fast clone's clock says twenty.
+    let truth = T0 + 10 * MINUTE;
+    steals(&fast, &remote, truth + SKEW);
 
     let (c, v) = grite(&right, &remote, A, truth, &["status"]);
     assert_eq!(c, 0, "{v}");
@@ -79,14 +89,7 @@ fn by_the_clock_a_fast_clock_steals_early_and_the_other_side_is_warned() {
 #[test]
 fn by_observation_a_fast_clock_waits_until_it_has_seen_the_whole_lease() {
     let (_tmp, right, fast, remote) = setup("lock_steal = \"observed\"\n");
-    let (c, v) = grite(
-        &right,
-        &remote,
-        A,
-        T0,
-        &["acquire", "issue:1", "--ttl", "15m"],
-    );
-    assert_eq!(c, 0, "{v}");
+    hold_for_fifteen_minutes(&right, &remote);
     let truth = T0 + 10 * MINUTE;
     // First seen by the fast clone now, on its own clock.
     let seen = truth + SKEW;
@@ -122,18 +125,7 @@ fn by_observation_a_fast_clock_waits_until_it_has_seen_the_whole_lease() {
         &["acquire", "issue:1"],
     );
     assert_eq!(c, 4, "{v}");
-    let (c, v) = grite(
-        &fast,
-        &remote,
-        B,
-        seen_again + 15 * MINUTE + GRACE,
-        &["acquire", "issue:1"],
-    );
-    assert_eq!(
-        (c, v["data"]["outcome"].as_str()),
-        (0, Some("stolen")),
-        "{v}"
-    );
+    steals(&fast, &remote, seen_again + 15 * MINUTE + GRACE);
 }
 
 /// A sighting is the clone's own record of when it first saw a lease, so
@@ -143,14 +135,7 @@ fn by_observation_a_fast_clock_waits_until_it_has_seen_the_whole_lease() {
 #[test]
 fn by_observation_work_on_other_resources_does_not_restart_the_wait() {
     let (_tmp, right, fast, remote) = setup("lock_steal = \"observed\"\n");
-    let (c, v) = grite(
-        &right,
-        &remote,
-        A,
-        T0,
-        &["acquire", "issue:1", "--ttl", "15m"],
-    );
-    assert_eq!(c, 0, "{v}");
+    hold_for_fifteen_minutes(&right, &remote);
     let seen = T0 + SKEW;
     let (c, v) = grite(&fast, &remote, B, seen, &["acquire", "issue:1"]);
     assert_eq!(c, 4, "{v}");
@@ -161,16 +146,5 @@ fn by_observation_work_on_other_resources_does_not_restart_the_wait() {
         let (c, v) = grite(&fast, &remote, B, at + 1, &["release", &resource]);
         assert_eq!(c, 0, "{v}");
     }
-    let (c, v) = grite(
-        &fast,
-        &remote,
-        B,
-        seen + 15 * MINUTE + GRACE,
-        &["acquire", "issue:1"],
-    );
-    assert_eq!(
-        (c, v["data"]["outcome"].as_str()),
-        (0, Some("stolen")),
-        "{v}"
-    );
+    steals(&fast, &remote, seen + 15 * MINUTE + GRACE);
 }
