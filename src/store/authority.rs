@@ -7,7 +7,8 @@ use gix::ObjectId;
 
 use super::changes::{RefChange, apply_changes, lost_race};
 use super::lockfiles::{self, LockFile};
-use super::ref_names::{Held, lock_refs};
+use super::ref_file::Held;
+use super::ref_names::lock_refs;
 use super::version::{VERSION_REF, VERSION_SHARD_PREFIX};
 use crate::lease::LOCK_REF_PREFIX;
 use crate::remote::fetch::Mirrored;

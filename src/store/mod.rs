@@ -94,6 +94,7 @@ mod observed;
 mod queries;
 mod random;
 mod record_cache;
+mod ref_file;
 mod ref_names;
 mod report;
 mod repository;

@@ -1,9 +1,9 @@
 //! The lock refs, listed as git lists them but without gix's general
 //! iteration: their names alone (a directory listing and the names in
-//! packed-refs), or their names with what each holds. With 100,000 loose
-//! locks, reading each ref file is most of what a full read costs, and
-//! gix's iteration sorts every directory by path components and asks each
-//! file its size first.
+//! packed-refs), or their names with what each holds (read by
+//! [`RefFiles`]). With 100,000 loose locks, reading each ref file is most
+//! of what a full read costs, and gix's iteration sorts every directory by
+//! path components and asks each file its size first.
 //!
 //! The loose files are listed (and read) before packed-refs is read: `git
 //! pack-refs` writes packed-refs before it deletes the loose files, so in
@@ -12,15 +12,13 @@
 //! which a ref can move from one to the other unseen.)
 
 use std::fs::DirEntry;
-use std::io::Read as _;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use gix::ObjectId;
 use gix::bstr::ByteSlice as _;
-use rustix::fs::{CWD, Mode, OFlags, openat};
 
 use super::Error;
+use super::ref_file::{Held, RefFiles};
 use crate::lease::{LOCK_REF_PREFIX, ref_key};
 
 /// The names of the refs under `refs/grite/locks/`, loose and packed,
@@ -68,16 +66,6 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Err
     Ok(names)
 }
 
-/// What a lock ref holds, as listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Held {
-    Id(ObjectId),
-    /// A loose ref file naming another ref (`ref: ...`).
-    Symbolic,
-    /// A loose ref file that holds neither an object id nor a ref name.
-    Garbage,
-}
-
 /// A lock ref and what it holds.
 #[derive(Debug)]
 pub(super) struct ListedRef {
@@ -86,11 +74,6 @@ pub(super) struct ListedRef {
     pub held: Held,
 }
 
-/// How much of a loose ref file decides what it holds: an object id (of
-/// SHA-1 or SHA-256) and the byte after it, or `ref: `. What follows is
-/// not read; gix and git ignore it too.
-const REF_FILE_HEAD: usize = 65;
-
 /// Every lock ref of `repo` with what it holds, sorted by name; a loose
 /// ref hides a packed one of the same name, as in git. A loose file that
 /// vanishes between the listing and its read was deleted, or packed (then
@@ -98,22 +81,15 @@ const REF_FILE_HEAD: usize = 65;
 pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error> {
     let hex_len = repo.object_hash().len_in_hex();
     let mut refs = Vec::new();
-    let mut folder: Option<(std::path::PathBuf, OwnedFd)> = None;
+    let mut files = RefFiles::new(hex_len);
     loose(&lock_ref_dir(repo), "", &mut |name, dir, entry| {
         if !listable(name) {
             return Ok(());
         }
-        let fd = match &folder {
-            Some((path, fd)) if path == dir => fd,
-            _ => {
-                let fd = open(CWD, dir, OFlags::DIRECTORY)?;
-                &folder.insert((dir.to_owned(), fd)).1
-            }
-        };
-        match read_ref_file(fd, &entry.file_name(), hex_len + 1) {
-            Ok(bytes) => refs.push(ListedRef {
+        match files.held(dir, &entry.file_name()) {
+            Ok(held) => refs.push(ListedRef {
                 name: format!("{LOCK_REF_PREFIX}{name}"),
-                held: held(bytes.as_slice(), hex_len),
+                held,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -141,64 +117,6 @@ pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error>
     refs.sort_by(|a, b| a.name.cmp(&b.name));
     refs.dedup_by(|later, first| later.name == first.name);
     Ok(refs)
-}
-
-/// Opens `path` (relative to `dir`) to read, as std opens files.
-fn open(dir: impl AsFd, path: impl rustix::path::Arg, flags: OFlags) -> std::io::Result<OwnedFd> {
-    Ok(openat(
-        dir,
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC | flags,
-        Mode::empty(),
-    )?)
-}
-
-/// The first `len` bytes (at most [`REF_FILE_HEAD`]) of the ref file
-/// `name` in the folder `dir`, or all of a shorter one: usually one read.
-/// Opened without blocking: a named pipe put where the file was listed
-/// reads as empty instead of waiting for a writer.
-fn read_ref_file(dir: &OwnedFd, name: &std::ffi::OsStr, len: usize) -> std::io::Result<RefHead> {
-    let mut file = std::fs::File::from(open(dir, name, OFlags::NONBLOCK)?);
-    let mut head = RefHead {
-        bytes: [0; REF_FILE_HEAD],
-        len: 0,
-    };
-    let len = len.min(REF_FILE_HEAD);
-    while head.len < len {
-        match file.read(&mut head.bytes[head.len..len]) {
-            Ok(0) => break,
-            Ok(n) => head.len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(head)
-}
-
-/// What [`read_ref_file`] read, without an allocation per ref.
-struct RefHead {
-    bytes: [u8; REF_FILE_HEAD],
-    len: usize,
-}
-
-impl RefHead {
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-/// What a loose ref file's `bytes` hold, read as gix reads them: an
-/// object id of `hex_len` digits not followed by another digit, or `ref: `
-/// and a name.
-fn held(bytes: &[u8], hex_len: usize) -> Held {
-    if bytes.starts_with(b"ref: ") {
-        return Held::Symbolic;
-    }
-    let id = bytes
-        .get(..hex_len)
-        .filter(|_| !bytes.get(hex_len).is_some_and(u8::is_ascii_hexdigit))
-        .and_then(|hex| ObjectId::from_hex(hex).ok());
-    id.map_or(Held::Garbage, Held::Id)
 }
 
 fn lock_ref_dir(repo: &gix::Repository) -> std::path::PathBuf {
@@ -302,97 +220,45 @@ pub(in crate::store) mod tests {
         ObjectId::from_hex(hex.as_bytes()).expect("an id")
     }
 
-    #[test]
-    fn a_ref_file_holds_an_id_a_ref_name_or_garbage_as_gix_reads_it() {
-        assert_eq!(held(format!("{A}\n").as_bytes(), 40), Held::Id(id(A)));
-        assert_eq!(held(A.as_bytes(), 40), Held::Id(id(A)));
-        assert_eq!(held(format!("{A} x\n").as_bytes(), 40), Held::Id(id(A)));
-        assert_eq!(held(b"ref: refs/heads/main\n", 40), Held::Symbolic);
-        assert_eq!(held(format!("{A}0\n").as_bytes(), 40), Held::Garbage);
-        assert_eq!(held(&A.as_bytes()[..39], 40), Held::Garbage);
-        assert_eq!(held(b"", 40), Held::Garbage);
-        assert_eq!(
-            held(b"zz23456789abcdef0123456789abcdef01234567", 40),
-            Held::Garbage
-        );
-    }
-
-    #[test]
-    fn a_ref_file_is_read_as_far_as_it_decides() {
+    /// A bare repository whose packed-refs gix has read holding the lock
+    /// ref `aaaaaaaaaaaaaaaa`, then written again with `bbbbbbbbbbbbbbbb`
+    /// too and its modification time kept, as by a second write within one
+    /// tick of the file system's clock; and the full names of both refs.
+    pub(in crate::store) fn packed_twice_in_one_tick()
+    -> (tempfile::TempDir, gix::Repository, [String; 2]) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let write = |name: &str, content: &[u8]| {
-            std::fs::write(dir.path().join(name), content).expect("a ref file");
-        };
-        write("id", format!("{A}\n").as_bytes());
-        write("long", format!("{A} {}", "x".repeat(1 << 20)).as_bytes());
-        write("short", b"0123");
-        let folder = open(CWD, dir.path(), OFlags::DIRECTORY).expect("the folder");
-        let read = |name: &str| {
-            let head = read_ref_file(&folder, name.as_ref(), 41).expect("read");
-            (head.as_slice().to_vec(), held(head.as_slice(), 40))
-        };
-        assert_eq!(read("id"), (format!("{A}\n").into_bytes(), Held::Id(id(A))));
-        assert_eq!(
-            read("long"),
-            (format!("{A} ").into_bytes(), Held::Id(id(A)))
-        );
-        assert_eq!(read("short"), (b"0123".to_vec(), Held::Garbage));
-        let gone = read_ref_file(&folder, "gone".as_ref(), 41).err();
-        assert_eq!(gone.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
-        rustix::fs::mknodat(
-            CWD,
-            dir.path().join("pipe"),
-            rustix::fs::FileType::Fifo,
-            Mode::from_raw_mode(0o600),
-            0,
-        )
-        .expect("a named pipe");
-        assert_eq!(read("pipe"), (Vec::new(), Held::Garbage));
-    }
-
-    /// Writes packed-refs with `refs` (name after the lock ref prefix and
-    /// id), keeping the modification time it had, if any: a second write
-    /// within one tick of the file system's clock.
-    pub(in crate::store) fn write_packed_refs_in_one_tick(git_dir: &Path, refs: &[(&str, &str)]) {
-        let path = git_dir.join("packed-refs");
-        let tick = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        let mut text = "# pack-refs with: peeled fully-peeled sorted \n".to_owned();
-        for (name, id) in refs {
-            text.push_str(&format!("{id} {LOCK_REF_PREFIX}{name}\n"));
-        }
-        std::fs::write(&path, text).expect("packed-refs");
-        if let Some(tick) = tick {
-            let file = std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .expect("open");
-            file.set_modified(tick).expect("set its time");
-        }
+        let repo = gix::init_bare(dir.path()).expect("a repository");
+        let path = dir.path().join("packed-refs");
+        let header = "# pack-refs with: peeled fully-peeled sorted \n";
+        let line = |name: &str, id: &str| format!("{id} {LOCK_REF_PREFIX}{name}\n");
+        let first = line("aaaaaaaaaaaaaaaa", A);
+        std::fs::write(&path, format!("{header}{first}")).expect("packed-refs");
+        // gix keeps this copy while the file's time does not change.
+        assert!(repo.refs.cached_packed_buffer().expect("read").is_some());
+        let tick = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("its time");
+        let second = line("bbbbbbbbbbbbbbbb", B);
+        std::fs::write(&path, format!("{header}{first}{second}")).expect("packed-refs");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_modified(tick).expect("set its time");
+        let names =
+            ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"].map(|n| format!("{LOCK_REF_PREFIX}{n}"));
+        (dir, repo, names)
     }
 
     #[test]
     fn packed_refs_rewritten_within_one_tick_are_read_as_they_are_now() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let repo = gix::init_bare(dir.path()).expect("a repository");
-        write_packed_refs_in_one_tick(dir.path(), &[("aaaaaaaaaaaaaaaa", A)]);
-        // gix keeps this copy while the file's time does not change.
-        assert!(repo.refs.cached_packed_buffer().expect("read").is_some());
-        write_packed_refs_in_one_tick(
-            dir.path(),
-            &[("aaaaaaaaaaaaaaaa", A), ("bbbbbbbbbbbbbbbb", B)],
-        );
+        let (_dir, repo, both) = packed_twice_in_one_tick();
         let listed: Vec<String> = lock_refs(&repo)
             .expect("a listing")
             .into_iter()
             .map(|r| r.name)
             .collect();
-        assert_eq!(
-            listed,
-            [
-                format!("{LOCK_REF_PREFIX}aaaaaaaaaaaaaaaa"),
-                format!("{LOCK_REF_PREFIX}bbbbbbbbbbbbbbbb")
-            ]
-        );
+        assert_eq!(listed, both);
         let names = lock_ref_names(&repo).expect("the names");
         assert_eq!(names.keys, [0xaaaa_aaaa_aaaa_aaaa, 0xbbbb_bbbb_bbbb_bbbb]);
     }

@@ -21,7 +21,8 @@ use super::lockfiles::shell_quote;
 use super::name_index::NameIndex;
 use super::objects::read_lock_json;
 use super::record_cache::RecordCache;
-use super::ref_names::{Held, ListedRef, lock_ref_names, lock_refs};
+use super::ref_file::Held;
+use super::ref_names::{ListedRef, lock_ref_names, lock_refs};
 use super::version::{VERSION_REF, Versions};
 use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope, ref_hash_of_key, ref_key};
 
@@ -323,20 +324,11 @@ impl Snapshot {
 mod tests {
     use super::*;
     use crate::lease::Resource;
-    use crate::store::ref_names::tests::write_packed_refs_in_one_tick;
-
-    const ID: &str = "0123456789abcdef0123456789abcdef01234567";
+    use crate::store::ref_names::tests::packed_twice_in_one_tick;
 
     #[test]
     fn a_listed_ref_packed_within_one_tick_of_the_last_packing_is_found() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let repo = gix::init_bare(dir.path()).expect("a repository");
-        write_packed_refs_in_one_tick(dir.path(), &[("aaaaaaaaaaaaaaaa", ID)]);
-        assert!(repo.refs.cached_packed_buffer().expect("read").is_some());
-        write_packed_refs_in_one_tick(
-            dir.path(),
-            &[("aaaaaaaaaaaaaaaa", ID), ("bbbbbbbbbbbbbbbb", ID)],
-        );
+        let (_dir, repo, both) = packed_twice_in_one_tick();
         let scope = Scope::of([&Resource::parse("issue:1").expect("a resource")]);
         let snapshot = Snapshot::read(&repo, &scope, &|_| {}).expect("a read");
         let names: Vec<&str> = snapshot
@@ -344,12 +336,6 @@ mod tests {
             .iter()
             .map(|e| e.ref_name.as_str())
             .collect();
-        assert_eq!(
-            names,
-            [
-                format!("{LOCK_REF_PREFIX}aaaaaaaaaaaaaaaa"),
-                format!("{LOCK_REF_PREFIX}bbbbbbbbbbbbbbbb")
-            ]
-        );
+        assert_eq!(names, both);
     }
 }
