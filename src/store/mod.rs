@@ -86,6 +86,7 @@ mod gc;
 mod history;
 mod lockfiles;
 mod locks;
+mod loose_object;
 mod mirror;
 mod name_index;
 mod notice;

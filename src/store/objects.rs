@@ -6,7 +6,7 @@
 use gix::ObjectId;
 use gix::objs::tree::{Entry, EntryKind};
 
-use super::Error;
+use super::{Error, loose_object};
 use crate::lease::{LockRecord, UnixMillis};
 
 /// The file of a lock commit's tree.
@@ -35,8 +35,9 @@ pub(crate) fn write_commit(
     message: &str,
     at: UnixMillis,
 ) -> Result<(ObjectId, Vec<ObjectId>), Error> {
-    let write = |e: gix::Error| Error::repository("writing lock objects", e);
-    let blob = again(|| repo.write_blob(content)).map_err(write)?.detach();
+    let write = |e: std::io::Error| Error::repository("writing lock objects", e);
+    let blob = gix::objs::BlobRef { data: content };
+    let blob = again(|| loose_object::write(repo, &blob)).map_err(write)?;
     let tree = gix::objs::Tree {
         entries: vec![Entry {
             mode: EntryKind::Blob.into(),
@@ -44,7 +45,7 @@ pub(crate) fn write_commit(
             oid: blob,
         }],
     };
-    let tree = again(|| repo.write_object(&tree)).map_err(write)?.detach();
+    let tree = again(|| loose_object::write(repo, &tree)).map_err(write)?;
     let signature = signature(at);
     let commit = gix::objs::Commit {
         tree,
@@ -55,16 +56,14 @@ pub(crate) fn write_commit(
         message: message.into(),
         extra_headers: Vec::new(),
     };
-    let commit = again(|| repo.write_object(&commit))
-        .map_err(write)?
-        .detach();
+    let commit = again(|| loose_object::write(repo, &commit)).map_err(write)?;
     Ok((commit, vec![commit, tree, blob]))
 }
 
 /// Runs `write` once more after a failure, as git does when it finalises a
 /// loose object: a `git gc` running beside us removes the fan-out folders
 /// it emptied, and one can vanish between its creation and our rename.
-fn again<T>(write: impl Fn() -> Result<T, gix::Error>) -> Result<T, gix::Error> {
+fn again<T>(write: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
     write().or_else(|_| write())
 }
 
