@@ -5,9 +5,8 @@
 //! `git daemon`.
 //!
 //! Cycles per clone: `GRITE_LOAD_CYCLES` (default 5; each is an acquire
-//! and a release). Every acquire still advances the one version ref, so 16
-//! clones mostly lose races to each other and read again: on the 2-core CI
-//! machine with a debug build a cycle of all 16 clones takes about 18 s.
+//! and a release). Every acquire advances a version shard, and 16 clones
+//! at once often advance the same one, lose the race and read again.
 
 mod support;
 

@@ -966,3 +966,87 @@ fn https_trusts_what_git_settings_say() {
         "{v}"
     );
 }
+
+/// A remote reached by its path (or `file://`) is on this machine: the
+/// locks other clones made are read from its object database, not
+/// fetched (in a fleet sharing one remote, nearly every acquire finds
+/// some), and decided on exactly as if fetched. Only receive-pack runs.
+#[test]
+fn locks_on_a_path_remote_are_read_without_starting_upload_pack() {
+    let shared = Shared::new(2);
+    let base = shared.tmp.path();
+    let log = base.join("git-programs.log");
+    let wrapper = base.join("bin");
+    std::fs::create_dir(&wrapper).expect("mkdir");
+    let real_git = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .expect("utf-8");
+    let script = wrapper.join("git");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real_git.trim()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        wrapper.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let remote = shared.remote.display().to_string();
+    for (k, via) in [
+        Via::new("path", remote.clone()),
+        Via::new("file", format!("file://{remote}")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let via = via.with_env("PATH", path.clone());
+        let label = via.label;
+        let (mine, theirs) = (format!("issue:{k}-mine"), format!("issue:{k}-theirs"));
+        let (c, v) = run(&shared.clones[0], &via, A, T0, &["acquire", &theirs]);
+        assert_eq!(c, 0, "{label}: {v}");
+        let _ = std::fs::remove_file(&log);
+        let (c, v) = run(
+            &shared.clones[1],
+            &via,
+            B,
+            T0 + 1_000,
+            &["acquire", &theirs],
+        );
+        assert_eq!(
+            (c, v["error"]["code"].as_str()),
+            (4, Some("conflict")),
+            "{label}: A's lock, never fetched, is held: {v}"
+        );
+        assert_eq!(v["error"]["details"]["holder"]["owner"], A, "{label}");
+        let (c, v) = run(&shared.clones[1], &via, B, T0 + 2_000, &["acquire", &mine]);
+        assert_eq!(c, 0, "{label}: {v}");
+        let programs = std::fs::read_to_string(&log).expect("git ran");
+        assert!(
+            programs.lines().all(|p| p == "receive-pack"),
+            "{label}: only receive-pack was started: {programs:?}"
+        );
+        // The clone's copy follows the remote, objects and all.
+        let ref_name = format!(
+            "refs/grite/locks/{}",
+            grite_locks::lease::ref_hash_of(&theirs)
+        );
+        assert_eq!(
+            git(&shared.clones[1], &["rev-parse", &ref_name]),
+            git(&shared.remote, &["rev-parse", &ref_name]),
+            "{label}"
+        );
+    }
+    shared.fsck();
+}

@@ -7,6 +7,7 @@ use gix::ObjectId;
 
 use super::changes::{RefChange, apply_changes, lost_race};
 use super::lockfiles::{self, LockFile};
+use super::loose_object;
 use super::ref_file::Held;
 use super::ref_names::lock_refs;
 use super::version::{VERSION_REF, VERSION_SHARD_PREFIX};
@@ -122,42 +123,63 @@ impl Session {
 
 /// Copies `id` and everything it reaches that `to` lacks (a lock commit's
 /// tree, blob and ancestors), so that `to` stays a complete repository.
+/// An object is written only after everything it reaches: `to` having an
+/// object stands for having all of it, so a copy cut short (a kill, a
+/// damaged object) must not leave a commit without its tree. An object
+/// whose content does not hash to its id is refused, as a fetch would
+/// refuse it.
 pub(super) fn copy_objects(
     from: &gix::Repository,
     to: &gix::Repository,
     id: ObjectId,
 ) -> Result<(), String> {
-    use gix::objs::Write as _;
-    let mut pending = vec![id];
-    while let Some(id) = pending.pop() {
-        if to.has_object(id) {
-            continue;
-        }
+    enum Step {
+        Visit(ObjectId),
+        Write(ObjectId, gix::object::Kind, Vec<u8>),
+    }
+    let mut pending = vec![Step::Visit(id)];
+    while let Some(step) = pending.pop() {
+        let id = match step {
+            Step::Write(id, kind, data) => {
+                loose_object::write_raw(to, kind, &data)
+                    .map_err(|e| format!("writing object {id}: {e}"))?;
+                continue;
+            }
+            Step::Visit(id) if to.has_object(id) => continue,
+            Step::Visit(id) => id,
+        };
         let object = from
             .find_object(id)
             .map_err(|e| format!("reading object {id}: {e}"))?;
+        let hashed = gix::objs::compute_hash(to.object_hash(), object.kind, &object.data)
+            .map_err(|e| format!("hashing object {id}: {e}"))?;
+        if hashed != id {
+            return Err(format!(
+                "object {id} is damaged: its content hashes to {hashed}"
+            ));
+        }
+        let mut reached = Vec::new();
         match object.kind {
             gix::object::Kind::Commit => {
                 let commit = object.clone().into_commit();
-                pending.push(
+                reached.push(
                     commit
                         .tree_id()
                         .map_err(|e| format!("commit {id}: {e}"))?
                         .detach(),
                 );
-                pending.extend(commit.parent_ids().map(gix::Id::detach));
+                reached.extend(commit.parent_ids().map(gix::Id::detach));
             }
             gix::object::Kind::Tree => {
-                let tree = object.clone().into_tree();
-                for entry in tree.iter() {
+                for entry in object.clone().into_tree().iter() {
                     let entry = entry.map_err(|e| format!("tree {id}: {e}"))?;
-                    pending.push(entry.oid().to_owned());
+                    reached.push(entry.oid().to_owned());
                 }
             }
             gix::object::Kind::Blob | gix::object::Kind::Tag => {}
         }
-        to.write_buf(object.kind, &object.data)
-            .map_err(|e| format!("writing object {id}: {e}"))?;
+        pending.push(Step::Write(id, object.kind, object.detach().data));
+        pending.extend(reached.into_iter().map(Step::Visit));
     }
     Ok(())
 }
@@ -234,5 +256,66 @@ fn push_changes(
     match pushed.verdict {
         Verdict::Applied => Ok(pushed.messages),
         Verdict::NotUpdated(reason) => Err(PushOutcome::Rejected(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loose_path(repo: &gix::Repository, id: ObjectId) -> std::path::PathBuf {
+        let hex = id.to_hex().to_string();
+        repo.objects
+            .store_ref()
+            .path()
+            .join(&hex[..2])
+            .join(&hex[2..])
+    }
+
+    #[test]
+    fn a_commit_is_copied_with_what_it_reaches_and_a_damaged_object_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let from = gix::init_bare(dir.path().join("from")).expect("init");
+        let to = gix::init_bare(dir.path().join("to")).expect("init");
+        let record = crate::lease::LockRecord::from_json(
+            br#"{"owner":"a","nonce":"n","expires_unix_ms":1,"resource":"issue:1","fencing_token":1}"#,
+            &crate::lease::ref_hash_of("issue:1"),
+        )
+        .expect("a record");
+        let at = crate::lease::UnixMillis(1_705_316_400_000);
+        let (first, _) =
+            super::super::objects::write_lock_commit(&from, &record, None, "one\n", at)
+                .expect("written");
+        let (second, objects) =
+            super::super::objects::write_lock_commit(&from, &record, Some(first), "two\n", at)
+                .expect("written");
+        copy_objects(&from, &to, second).expect("copied");
+        for id in objects.iter().chain([&first]) {
+            assert!(to.has_object(id), "{id} reached from the copied commit");
+        }
+
+        // The blob of a new commit, its file replaced by another object's.
+        let other = from.write_blob(b"other content").expect("blob").detach();
+        let blob = from.write_blob(b"lock content").expect("blob").detach();
+        let tree = gix::objs::Tree {
+            entries: vec![gix::objs::tree::Entry {
+                mode: gix::objs::tree::EntryKind::Blob.into(),
+                filename: "lock.json".into(),
+                oid: blob,
+            }],
+        };
+        let tree = from.write_object(&tree).expect("tree").detach();
+        std::fs::remove_file(loose_path(&from, blob)).expect("removed");
+        std::fs::copy(loose_path(&from, other), loose_path(&from, blob)).expect("copied over");
+        let error = copy_objects(&from, &to, tree).expect_err("refused");
+        assert!(
+            error.contains(&format!("object {blob} is damaged")),
+            "{error}"
+        );
+        assert!(
+            !to.has_object(blob),
+            "nothing was filed under the damaged id"
+        );
+        assert!(!to.has_object(tree), "nor the tree that reaches it");
     }
 }

@@ -33,10 +33,16 @@ thread_local! {
 pub(crate) fn write(repo: &gix::Repository, object: &impl WriteTo) -> io::Result<ObjectId> {
     let mut content = Vec::with_capacity(usize::try_from(object.size()).unwrap_or(0));
     object.write_to(&mut content)?;
-    write_content(repo, object.kind(), &content)
+    write_raw(repo, object.kind(), &content)
 }
 
-fn write_content(repo: &gix::Repository, kind: Kind, content: &[u8]) -> io::Result<ObjectId> {
+/// Writes the object of `kind` whose encoded form is `content`, unless the
+/// object database already has it; returns its id.
+pub(crate) fn write_raw(
+    repo: &gix::Repository,
+    kind: Kind,
+    content: &[u8],
+) -> io::Result<ObjectId> {
     let id =
         gix::objs::compute_hash(repo.object_hash(), kind, content).map_err(io::Error::other)?;
     if repo.objects.exists_without_refresh(&id) {

@@ -2,7 +2,8 @@
 //! it is what the remote advertises in the receive-pack session the write
 //! will go through: decisions are made on exactly the values the push will
 //! expect, with the records read from the local object database (fetched
-//! only when some are missing). The local refs then follow the remote, as
+//! only when some are missing; from a remote on this machine, copied from
+//! its object database). The local refs then follow the remote, as
 //! a copy for people and other tools, and never decide anything.
 //!
 //! The remote wins: a lock ref that exists only locally (taken while the
@@ -30,6 +31,7 @@ use super::upkeep;
 use crate::lease::{LOCK_REF_PREFIX, Scope, UnixMillis};
 use crate::remote::fetch::{Fetched, fetch_refs};
 use crate::remote::push::PushSession;
+use crate::remote::transport::Endpoint;
 
 /// How often a remote whose refs do not move is read again when the
 /// objects it advertises cannot be had (a fetch failed).
@@ -126,20 +128,42 @@ impl Locks {
 
     /// Brings the objects of `state` into the local repository.
     fn fetch(&self, remote: &RemoteTarget, session: &Session, state: &State) -> Result<(), String> {
-        match session {
-            Session::Direct(repo) => state
+        let copy_from = |from: &gix::Repository| {
+            state
                 .iter()
-                .try_for_each(|(_, id)| copy_objects(repo, &self.repo, *id)),
-            Session::Push(_) => fetch_refs(
-                &self.repo,
-                &remote.url,
-                &remote.endpoint,
-                self.settings().remote_timeout,
-                MIRRORED,
-                !state.is_empty(),
-            )
-            .map(|_| upkeep::maintain(&self.repo))
-            .map_err(|e| e.reason),
+                .try_for_each(|(_, id)| copy_objects(from, &self.repo, *id))
+        };
+        match session {
+            Session::Direct(repo) => copy_from(repo),
+            Session::Push(_) => {
+                // A remote on this machine has its objects read where they
+                // are, as upload-pack would read them, instead of starting
+                // upload-pack and pack-objects for a few small objects: in a
+                // fleet of clones sharing one path remote, nearly every
+                // acquire finds locks the others made. Whatever stands in
+                // the way (a repository gix will not open, an object it
+                // cannot read) is left to the fetch.
+                let copied = match &remote.endpoint {
+                    Endpoint::Local(path) => repository::open_at(path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|from| copy_from(&from)),
+                    _ => Err(String::new()),
+                };
+                copied
+                    .or_else(|_| {
+                        fetch_refs(
+                            &self.repo,
+                            &remote.url,
+                            &remote.endpoint,
+                            self.settings().remote_timeout,
+                            MIRRORED,
+                            !state.is_empty(),
+                        )
+                        .map(drop)
+                        .map_err(|e| e.reason)
+                    })
+                    .map(|()| upkeep::maintain(&self.repo))
+            }
         }
     }
 
