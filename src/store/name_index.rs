@@ -135,7 +135,8 @@ impl NameIndex {
             .take_while(|pair| pair[0].key <= pair[1].key)
             .count();
         index.unsorted = index.texts.len().saturating_sub(in_order + 1);
-        index.texts.sort_unstable_by_key(|text| text.key);
+        // A stable sort merges the sorted run and the appended tail.
+        index.texts.sort_by_key(|text| text.key);
         index.texts.dedup_by_key(|text| text.key);
         index
     }

@@ -59,7 +59,9 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Err
     if let Some(packed) = packed_refs(repo)? {
         packed_lines(packed.as_ref(), |_, name| names.add(name));
     }
-    names.keys.sort_unstable();
+    // A stable sort merges runs: the packed names come sorted, after the
+    // few loose ones, where an unstable sort would sort them all again.
+    names.keys.sort();
     names.keys.dedup();
     names.others.sort_unstable();
     names.others.dedup();
