@@ -33,11 +33,6 @@ use error::{CliError, exit};
 /// Runs the command line `args` (program name first) and returns the exit
 /// code. Output goes to standard output and standard error.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    // A ref lock file left by an interrupted process blocks every later
-    // write until someone removes it: on SIGINT, SIGTERM or SIGHUP, finish
-    // the ref transaction in flight, remove the lock files still held, and
-    // die as by default.
-    signals::install();
     let args: Vec<OsString> = args.into_iter().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
@@ -77,6 +72,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         _ => {}
     }
+    // A ref lock file left by an interrupted process blocks every later
+    // write until someone removes it: on SIGINT, SIGTERM or SIGHUP, finish
+    // the ref transaction in flight, remove the lock files still held, and
+    // die as by default. (Help, versions and usage errors take none, and
+    // do not start the thread this needs.)
+    signals::install();
     let clock = inputs::clock(&cli);
     let actor_env = std::env::var(inputs::ACTOR_ENV)
         .ok()
