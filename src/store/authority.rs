@@ -263,15 +263,6 @@ fn push_changes(
 mod tests {
     use super::*;
 
-    fn loose_path(repo: &gix::Repository, id: ObjectId) -> std::path::PathBuf {
-        let hex = id.to_hex().to_string();
-        repo.objects
-            .store_ref()
-            .path()
-            .join(&hex[..2])
-            .join(&hex[2..])
-    }
-
     #[test]
     fn a_commit_is_copied_with_what_it_reaches_and_a_damaged_object_is_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -305,8 +296,12 @@ mod tests {
             }],
         };
         let tree = from.write_object(&tree).expect("tree").detach();
-        std::fs::remove_file(loose_path(&from, blob)).expect("removed");
-        std::fs::copy(loose_path(&from, other), loose_path(&from, blob)).expect("copied over");
+        std::fs::remove_file(loose_object::path(&from, blob)).expect("removed");
+        std::fs::copy(
+            loose_object::path(&from, other),
+            loose_object::path(&from, blob),
+        )
+        .expect("copied over");
         let error = copy_objects(&from, &to, tree).expect_err("refused");
         assert!(
             error.contains(&format!("object {blob} is damaged")),

@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, Write as _};
+use std::path::PathBuf;
 
 use gix::ObjectId;
 use gix::objs::{Kind, WriteTo};
@@ -52,18 +53,31 @@ pub(crate) fn write_raw(
     input.extend_from_slice(content);
     let compressed = compress(repo.objects.loose_compression, &input)?;
     let objects = repo.objects.store_ref().path();
-    let mut file = tempfile::Builder::new()
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o444))
-        .tempfile_in(objects)?;
+    let mut builder = tempfile::Builder::new();
+    // Read-only, as git and gix leave objects.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o444));
+    let mut file = builder.tempfile_in(objects)?;
     file.write_all(&compressed)?;
-    let hex = id.to_hex().to_string();
-    let folder = objects.join(&hex[..2]);
-    match std::fs::create_dir(&folder) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-        _ => {}
+    let path = path(repo, id);
+    if let Some(folder) = path.parent() {
+        match std::fs::create_dir(folder) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
     }
-    file.persist(folder.join(&hex[2..])).map_err(|e| e.error)?;
+    file.persist(path).map_err(|e| e.error)?;
     Ok(id)
+}
+
+/// Where the loose object `id` of `repo` is, or would be.
+pub(crate) fn path(repo: &gix::Repository, id: ObjectId) -> PathBuf {
+    let hex = id.to_hex().to_string();
+    repo.objects
+        .store_ref()
+        .path()
+        .join(&hex[..2])
+        .join(&hex[2..])
 }
 
 /// The zlib stream of `input`, whole.
@@ -128,6 +142,14 @@ mod tests {
             let read = ours.find_object(id).expect("readable");
             assert_eq!(read.kind, Kind::Blob);
             assert_eq!(read.data, content);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = std::fs::metadata(path(&ours, id))
+                    .expect("there")
+                    .permissions();
+                assert_eq!(mode.mode() & 0o777, 0o444, "read-only, as git leaves it");
+            }
         }
     }
 
@@ -138,13 +160,7 @@ mod tests {
             data: b"once".to_vec(),
         };
         let id = write(&repo, &blob).expect("written");
-        let hex = id.to_hex().to_string();
-        let path = repo
-            .objects
-            .store_ref()
-            .path()
-            .join(&hex[..2])
-            .join(&hex[2..]);
+        let path = path(&repo, id);
         std::fs::remove_file(&path).expect("removed");
         std::fs::write(&path, b"a marker").expect("planted");
         assert_eq!(write(&repo, &blob).expect("found"), id);
@@ -159,13 +175,7 @@ mod tests {
         let data: Vec<u8> = b"grite ".repeat(1000);
         let blob = gix::objs::Blob { data: data.clone() };
         let id = write(&fast, &blob).expect("written");
-        let hex = id.to_hex().to_string();
-        let path = repo
-            .objects
-            .store_ref()
-            .path()
-            .join(&hex[..2])
-            .join(&hex[2..]);
+        let path = path(&repo, id);
         let stored = std::fs::metadata(&path).expect("there").len();
         assert!(stored > data.len() as u64, "level 0 stores: {stored} bytes");
         std::fs::remove_file(&path).expect("removed");
