@@ -967,14 +967,10 @@ fn https_trusts_what_git_settings_say() {
     );
 }
 
-/// A remote reached by its path (or `file://`) is on this machine: the
-/// locks other clones made are read from its object database, not
-/// fetched (in a fleet sharing one remote, nearly every acquire finds
-/// some), and decided on exactly as if fetched. Only receive-pack runs.
-#[test]
-fn locks_on_a_path_remote_are_read_without_starting_upload_pack() {
-    let shared = Shared::new(2);
-    let base = shared.tmp.path();
+/// A directory holding a `git` that appends the program it is asked to
+/// run (`receive-pack`, `upload-pack`, ...) to the returned log and runs
+/// the real one: the `PATH` to give grite, and the log.
+fn git_that_logs(base: &Path) -> (String, PathBuf) {
     let log = base.join("git-programs.log");
     let wrapper = base.join("bin");
     std::fs::create_dir(&wrapper).expect("mkdir");
@@ -1003,6 +999,17 @@ fn locks_on_a_path_remote_are_read_without_starting_upload_pack() {
         wrapper.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    (path, log)
+}
+
+/// A remote reached by its path (or `file://`) is on this machine: the
+/// locks other clones made are read from its object database, not
+/// fetched (in a fleet sharing one remote, nearly every acquire finds
+/// some), and decided on exactly as if fetched. Only receive-pack runs.
+#[test]
+fn locks_on_a_path_remote_are_read_without_starting_upload_pack() {
+    let shared = Shared::new(2);
+    let (path, log) = git_that_logs(shared.tmp.path());
     let remote = shared.remote.display().to_string();
     for (k, via) in [
         Via::new("path", remote.clone()),
@@ -1048,5 +1055,50 @@ fn locks_on_a_path_remote_are_read_without_starting_upload_pack() {
             "{label}"
         );
     }
+    shared.fsck();
+}
+
+/// A lock new to the clone whose history is long (renewed for weeks, say)
+/// is fetched as one pack, not copied object by object from a path remote,
+/// and decided on all the same.
+#[test]
+fn a_long_history_on_a_path_remote_is_fetched() {
+    use std::fmt::Write as _;
+    let shared = Shared::new(1);
+    let (path, log) = git_that_logs(shared.tmp.path());
+    let resource = "issue:long";
+    let hash = grite_locks::lease::ref_hash_of(resource);
+    let mut stream = String::new();
+    // 400 renewals: 1,200 objects, more than one read copies.
+    for i in 0..400u64 {
+        let json = format!(
+            "{{\"owner\":\"{A}\",\"nonce\":\"n\",\"expires_unix_ms\":{},\"resource\":\"{resource}\",\"fencing_token\":1}}\n",
+            T0 + TTL_MS + i
+        );
+        let _ = write!(
+            stream,
+            "commit refs/grite/locks/{hash}\ncommitter t <t@example.invalid> 1705316400 +0000\ndata 6\nrenew\nM 100644 inline lock.json\ndata {}\n{json}\n",
+            json.len()
+        );
+    }
+    support::git_with_input(&shared.remote, &["fast-import", "--quiet"], &stream);
+    let via = Via::new("path", shared.remote.display().to_string()).with_env("PATH", path);
+    let (c, v) = run(&shared.clones[0], &via, B, T0, &["acquire", resource]);
+    assert_eq!(
+        (c, v["error"]["code"].as_str()),
+        (4, Some("conflict")),
+        "the long-lived lock is held: {v}"
+    );
+    assert_eq!(v["error"]["details"]["holder"]["owner"], A);
+    let programs = std::fs::read_to_string(&log).expect("git ran");
+    assert!(
+        programs.lines().any(|p| p == "upload-pack"),
+        "fetched: {programs:?}"
+    );
+    let ref_name = format!("refs/grite/locks/{hash}");
+    assert_eq!(
+        git(&shared.clones[0], &["rev-parse", &ref_name]),
+        git(&shared.remote, &["rev-parse", &ref_name])
+    );
     shared.fsck();
 }

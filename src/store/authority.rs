@@ -101,8 +101,10 @@ impl Session {
         match self {
             Session::Push(session) => push_changes(local, *session, changes, objects),
             Session::Direct(remote) => {
+                // A push brings everything it must.
+                let mut budget = usize::MAX;
                 for id in objects {
-                    copy_objects(local, &remote, *id).map_err(PushOutcome::Failed)?;
+                    copy_objects(local, &remote, *id, &mut budget).map_err(PushOutcome::Failed)?;
                 }
                 match apply_changes(&remote, changes) {
                     Ok(()) => Ok(Vec::new()),
@@ -122,16 +124,18 @@ impl Session {
 }
 
 /// Copies `id` and everything it reaches that `to` lacks (a lock commit's
-/// tree, blob and ancestors), so that `to` stays a complete repository.
-/// An object is written only after everything it reaches: `to` having an
-/// object stands for having all of it, so a copy cut short (a kill, a
-/// damaged object) must not leave a commit without its tree. An object
-/// whose content does not hash to its id is refused, as a fetch would
-/// refuse it.
+/// tree, blob and ancestors), so that `to` stays a complete repository,
+/// reading at most `budget` objects (what it reads is taken off; a copy
+/// that would read more fails). An object is written only after
+/// everything it reaches: `to` having an object stands for having all of
+/// it, so a copy cut short (a kill, a damaged object, the budget) must not
+/// leave a commit without its tree. An object whose content does not hash
+/// to its id is refused, as a fetch would refuse it.
 pub(super) fn copy_objects(
     from: &gix::Repository,
     to: &gix::Repository,
     id: ObjectId,
+    budget: &mut usize,
 ) -> Result<(), String> {
     enum Step {
         Visit(ObjectId),
@@ -148,6 +152,9 @@ pub(super) fn copy_objects(
             Step::Visit(id) if to.has_object(id) => continue,
             Step::Visit(id) => id,
         };
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| "more objects to copy than one copy may read".to_owned())?;
         let object = from
             .find_object(id)
             .map_err(|e| format!("reading object {id}: {e}"))?;
@@ -280,7 +287,20 @@ mod tests {
         let (second, objects) =
             super::super::objects::write_lock_commit(&from, &record, Some(first), "two\n", at)
                 .expect("written");
-        copy_objects(&from, &to, second).expect("copied");
+        // Two commits of one record: four objects, the tree and blob shared.
+        let short = gix::init_bare(dir.path().join("short")).expect("init");
+        let error = copy_objects(&from, &short, second, &mut 3).expect_err("over budget");
+        assert!(error.contains("more objects to copy"), "{error}");
+        for id in objects.iter().chain([&first]) {
+            if let Ok(commit) = short.find_commit(*id) {
+                let tree = commit.tree_id().expect("a tree id");
+                assert!(short.has_object(tree), "a commit cut short has its tree");
+            }
+        }
+        assert!(!short.has_object(second), "nor was the tip written");
+        let mut budget = 4;
+        copy_objects(&from, &to, second, &mut budget).expect("copied");
+        assert_eq!(budget, 0, "four objects read");
         for id in objects.iter().chain([&first]) {
             assert!(to.has_object(id), "{id} reached from the copied commit");
         }
@@ -302,7 +322,8 @@ mod tests {
             loose_object::path(&from, blob),
         )
         .expect("copied over");
-        let error = copy_objects(&from, &to, tree).expect_err("refused");
+        let mut unbounded = usize::MAX;
+        let error = copy_objects(&from, &to, tree, &mut unbounded).expect_err("refused");
         assert!(
             error.contains(&format!("object {blob} is damaged")),
             "{error}"

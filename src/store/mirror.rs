@@ -33,6 +33,10 @@ use crate::remote::fetch::{Fetched, fetch_refs};
 use crate::remote::push::PushSession;
 use crate::remote::transport::Endpoint;
 
+/// The most objects copied from a remote on this machine in one read:
+/// the records of a few hundred new locks, each with some history.
+const COPY_LIMIT: usize = 1_000;
+
 /// How often a remote whose refs do not move is read again when the
 /// objects it advertises cannot be had (a fetch failed).
 const READ_ATTEMPTS: u32 = 3;
@@ -128,13 +132,13 @@ impl Locks {
 
     /// Brings the objects of `state` into the local repository.
     fn fetch(&self, remote: &RemoteTarget, session: &Session, state: &State) -> Result<(), String> {
-        let copy_from = |from: &gix::Repository| {
+        let copy_from = |from: &gix::Repository, mut budget: usize| {
             state
                 .iter()
-                .try_for_each(|(_, id)| copy_objects(from, &self.repo, *id))
+                .try_for_each(|(_, id)| copy_objects(from, &self.repo, *id, &mut budget))
         };
         match session {
-            Session::Direct(repo) => copy_from(repo),
+            Session::Direct(repo) => copy_from(repo, usize::MAX),
             Session::Push(_) => {
                 // A remote on this machine has its objects read where they
                 // are, as upload-pack would read them, instead of starting
@@ -142,11 +146,14 @@ impl Locks {
                 // fleet of clones sharing one path remote, nearly every
                 // acquire finds locks the others made. Whatever stands in
                 // the way (a repository gix will not open, an object it
-                // cannot read) is left to the fetch.
+                // cannot read) is left to the fetch, and so are long
+                // histories (a clone's first read of locks renewed for
+                // months), which it brings as one pack where a copy would
+                // write each object as a file of its own.
                 let copied = match &remote.endpoint {
                     Endpoint::Local(path) => repository::open_at(path)
                         .map_err(|e| e.to_string())
-                        .and_then(|from| copy_from(&from)),
+                        .and_then(|from| copy_from(&from, COPY_LIMIT)),
                     _ => Err(String::new()),
                 };
                 copied
