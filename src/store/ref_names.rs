@@ -12,7 +12,7 @@
 //! which a ref can move from one to the other unseen.)
 
 use std::fs::DirEntry;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 use gix::bstr::ByteSlice as _;
@@ -22,8 +22,8 @@ use super::ref_file::{Held, RefFiles};
 use crate::lease::{LOCK_REF_PREFIX, ref_key};
 
 /// The names of the refs under `refs/grite/locks/`, loose and packed,
-/// without that prefix (a lock's hash).
-#[derive(Debug, Default)]
+/// without that prefix (a lock's hash), and the means to read the ones a
+/// decision wants.
 pub(super) struct LockRefNames {
     /// The names that are hashes as grite writes them, as the numbers they
     /// spell ([`ref_key`]): sorted, without the string of each of 100,000
@@ -31,6 +31,8 @@ pub(super) struct LockRefNames {
     pub keys: Vec<u64>,
     /// Any other valid ref name (another tool's), sorted.
     pub others: Vec<String>,
+    /// Reads listed refs.
+    pub refs: ListedRefs,
 }
 
 impl LockRefNames {
@@ -48,17 +50,75 @@ impl LockRefNames {
     }
 }
 
+/// Reads what listed lock refs hold now, in the order of the listing:
+/// the loose file, else packed-refs as the listing read it, else
+/// packed-refs read again (`git pack-refs` may have moved the ref there
+/// since: it writes packed-refs before it deletes the loose file).
+pub(super) struct ListedRefs {
+    dir: PathBuf,
+    files: RefFiles,
+    packed: Option<gix::refs::packed::Buffer>,
+}
+
+impl ListedRefs {
+    /// The lock ref `name` (after the lock ref prefix) of `repo`, or `None`
+    /// once it is in neither place: deleted since the listing.
+    pub fn read(&mut self, repo: &gix::Repository, name: &str) -> Result<Option<ListedRef>, Error> {
+        let full = format!("{LOCK_REF_PREFIX}{name}");
+        let path = self.dir.join(name);
+        if let (Some(folder), Some(file)) = (path.parent(), path.file_name()) {
+            match self.files.held(folder, file) {
+                Ok(held) => return Ok(Some(ListedRef { name: full, held })),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // A folder on the way replaced by a file: no ref there.
+                Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {}
+                Err(e) => return Err(listing_failed(e)),
+            }
+        }
+        if let Some(id) = self.packed_id(&full)? {
+            return Ok(Some(ListedRef {
+                name: full,
+                held: Held::Id(id),
+            }));
+        }
+        self.packed = packed_refs(repo)?;
+        Ok(self.packed_id(&full)?.map(|id| ListedRef {
+            name: full,
+            held: Held::Id(id),
+        }))
+    }
+
+    fn packed_id(&self, full: &str) -> Result<Option<ObjectId>, Error> {
+        let Some(packed) = &self.packed else {
+            return Ok(None);
+        };
+        let found = packed.try_find(full).map_err(listing_failed)?;
+        Ok(found.map(|r| r.target()))
+    }
+}
+
 /// The names of the lock refs of `repo`.
 pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Error> {
-    let mut names = LockRefNames::default();
-    loose(&lock_ref_dir(repo), "", &mut |name, _, _| {
+    let dir = lock_ref_dir(repo);
+    let mut names = LockRefNames {
+        keys: Vec::new(),
+        others: Vec::new(),
+        refs: ListedRefs {
+            dir: dir.clone(),
+            files: RefFiles::new(repo.object_hash().len_in_hex()),
+            packed: None,
+        },
+    };
+    loose(&dir, "", &mut |name, _, _| {
         names.add(name);
         Ok(())
     })
     .map_err(listing_failed)?;
-    if let Some(packed) = packed_refs(repo)? {
+    let packed = packed_refs(repo)?;
+    if let Some(packed) = &packed {
         packed_lines(packed.as_ref(), |_, name| names.add(name));
     }
+    names.refs.packed = packed;
     // A stable sort merges runs: the packed names come sorted, after the
     // few loose ones, where an unstable sort would sort them all again.
     names.keys.sort();
@@ -121,7 +181,7 @@ pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error>
     Ok(refs)
 }
 
-fn lock_ref_dir(repo: &gix::Repository) -> std::path::PathBuf {
+fn lock_ref_dir(repo: &gix::Repository) -> PathBuf {
     repo.common_dir().join(LOCK_REF_PREFIX)
 }
 

@@ -55,27 +55,6 @@ impl<'r> Reader<'r> {
         self.names.text(key).is_none_or(|text| scope.touches(text))
     }
 
-    /// The entry of the listed lock ref named `hash`, if it still exists.
-    /// One not found was packed or deleted since the listing: gix trusts
-    /// its copy of packed-refs while the file's modification time is
-    /// unchanged, which a second write within one tick of the file
-    /// system's clock keeps, so packed-refs is read again before the ref
-    /// is taken for gone.
-    fn find(&mut self, hash: &str) -> Result<Option<Entry>, Error> {
-        let name = format!("{LOCK_REF_PREFIX}{hash}");
-        if let Some(entry) = self.lookup(&name)? {
-            return Ok(Some(entry));
-        }
-        // Without packed-refs there is nothing to read again.
-        let _ = self.repo.refs.force_refresh_packed_buffer();
-        self.lookup(&name)
-    }
-
-    fn lookup(&mut self, name: &str) -> Result<Option<Entry>, Error> {
-        let reference = self.repo.try_find_reference(name).transpose();
-        Ok(reference.map(|r| self.entry(r)).transpose()?.flatten())
-    }
-
     /// The record of lock commit `id` found under `ref_hash`: from the
     /// cache when it holds it, else from the objects (and then cached).
     fn record(&mut self, id: ObjectId, ref_hash: &str) -> Result<LockRecord, String> {
@@ -99,7 +78,7 @@ impl<'r> Reader<'r> {
         Ok(record)
     }
 
-    /// The entry of a lock ref as [`lock_refs`] listed it.
+    /// The entry of a lock ref as [`lock_refs`] listed it or `ListedRefs` read it.
     fn listed(&mut self, listed: ListedRef) -> Entry {
         let ListedRef { name, held } = listed;
         let (id, record) = match held {
@@ -112,47 +91,6 @@ impl<'r> Reader<'r> {
             id,
             record,
         }
-    }
-
-    /// The entry of a lock ref as gix looked it up; `None` if it was
-    /// deleted meanwhile.
-    fn entry(
-        &mut self,
-        reference: Result<gix::Reference<'_>, gix::Error>,
-    ) -> Result<Option<Entry>, Error> {
-        let reference = match reference {
-            Ok(reference) => reference,
-            // Deleted by another process between the directory listing and
-            // the read: it is gone, as a read a moment later would have
-            // found.
-            Err(e) if vanished(&e) => return Ok(None),
-            // A loose ref file whose content is not a ref: one entry that
-            // cannot be read, the others are still listed.
-            Err(e) => match e.downcast_any_ref::<gix::refs::file::find::ReferenceDecode>() {
-                Some(decode) => {
-                    return Ok(Some(Entry {
-                        ref_name: decode.relative_path.to_string_lossy().replace('\\', "/"),
-                        id: None,
-                        record: Err(GARBAGE.to_owned()),
-                    }));
-                }
-                None => return Err(Error::repository("listing lock refs", e)),
-            },
-        };
-        let ref_name = reference.name().as_bstr().to_string();
-        let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
-            return Ok(Some(Entry {
-                ref_name,
-                id: None,
-                record: Err(SYMBOLIC.to_owned()),
-            }));
-        };
-        let record = self.record(id, &ref_name[LOCK_REF_PREFIX.len()..]);
-        Ok(Some(Entry {
-            ref_name,
-            id: Some(id),
-            record,
-        }))
     }
 
     /// Keeps what was learnt, for the lock refs `listed` (their
@@ -209,13 +147,6 @@ pub(crate) struct Snapshot {
     pub entries: Vec<Entry>,
 }
 
-fn vanished(error: &gix::Error) -> bool {
-    error.is_not_found()
-        || error
-            .downcast_any_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-}
-
 impl Snapshot {
     /// Reads the locks of `scope` in `repo` (and the refs no name tells
     /// about), telling `read_so_far` every [`TELL_EVERY`] refs.
@@ -241,16 +172,18 @@ impl Snapshot {
                     .filter_map(|e| ref_key(e.ref_name.strip_prefix(LOCK_REF_PREFIX)?)),
             );
         } else {
-            let names = lock_ref_names(repo)?;
+            let mut names = lock_ref_names(repo)?;
             for &key in &names.keys {
                 if reader.wanted(scope, key) {
-                    entries.extend(reader.find(&ref_hash_of_key(key))?);
+                    let listed = names.refs.read(repo, &ref_hash_of_key(key))?;
+                    entries.extend(listed.map(|listed| reader.listed(listed)));
                 }
             }
             // No grite tool writes these names, so the name cache cannot
             // know them: each is read in full.
             for name in &names.others {
-                entries.extend(reader.find(name)?);
+                let listed = names.refs.read(repo, name)?;
+                entries.extend(listed.map(|listed| reader.listed(listed)));
             }
             entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
             reader.save(names.len(), names.keys.iter().copied());
