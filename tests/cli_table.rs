@@ -192,6 +192,37 @@ fn renew_of_ones_own_expired_lock_works_if_nobody_took_it() {
     );
 }
 
+/// A renewal is first decided on the lock's own record alone; one that
+/// turns out to make an expired lease live again is decided on the
+/// conflicting locks too.
+#[test]
+fn renew_of_ones_own_expired_lock_is_refused_if_a_conflicting_lock_was_taken_since() {
+    let (repo, _) = held_by(A);
+    let after = T0 + TTL_MS + GRACE_MS + 1;
+    let (c, v) = run(
+        &repo,
+        B,
+        after,
+        &["acquire", "--resource", "repo:deploy", "--ttl", "60s"],
+    );
+    assert_eq!(c, 0, "{v}");
+    let before = repo.refs();
+    let (c, v) = renew(&repo, A, after + 1);
+    assert_refused(c, &v, "conflict", 4);
+    assert!(v.to_string().contains("repo:deploy"), "{v}");
+    assert_eq!(repo.refs(), before);
+    // Released, the repository lock no longer stands in the way.
+    let (c, v) = run(
+        &repo,
+        B,
+        after + 2,
+        &["release", "--resource", "repo:deploy"],
+    );
+    assert_eq!(c, 0, "{v}");
+    let (c, v) = renew(&repo, A, after + 3);
+    assert_eq!(c, 0, "{v}");
+}
+
 #[test]
 fn renew_of_anothers_expired_lock_is_refused() {
     let (repo, _) = held_by(B);

@@ -310,6 +310,22 @@ impl Run {
         let before = self.store.refs.clone();
         let current = self.store.refs.get(&res).cloned();
         let decision = decide(current.as_ref(), &request, &ctx);
+        // A decision that makes no lease live depends on the lock's own
+        // record alone, which a read of its own lock is decided on first
+        // (docs/PROTOCOL.md §7): without the other records and the token
+        // floor, it is the same decision, or one that says it needs them.
+        let alone = decide(
+            current.as_ref(),
+            &request,
+            &Context {
+                others: &[],
+                token_floor: 1,
+                ..ctx
+            },
+        );
+        if !matches!(&alone, Decision::Apply(t) if t.depends_on_others) {
+            assert_eq!(alone, decision, "{op:?}: decided differently alone");
+        }
 
         let expected = self.model.expect(op, res, self.now);
         assert_eq!(

@@ -1058,6 +1058,68 @@ fn locks_on_a_path_remote_are_read_without_starting_upload_pack() {
     shared.fsck();
 }
 
+/// A release depends on its own lock alone (`docs/PROTOCOL.md` §7), and
+/// through every transport it reads no other: the lock another clone took
+/// meanwhile is neither fetched nor copied, the clone's copy of its ref is
+/// left as it was (and `git fsck` stays clean), and the next read that
+/// needs it brings it.
+#[test]
+fn a_release_brings_no_other_lock() {
+    let shared = Shared::new(2);
+    let servers = Servers::start(&shared);
+    let has = |dir: &Path, what: &str| {
+        support::git_command(dir)
+            .args(["cat-file", "-e", what])
+            .status()
+            .expect("git runs")
+            .success()
+    };
+    let clone = &shared.clones[1];
+    for (k, via) in servers.vias.iter().enumerate() {
+        let label = via.label;
+        let (mine, theirs) = (format!("issue:{k}-mine"), format!("issue:{k}-theirs"));
+        let (c, v) = run(clone, via, B, T0, &["acquire", &mine]);
+        assert_eq!(c, 0, "{label}: {v}");
+        let (c, v) = run(&shared.clones[0], via, A, T0 + 1_000, &["acquire", &theirs]);
+        assert_eq!(c, 0, "{label}: {v}");
+        let lock_ref = |resource: &str| {
+            format!(
+                "refs/grite/locks/{}",
+                grite_locks::lease::ref_hash_of(resource)
+            )
+        };
+        let their_commit = git(&shared.remote, &["rev-parse", &lock_ref(&theirs)]);
+        let their_commit = their_commit.trim();
+
+        let (c, v) = run(clone, via, B, T0 + 2_000, &["release", &mine]);
+        assert_eq!(
+            (c, &v["data"]["released"]),
+            (0, &Value::from(true)),
+            "{label}: {v}"
+        );
+        assert!(
+            !has(clone, their_commit),
+            "{label}: the other lock was read"
+        );
+        assert!(!has(clone, &lock_ref(&theirs)), "{label}: its ref was made");
+        assert_eq!(
+            git(clone, &["rev-parse", &lock_ref(&mine)]),
+            git(&shared.remote, &["rev-parse", &lock_ref(&mine)]),
+            "{label}: the released lock is followed"
+        );
+        support::fsck(clone);
+
+        let (c, v) = run(clone, via, B, T0 + 3_000, &["status"]);
+        assert_eq!(c, 0, "{label}: {v}");
+        assert_eq!(
+            git(clone, &["rev-parse", &lock_ref(&theirs)]).trim(),
+            their_commit,
+            "{label}: status reads every lock"
+        );
+    }
+    shared.fsck();
+}
+
 /// A lock new to the clone whose history is long (renewed for weeks, say)
 /// is fetched as one pack, not copied object by object from a path remote,
 /// and decided on all the same.

@@ -230,6 +230,44 @@ fn locks_written_by_other_tools_are_found_without_the_index() {
     repo.fsck();
 }
 
+/// A release, and the renewal of a live lease, are decided on their own
+/// lock alone (`docs/PROTOCOL.md` §7): among 2,000 locks another tool
+/// wrote since, neither reads one of them (the name index learns none),
+/// where the next acquire does.
+#[test]
+fn a_renewal_and_a_release_read_their_own_lock_alone() {
+    let repo = Repo::new();
+    let mine = ["lock", "acquire", "issue:mine", "--ttl", "1h"];
+    let taken = repo.grite_as(A, T0, &mine);
+    assert_eq!(code(&taken), 0, "{}", support::stderr(&taken));
+    plant_locks(&repo.dir, "bulk", 2_000, PLANTER, FAR_FUTURE);
+    let learnt = || std::fs::read_to_string(names_path(&repo.dir)).unwrap_or_default();
+    for args in [
+        &["--json", "lock", "renew", "issue:mine", "--ttl", "2h"][..],
+        &["--json", "lock", "release", "issue:mine"][..],
+    ] {
+        let out = repo.grite_as(A, T0 + 1_000, args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", json(&out));
+        assert!(
+            !learnt().contains("issue:bulk-"),
+            "{args:?} read the others"
+        );
+    }
+    let record = support::stored_record(&repo.dir, "issue:mine").expect("the lock");
+    assert_eq!(record["released"], true, "{record}");
+    assert_eq!(
+        record["ttl_ms"], 7_200_000,
+        "renewed, then released: {record}"
+    );
+    let other = repo.grite_as(A, T0 + 2_000, &["lock", "acquire", "issue:other"]);
+    assert_eq!(code(&other), 0, "{}", support::stderr(&other));
+    assert!(
+        learnt().contains("\"issue:bulk-1999\"\n"),
+        "an acquire reads them"
+    );
+    repo.fsck();
+}
+
 /// A ref under `refs/grite/locks/` whose name is not a grite hash (another
 /// tool's naming) is read by every decision, since the name index cannot
 /// know it: its record fails the check against its name, so it stops no

@@ -18,6 +18,10 @@ pub struct Scope {
     /// A `repo:` resource conflicts with every lock, as `status` and `gc`
     /// read them all.
     everything: bool,
+    /// Only the locks of these resources (canonical texts), none that
+    /// conflicts with them: for decisions that depend on no other lock
+    /// ([`Scope::own`]).
+    own: Option<BTreeSet<String>>,
     /// A few names, asked about for every stored issue: compared, not
     /// hashed.
     issues: BTreeSet<String>,
@@ -60,13 +64,31 @@ impl Scope {
         scope
     }
 
+    /// The locks of `resources` themselves and no other: enough for a
+    /// decision that depends on no other record (a release, the renewal
+    /// of a live lease; [`crate::lease::Transition::depends_on_others`]),
+    /// which advances no version shard either.
+    pub fn own<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Scope {
+        Scope {
+            own: Some(resources.into_iter().map(Resource::to_string).collect()),
+            ..Scope::default()
+        }
+    }
+
+    /// The resource texts of a [`Scope::own`], whose locks are all it
+    /// reads.
+    pub fn own_only(&self) -> Option<&BTreeSet<String>> {
+        self.own.as_ref()
+    }
+
     /// Whether this is every lock.
     pub fn is_everything(&self) -> bool {
         self.everything
     }
 
     /// The version shards a write on the asked resources may advance:
-    /// every one for every lock (a `repo:` resource, status, gc).
+    /// every one for every lock (a `repo:` resource, status, gc), none
+    /// for their own locks alone.
     pub fn shards(&self) -> Vec<u8> {
         if self.everything {
             Shards::All.iter().collect()
@@ -82,6 +104,9 @@ impl Scope {
     pub fn touches(&self, text: &str) -> bool {
         if self.everything {
             return true;
+        }
+        if let Some(own) = &self.own {
+            return own.contains(text);
         }
         // The namespace is what comes before the first colon, whether the
         // text is a valid resource or not (`Placement::of`).
@@ -155,6 +180,21 @@ mod tests {
         assert!(scope.is_everything());
         assert!(scope.touches("weird text"));
         assert!(!Scope::of([&r("issue:1")]).is_everything());
+    }
+
+    #[test]
+    fn an_own_scope_reaches_the_asked_resources_alone_and_no_shard() {
+        let scope = Scope::own([&r("path:src/a"), &r("issue:1"), &r("repo:deploy")]);
+        for text in ["path:src/a", "issue:1", "repo:deploy"] {
+            assert!(scope.touches(text), "{text}");
+        }
+        for text in ["path:src", "path:src/a/b", "repo:global", "issue:2", "x"] {
+            assert!(!scope.touches(text), "{text}");
+        }
+        assert!(!scope.is_everything());
+        assert_eq!(scope.shards(), Vec::<u8>::new());
+        assert_eq!(scope.own_only().map(|own| own.len()), Some(3));
+        assert_eq!(Scope::of([&r("issue:1")]).own_only(), None);
     }
 
     proptest::proptest! {

@@ -23,6 +23,24 @@ pub(super) enum Step<T> {
     },
 }
 
+impl<T> Step<T> {
+    /// The same step with its outcome turned by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
+        match self {
+            Step::Done(outcome) => Step::Done(f(outcome)),
+            Step::Write {
+                changes,
+                objects,
+                outcome,
+            } => Step::Write {
+                changes,
+                objects,
+                outcome: f(outcome),
+            },
+        }
+    }
+}
+
 /// One ref edit of a transition, for a local transaction or a push: `old`
 /// `None` means the ref must not exist, `new` `None` deletes it.
 #[derive(Debug, Clone)]

@@ -4,7 +4,9 @@
 //! expect, with the records read from the local object database (fetched
 //! only when some are missing; from a remote on this machine, copied from
 //! its object database). The local refs then follow the remote, as
-//! a copy for people and other tools, and never decide anything.
+//! a copy for people and other tools, and never decide anything; a read
+//! of a few locks' own records (a release) fetches no other lock's
+//! objects, and leaves the refs of those it did not fetch as they were.
 //!
 //! The remote wins: a lock ref that exists only locally (taken while the
 //! remote was not the authority, or by a tool that did not push it) is
@@ -13,7 +15,7 @@
 //! in the repository; pushing it instead could hand out a lock the remote
 //! has meanwhile given to someone else.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use gix::ObjectId;
 
@@ -186,9 +188,21 @@ impl Locks {
         let (current_ids, state_ids, before_ids) =
             (by_name(current), by_name(state), by_name(before));
         let value = |ids: &HashMap<String, ObjectId>, name: &str| ids.get(name).copied();
+        // A read of its own locks alone brings no other lock's objects: a
+        // ref whose commit is not here keeps its value until a read that
+        // needs the commit brings it.
+        let kept_back: HashSet<&str> = state
+            .iter()
+            .filter(|(name, id)| {
+                value(&current_ids, name) != Some(*id) && !self.repo.has_object(id)
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
         let changes: Vec<RefChange> = state
             .iter()
-            .filter(|(name, id)| value(&current_ids, name) != Some(*id))
+            .filter(|(name, id)| {
+                value(&current_ids, name) != Some(*id) && !kept_back.contains(name.as_str())
+            })
             .map(|(name, id)| RefChange {
                 name: name.clone(),
                 old: value(&current_ids, name),
@@ -212,7 +226,9 @@ impl Locks {
         let followed = Fetched {
             updated: state
                 .iter()
-                .filter(|(name, id)| value(&before_ids, name) != Some(*id))
+                .filter(|(name, id)| {
+                    value(&before_ids, name) != Some(*id) && !kept_back.contains(name.as_str())
+                })
                 .map(|(name, _)| name.clone())
                 .collect(),
             pruned: before

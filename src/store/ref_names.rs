@@ -61,6 +61,17 @@ pub(super) struct ListedRefs {
 }
 
 impl ListedRefs {
+    /// Reads lock refs that were not listed: each from its loose file, else
+    /// from packed-refs as it is then (read after the loose file, as a
+    /// listing reads them).
+    pub fn unlisted(repo: &gix::Repository) -> ListedRefs {
+        ListedRefs {
+            dir: lock_ref_dir(repo),
+            files: RefFiles::new(repo.object_hash().len_in_hex()),
+            packed: None,
+        }
+    }
+
     /// The lock ref `name` (after the lock ref prefix) of `repo`, or `None`
     /// once it is in neither place: deleted since the listing.
     pub fn read(&mut self, repo: &gix::Repository, name: &str) -> Result<Option<ListedRef>, Error> {
@@ -99,17 +110,12 @@ impl ListedRefs {
 
 /// The names of the lock refs of `repo`.
 pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Error> {
-    let dir = lock_ref_dir(repo);
     let mut names = LockRefNames {
         keys: Vec::new(),
         others: Vec::new(),
-        refs: ListedRefs {
-            dir: dir.clone(),
-            files: RefFiles::new(repo.object_hash().len_in_hex()),
-            packed: None,
-        },
+        refs: ListedRefs::unlisted(repo),
     };
-    loose(&dir, "", &mut |name, _, _| {
+    loose(&lock_ref_dir(repo), "", &mut |name, _, _| {
         names.add(name);
         Ok(())
     })

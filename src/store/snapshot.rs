@@ -11,7 +11,13 @@
 //! learnt. The version check is unchanged by this: every ref that existed
 //! when the versions were read is listed, and any conflicting lease made
 //! live since moved a version shard it shares with the scope.
+//!
+//! A read for decisions that depend on no other lock ([`Scope::own`]: a
+//! release, the renewal of a live lease) reads the refs of its resources
+//! by name, lists nothing and reads no version: its compare-and-swap on
+//! those refs is the whole check.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use gix::ObjectId;
@@ -22,9 +28,9 @@ use super::name_index::NameIndex;
 use super::objects::read_lock_json;
 use super::record_cache::RecordCache;
 use super::ref_file::Held;
-use super::ref_names::{ListedRef, lock_ref_names, lock_refs};
+use super::ref_names::{ListedRef, ListedRefs, lock_ref_names, lock_refs};
 use super::version::{VERSION_REF, Versions};
-use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope, ref_hash_of_key, ref_key};
+use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope, ref_hash_of, ref_hash_of_key, ref_key};
 
 /// Where records come from in one read, and what it learns on the way.
 struct Reader<'r> {
@@ -33,7 +39,9 @@ struct Reader<'r> {
     /// few is cheaper from the objects than loading it, and would not use
     /// most of its entries (which a rewrite would then drop).
     cache: Option<RecordCache>,
-    names: NameIndex,
+    /// What the resource behind each ref name is, for a read that lists
+    /// the names; a read of its own locks finds them by name.
+    names: Option<NameIndex>,
     buf: Vec<u8>,
 }
 
@@ -44,15 +52,21 @@ impl<'r> Reader<'r> {
             cache: scope
                 .is_everything()
                 .then(|| RecordCache::open(repo.common_dir())),
-            names: NameIndex::open(repo.common_dir()),
+            names: scope
+                .own_only()
+                .is_none()
+                .then(|| NameIndex::open(repo.common_dir())),
             buf: Vec::new(),
         }
     }
 
     /// Whether the ref whose hash spells `key` must be read: its text is
-    /// in `scope`, or is not known.
+    /// in `scope`, or is not known (or no name is known at all).
     fn wanted(&self, scope: &Scope, key: u64) -> bool {
-        self.names.text(key).is_none_or(|text| scope.touches(text))
+        self.names
+            .as_ref()
+            .and_then(|names| names.text(key))
+            .is_none_or(|text| scope.touches(text))
     }
 
     /// The record of lock commit `id` found under `ref_hash`: from the
@@ -74,7 +88,9 @@ impl<'r> Reader<'r> {
                 record
             }
         };
-        self.names.learn(&record.resource);
+        if let Some(names) = &mut self.names {
+            names.learn(&record.resource);
+        }
         Ok(record)
     }
 
@@ -99,7 +115,9 @@ impl<'r> Reader<'r> {
         if let Some(cache) = self.cache {
             cache.save();
         }
-        self.names.save(count, listed);
+        if let Some(names) = self.names {
+            names.save(count, listed);
+        }
     }
 }
 
@@ -155,8 +173,22 @@ impl Snapshot {
         scope: &Scope,
         read_so_far: &dyn Fn(usize),
     ) -> Result<Snapshot, Error> {
-        let versions = Versions::read(repo, &scope.shards())?;
         let mut reader = Reader::new(repo, scope);
+        if let Some(own) = scope.own_only() {
+            let mut refs = ListedRefs::unlisted(repo);
+            let mut entries = Vec::new();
+            for text in own {
+                let listed = refs.read(repo, &ref_hash_of(text))?;
+                entries.extend(listed.map(|listed| reader.listed(listed)));
+            }
+            entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
+            return Ok(Snapshot {
+                scope: scope.clone(),
+                versions: Versions::unread(),
+                entries,
+            });
+        }
+        let versions = Versions::read(repo, &scope.shards())?;
         let mut entries = Vec::new();
         if scope.is_everything() {
             for listed in lock_refs(repo)? {
@@ -205,30 +237,50 @@ impl Snapshot {
         scope: &Scope,
         read_so_far: &dyn Fn(usize),
     ) -> Result<Option<Snapshot>, Error> {
-        if state.iter().any(|(_, id)| !repo.has_object(id)) {
+        // The refs of an own scope are the ones named by its resources;
+        // none other is read, and no version.
+        let own: Option<BTreeSet<String>> = scope
+            .own_only()
+            .map(|texts| texts.iter().map(|text| ref_hash_of(text)).collect());
+        let read = |ref_name: &str| match (&own, ref_name.strip_prefix(LOCK_REF_PREFIX)) {
+            (Some(own), hash) => hash.is_some_and(|hash| own.contains(hash)),
+            (None, _) => true,
+        };
+        if state
+            .iter()
+            .any(|(name, id)| read(name) && !repo.has_object(id))
+        {
             return Ok(None);
         }
         let mut single = None;
         let mut reader = Reader::new(repo, scope);
         let mut entries = Vec::new();
-        for (ref_name, id) in state {
+        for (ref_name, id) in state.iter().filter(|(name, _)| read(name)) {
             if entries.len() % TELL_EVERY == 0 {
                 read_so_far(entries.len());
             }
             match ref_name.strip_prefix(LOCK_REF_PREFIX) {
-                Some(hash) if ref_key(hash).is_none_or(|key| reader.wanted(scope, key)) => entries
-                    .push(Entry {
+                Some(hash)
+                    if own.is_some()
+                        || ref_key(hash).is_none_or(|key| reader.wanted(scope, key)) =>
+                {
+                    entries.push(Entry {
                         ref_name: ref_name.clone(),
                         id: Some(*id),
                         record: reader.record(*id, hash),
-                    }),
+                    })
+                }
                 Some(_) => {}
                 None if ref_name == VERSION_REF => single = Some(*id),
                 None => {}
             }
         }
-        let shards = state.iter().map(|(name, id)| (name.as_str(), *id));
-        let versions = Versions::at(repo, single, shards, &scope.shards())?;
+        let versions = if own.is_some() {
+            Versions::unread()
+        } else {
+            let shards = state.iter().map(|(name, id)| (name.as_str(), *id));
+            Versions::at(repo, single, shards, &scope.shards())?
+        };
         let keys = state
             .iter()
             .filter_map(|(name, _)| ref_key(name.strip_prefix(LOCK_REF_PREFIX)?));

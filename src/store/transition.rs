@@ -30,70 +30,106 @@ impl Locks {
     /// decisions as one compare-and-swap (or makes no write at all), until
     /// that is written, needs no write, or a request is refused: several
     /// resources are granted all together or not at all.
+    ///
+    /// A release, and the renewal of a live lease, depend on the lock's own
+    /// record alone: without an acquire among the requests, they are first
+    /// decided on a read of their own locks ([`Scope::own`]), and again on
+    /// a read of every conflicting lock only when a decision turns out to
+    /// make a lease live (the renewal of an expired one).
     pub(super) fn transact(
         &self,
         requests: &[(Resource, Request)],
         clock: &dyn Clock,
     ) -> Result<Vec<Done>, Error> {
-        let scope = Scope::of(requests.iter().map(|(resource, _)| resource));
-        self.run(clock, &scope, |snapshot, now| {
-            let observations = self.observe(snapshot, now)?;
-            let takeover = self.takeover(&observations);
-            // Each new lease of the request carries a token above the
-            // previous one's, as well as above its shards' highest.
-            let mut issued = 0;
-            let mut refusals = Vec::new();
-            let mut decided = Vec::with_capacity(requests.len());
-            for (resource, request) in requests {
-                let ref_name = resource.ref_name();
-                let entry = snapshot.entry(&ref_name);
-                let current = match entry {
-                    None => None,
-                    Some(entry) => match &entry.record {
-                        Ok(record) => Some(record),
-                        Err(reason) => {
-                            return Err(Error::CorruptLock {
-                                ref_name: ref_name.clone(),
-                                reason: reason.clone(),
-                                remove_with: entry.removal(self.repo.common_dir()),
-                            });
-                        }
-                    },
-                };
-                self.note_skew(current, now);
-                let others: Vec<LockRecord> = snapshot
-                    .entries
+        let resources = || requests.iter().map(|(resource, _)| resource);
+        let any_acquire = requests
+            .iter()
+            .any(|(_, request)| matches!(request, Request::Acquire { .. }));
+        if !any_acquire {
+            let own = self.run(clock, &Scope::own(resources()), |snapshot, now| {
+                let decided = self.decide_all(requests, snapshot, now)?;
+                if decided
                     .iter()
-                    .filter(|e| e.ref_name != ref_name)
-                    .filter_map(|e| e.record.as_ref().ok().cloned())
-                    .collect();
-                let shards = Shards::of(resource);
-                let floor = snapshot.versions.highest(shards).max(issued);
-                let ctx = Context {
-                    resource,
-                    now,
-                    takeover,
-                    token_floor: floor.saturating_add(1),
-                    others: &others,
-                };
-                match decide(current, request, &ctx) {
-                    Decision::Refused(refusal) => refusals.push(refusal_error(resource, refusal)),
-                    Decision::Unchanged(unchanged) => {
-                        decided.push((entry, ref_name, shards, Err(unchanged)))
-                    }
-                    Decision::Apply(transition) => {
-                        if let Change::Put(record) = &transition.change {
-                            issued = issued.max(record.fencing_token);
-                        }
-                        decided.push((entry, ref_name, shards, Ok(transition)));
-                    }
+                    .any(|(.., decision)| matches!(decision, Ok(t) if t.depends_on_others))
+                {
+                    return Ok(Step::Done(None));
                 }
+                Ok(self.plan(snapshot, decided, now)?.map(Some))
+            })?;
+            if let Some(done) = own {
+                return Ok(done);
             }
-            if !refusals.is_empty() {
-                return Err(Error::refused(refusals));
-            }
+        }
+        self.run(clock, &Scope::of(resources()), |snapshot, now| {
+            let decided = self.decide_all(requests, snapshot, now)?;
             self.plan(snapshot, decided, now)
         })
+    }
+
+    /// Decides every request on `snapshot`, or refuses them all if one is
+    /// refused.
+    fn decide_all<'s>(
+        &self,
+        requests: &[(Resource, Request)],
+        snapshot: &'s Snapshot,
+        now: UnixMillis,
+    ) -> Result<Vec<Decided<'s>>, Error> {
+        let observations = self.observe(snapshot, now)?;
+        let takeover = self.takeover(&observations);
+        // Each new lease of the request carries a token above the
+        // previous one's, as well as above its shards' highest.
+        let mut issued = 0;
+        let mut refusals = Vec::new();
+        let mut decided = Vec::with_capacity(requests.len());
+        for (resource, request) in requests {
+            let ref_name = resource.ref_name();
+            let entry = snapshot.entry(&ref_name);
+            let current = match entry {
+                None => None,
+                Some(entry) => match &entry.record {
+                    Ok(record) => Some(record),
+                    Err(reason) => {
+                        return Err(Error::CorruptLock {
+                            ref_name: ref_name.clone(),
+                            reason: reason.clone(),
+                            remove_with: entry.removal(self.repo.common_dir()),
+                        });
+                    }
+                },
+            };
+            self.note_skew(current, now);
+            let others: Vec<LockRecord> = snapshot
+                .entries
+                .iter()
+                .filter(|e| e.ref_name != ref_name)
+                .filter_map(|e| e.record.as_ref().ok().cloned())
+                .collect();
+            let shards = Shards::of(resource);
+            let floor = snapshot.versions.highest(shards).max(issued);
+            let ctx = Context {
+                resource,
+                now,
+                takeover,
+                token_floor: floor.saturating_add(1),
+                others: &others,
+            };
+            match decide(current, request, &ctx) {
+                Decision::Refused(refusal) => refusals.push(refusal_error(resource, refusal)),
+                Decision::Unchanged(unchanged) => {
+                    decided.push((entry, ref_name, shards, Err(unchanged)))
+                }
+                Decision::Apply(transition) => {
+                    if let Change::Put(record) = &transition.change {
+                        issued = issued.max(record.fencing_token);
+                    }
+                    decided.push((entry, ref_name, shards, Ok(transition)));
+                }
+            }
+        }
+        if !refusals.is_empty() {
+            return Err(Error::refused(refusals));
+        }
+        Ok(decided)
     }
 
     /// Writes the objects of the decided transitions and returns the ref

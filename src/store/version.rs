@@ -116,6 +116,15 @@ pub(crate) struct Versions {
 }
 
 impl Versions {
+    /// No version read: for a read of locks whose decisions depend on no
+    /// other lock ([`crate::lease::Scope::own`]) and advance no shard.
+    pub fn unread() -> Versions {
+        Versions {
+            single: Single::Absent,
+            shards: BTreeMap::new(),
+        }
+    }
+
     /// Reads the single ref and the `shards` in `repo`.
     pub fn read(repo: &gix::Repository, shards: &[u8]) -> Result<Versions, Error> {
         let single = match find(repo, VERSION_REF)? {
