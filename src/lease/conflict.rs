@@ -24,7 +24,7 @@ use super::time::UnixMillis;
 /// function's. Another spelling of the same resource written by another
 /// tool (`path:src/` for `path:src`) lives under another ref and does
 /// block. Records whose resource we cannot parse conflict as their
-/// [`Placement`] says.
+/// `Placement` (`placement.rs`) says.
 pub fn blocking_locks<'a>(
     resource: &Resource,
     actor: &ActorId,

@@ -98,7 +98,7 @@ impl Scope {
     }
 
     /// Whether a lock on the stored resource `text` conflicts with one of
-    /// the resources of this scope: [`Placement::conflicts_with`], without
+    /// the resources of this scope: `Placement::conflicts_with`, without
     /// comparing `text` with each of them, and for most texts without
     /// parsing it.
     pub fn touches(&self, text: &str) -> bool {

@@ -1,7 +1,7 @@
 //! How bytes reach a git server and come back: a `git` program for a path
 //! on this machine, the `ssh` program for ssh (as git does), a TCP
 //! connection for `git://`, and smart HTTP(S). Every wait for the server
-//! has a deadline ([`Watchdog`]), every reply a size limit, and pkt-lines
+//! has a deadline (`watchdog.rs`), every reply a size limit, and pkt-lines
 //! are read as they arrive, so the work stays linear in what the server
 //! sends. The protocol is the caller's.
 

@@ -15,11 +15,11 @@
 //! # Why every write is safe under concurrency
 //!
 //! Each operation reads the version shards of its resources, then the lock
-//! refs its decision
-//! depends on (the names of all of them are listed, and the records of
-//! those whose resource conflicts with the request are read: see
-//! [`snapshot`]), decides with [`crate::lease::decide`], and writes one ref
-//! transaction:
+//! refs its decision depends on (the names of all of them are listed, and
+//! the records of those whose resource conflicts with the request are
+//! read; a release or renewal reads its own ref alone, and no shard: see
+//! `snapshot.rs`), decides with [`crate::lease::decide`], and writes one
+//! ref transaction:
 //!
 //! - The lock ref's edit expects exactly the commit the decision was made
 //!   on, or that the ref does not exist. Two processes that decided on the
