@@ -15,7 +15,7 @@
 //! in the repository; pushing it instead could hand out a lock the remote
 //! has meanwhile given to someone else.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use gix::ObjectId;
 
@@ -191,18 +191,13 @@ impl Locks {
         // A read of its own locks alone brings no other lock's objects: a
         // ref whose commit is not here keeps its value until a read that
         // needs the commit brings it.
-        let kept_back: HashSet<&str> = state
+        let here: Vec<&(String, ObjectId)> = state
             .iter()
-            .filter(|(name, id)| {
-                value(&current_ids, name) != Some(*id) && !self.repo.has_object(id)
-            })
-            .map(|(name, _)| name.as_str())
+            .filter(|(name, id)| value(&current_ids, name) == Some(*id) || self.repo.has_object(id))
             .collect();
-        let changes: Vec<RefChange> = state
+        let changes: Vec<RefChange> = here
             .iter()
-            .filter(|(name, id)| {
-                value(&current_ids, name) != Some(*id) && !kept_back.contains(name.as_str())
-            })
+            .filter(|(name, id)| value(&current_ids, name) != Some(*id))
             .map(|(name, id)| RefChange {
                 name: name.clone(),
                 old: value(&current_ids, name),
@@ -224,11 +219,9 @@ impl Locks {
             _ => {}
         }
         let followed = Fetched {
-            updated: state
+            updated: here
                 .iter()
-                .filter(|(name, id)| {
-                    value(&before_ids, name) != Some(*id) && !kept_back.contains(name.as_str())
-                })
+                .filter(|(name, id)| value(&before_ids, name) != Some(*id))
                 .map(|(name, _)| name.clone())
                 .collect(),
             pruned: before

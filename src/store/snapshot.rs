@@ -17,7 +17,6 @@
 //! by name, lists nothing and reads no version: its compare-and-swap on
 //! those refs is the whole check.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use gix::ObjectId;
@@ -60,8 +59,8 @@ impl<'r> Reader<'r> {
         }
     }
 
-    /// Whether the ref whose hash spells `key` must be read: its text is
-    /// in `scope`, or is not known (or no name is known at all).
+    /// Whether the ref whose hash spells `key` must be read, in a read
+    /// that lists the names: its text is in `scope`, or is not known.
     fn wanted(&self, scope: &Scope, key: u64) -> bool {
         self.names
             .as_ref()
@@ -181,12 +180,7 @@ impl Snapshot {
                 let listed = refs.read(repo, &ref_hash_of(text))?;
                 entries.extend(listed.map(|listed| reader.listed(listed)));
             }
-            entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
-            return Ok(Snapshot {
-                scope: scope.clone(),
-                versions: Versions::unread(),
-                entries,
-            });
+            return Ok(Snapshot::of_own(scope, entries));
         }
         let versions = Versions::read(repo, &scope.shards())?;
         let mut entries = Vec::new();
@@ -230,57 +224,60 @@ impl Snapshot {
     /// The locks of `scope` in the lock state `state` (the refs a remote
     /// advertised, sorted by name), read from the objects of `repo`;
     /// `None` when one of the commits (or a version) is not in `repo`
-    /// yet.
+    /// yet. A [`Scope::own`] needs only the commits of its own refs.
     pub fn at(
         repo: &gix::Repository,
         state: &[(String, ObjectId)],
         scope: &Scope,
         read_so_far: &dyn Fn(usize),
     ) -> Result<Option<Snapshot>, Error> {
-        // The refs of an own scope are the ones named by its resources;
-        // none other is read, and no version.
-        let own: Option<BTreeSet<String>> = scope
-            .own_only()
-            .map(|texts| texts.iter().map(|text| ref_hash_of(text)).collect());
-        let read = |ref_name: &str| match (&own, ref_name.strip_prefix(LOCK_REF_PREFIX)) {
-            (Some(own), hash) => hash.is_some_and(|hash| own.contains(hash)),
-            (None, _) => true,
-        };
-        if state
-            .iter()
-            .any(|(name, id)| read(name) && !repo.has_object(id))
-        {
+        if let Some(own) = scope.own_only() {
+            let mine: Vec<&(String, ObjectId)> = own
+                .iter()
+                .filter_map(|text| {
+                    let name = format!("{LOCK_REF_PREFIX}{}", ref_hash_of(text));
+                    let at = state.binary_search_by(|(n, _)| n.cmp(&name)).ok()?;
+                    Some(&state[at])
+                })
+                .collect();
+            if mine.iter().any(|(_, id)| !repo.has_object(id)) {
+                return Ok(None);
+            }
+            let mut reader = Reader::new(repo, scope);
+            let entries = mine
+                .into_iter()
+                .map(|(ref_name, id)| Entry {
+                    ref_name: ref_name.clone(),
+                    id: Some(*id),
+                    record: reader.record(*id, &ref_name[LOCK_REF_PREFIX.len()..]),
+                })
+                .collect();
+            return Ok(Some(Snapshot::of_own(scope, entries)));
+        }
+        if state.iter().any(|(_, id)| !repo.has_object(id)) {
             return Ok(None);
         }
         let mut single = None;
         let mut reader = Reader::new(repo, scope);
         let mut entries = Vec::new();
-        for (ref_name, id) in state.iter().filter(|(name, _)| read(name)) {
+        for (ref_name, id) in state {
             if entries.len() % TELL_EVERY == 0 {
                 read_so_far(entries.len());
             }
             match ref_name.strip_prefix(LOCK_REF_PREFIX) {
-                Some(hash)
-                    if own.is_some()
-                        || ref_key(hash).is_none_or(|key| reader.wanted(scope, key)) =>
-                {
-                    entries.push(Entry {
+                Some(hash) if ref_key(hash).is_none_or(|key| reader.wanted(scope, key)) => entries
+                    .push(Entry {
                         ref_name: ref_name.clone(),
                         id: Some(*id),
                         record: reader.record(*id, hash),
-                    })
-                }
+                    }),
                 Some(_) => {}
                 None if ref_name == VERSION_REF => single = Some(*id),
                 None => {}
             }
         }
-        let versions = if own.is_some() {
-            Versions::unread()
-        } else {
-            let shards = state.iter().map(|(name, id)| (name.as_str(), *id));
-            Versions::at(repo, single, shards, &scope.shards())?
-        };
+        let shards = state.iter().map(|(name, id)| (name.as_str(), *id));
+        let versions = Versions::at(repo, single, shards, &scope.shards())?;
         let keys = state
             .iter()
             .filter_map(|(name, _)| ref_key(name.strip_prefix(LOCK_REF_PREFIX)?));
@@ -290,6 +287,17 @@ impl Snapshot {
             versions,
             entries,
         }))
+    }
+
+    /// The snapshot of a read of the locks of a [`Scope::own`], which
+    /// reads no version: its decisions advance none.
+    fn of_own(scope: &Scope, mut entries: Vec<Entry>) -> Snapshot {
+        entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
+        Snapshot {
+            scope: scope.clone(),
+            versions: Versions::unread(),
+            entries,
+        }
     }
 
     pub fn entry(&self, ref_name: &str) -> Option<&Entry> {
