@@ -56,6 +56,16 @@ fn plant_lock(repo: &Repo, resource: &str, json: &str) -> String {
     name
 }
 
+/// A lock that expired long before the tests' instant, for gc to delete
+/// (planted again by a second setup: the same ref, the same commit).
+fn plant_expired_lock(repo: &Repo) {
+    plant_lock(
+        repo,
+        "issue:expired",
+        r#"{"owner":"x","nonce":"n","expires_unix_ms":1,"resource":"issue:expired"}"#,
+    );
+}
+
 fn plant_ref(repo: &Repo, name: &str, content: &str, as_commit: bool) {
     support::plant_with_git(repo, name, content, as_commit);
 }
@@ -357,16 +367,19 @@ fn cases() -> Vec<Case> {
                 None
             },
         ),
+        // Only a deletion of a packed ref takes packed-refs.lock (as in
+        // git): gc of an expired lock that was packed.
         with_setup(
             case(
                 "leftover packed-refs.lock",
-                &["acquire", "issue:1"],
+                &["gc"],
                 5,
                 "repository_busy",
                 ".git/packed-refs.lock",
             ),
             |repo| {
                 let _ = std::fs::remove_file(repo.dir.join(".git/packed-refs.lock"));
+                plant_expired_lock(repo);
                 repo.git(&["pack-refs", "--all"]);
                 std::fs::write(repo.dir.join(".git/packed-refs.lock"), "").expect("write");
                 None
@@ -393,13 +406,14 @@ fn cases() -> Vec<Case> {
         with_setup(
             case(
                 "packed-refs.lock left by a killed process",
-                &["acquire", "issue:1"],
+                &["gc"],
                 5,
                 "stale_lock_file",
                 "remove them: rm -f -- ",
             ),
             |repo| {
                 let _ = std::fs::remove_file(repo.dir.join(".git/packed-refs.lock"));
+                plant_expired_lock(repo);
                 repo.git(&["pack-refs", "--all"]);
                 plant_old_file(&repo.dir.join(".git/packed-refs.lock"));
                 None

@@ -151,6 +151,71 @@ fn a_fresh_lock_file_is_waited_for_and_a_stale_one_is_not() {
     );
 }
 
+/// git takes packed-refs.lock only to delete a packed ref: one that a
+/// running `git gc` or `git fetch --prune` holds, or a killed git left,
+/// stops no `git update-ref`, and stops no acquire, renew or release in a
+/// repository whose refs (the lock's own among them) are packed. gc, which
+/// deletes packed refs, waits for it, and names a stale one with the
+/// command that removes it.
+#[test]
+fn a_held_packed_refs_lock_stops_only_the_deletion_of_packed_refs() {
+    let repo = Repo::new();
+    assert_eq!(
+        code(&repo.grite_as(A, T0, &["lock", "acquire", "issue:1"])),
+        0
+    );
+    repo.git(&["pack-refs", "--all"]);
+    let packed_lock = repo.dir.join(".git/packed-refs.lock");
+    plant_old_file(&packed_lock);
+    for (actor, at, args) in [
+        (A, T0 + 1_000, &["lock", "renew", "issue:1"][..]),
+        (A, T0 + 2_000, &["lock", "acquire", "issue:2"]),
+        (B, T0 + 3_000, &["lock", "acquire", "issue:1"]),
+        (A, T0 + 4_000, &["lock", "release", "issue:2"]),
+    ] {
+        let out = repo.grite_as(actor, at, args);
+        let expected = if args[2] == "issue:1" && actor == B {
+            4
+        } else {
+            0
+        };
+        assert_eq!(code(&out), expected, "{args:?}: {}", stderr(&out));
+    }
+    let status = json(&repo.grite_as(A, T0 + 5_000, &["--json", "lock", "status"]));
+    let holders: Vec<(&str, &str)> = status["data"]["locks"]
+        .as_array()
+        .expect("locks")
+        .iter()
+        .map(|l| {
+            (
+                l["resource"].as_str().expect("resource"),
+                l["owner"].as_str().expect("owner"),
+            )
+        })
+        .collect();
+    assert!(holders.contains(&("issue:1", A)), "{status}");
+    // The refs moved as git moves them: loose files over the packed ones.
+    repo.fsck();
+    assert!(
+        repo.git(&["show-ref"]).contains("refs/grite/locks/"),
+        "readable by git"
+    );
+
+    let later = T0 + 24 * 3_600_000;
+    let out = repo.grite_as(A, later, &["lock", "gc"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("rm -f -- {}", packed_lock.display())),
+        "{err}"
+    );
+    std::fs::remove_file(&packed_lock).expect("removed");
+    let out = repo.grite_as(A, later, &["lock", "gc"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(repo.git(&["for-each-ref", "refs/grite/locks/"]), "");
+    repo.fsck();
+}
+
 #[test]
 fn a_garbage_ref_file_is_named_with_a_command_that_removes_it() {
     let repo = Repo::new();

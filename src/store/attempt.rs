@@ -9,7 +9,7 @@ use gix::ObjectId;
 
 use super::Error;
 use super::authority::{PushOutcome, RemoteTarget, Session};
-use super::changes::{RefChange, Step, apply_changes, lost_race};
+use super::changes::{ApplyError, RefChange, Step, apply_changes};
 use super::clock::Clock;
 use super::lockfiles::{self, LockFile};
 use super::locks::Locks;
@@ -181,19 +181,19 @@ impl Locks {
     fn apply_local(&self, changes: &[RefChange]) -> Result<(), WriteError> {
         match apply_changes(&self.repo, changes) {
             Ok(()) => Ok(()),
-            Err(e) if lost_race(&e, &self.repo, changes) => Err(WriteError::Lost),
-            Err(e) if e.is_retryable() => {
+            Err(ApplyError::Lost) => Err(WriteError::Lost),
+            Err(ApplyError::Busy(reason)) => {
                 let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
                 Err(WriteError::Busy(Busy {
-                    reason: e.to_string(),
+                    reason,
                     files: lockfiles::held(self.repo.common_dir(), &names),
                     remote: None,
                 }))
             }
-            Err(e) => Err(WriteError::Failed(Error::repository(
-                "updating lock refs",
-                e,
-            ))),
+            Err(ApplyError::Failed(reason)) => Err(WriteError::Failed(Error::Repository {
+                action: "updating lock refs",
+                reason,
+            })),
         }
     }
 }

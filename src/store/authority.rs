@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use gix::ObjectId;
 
-use super::changes::{RefChange, apply_changes, lost_race};
+use super::changes::{ApplyError, RefChange, apply_changes};
 use super::lockfiles::{self, LockFile};
 use super::loose_object;
 use super::ref_file::Held;
@@ -108,15 +108,17 @@ impl Session {
                 }
                 match apply_changes(&remote, changes) {
                     Ok(()) => Ok(Vec::new()),
-                    Err(e) if lost_race(&e, &remote, changes) => Err(PushOutcome::Lost),
-                    Err(e) if e.is_retryable() => {
+                    Err(ApplyError::Lost) => Err(PushOutcome::Lost),
+                    Err(ApplyError::Busy(reason)) => {
                         let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
                         Err(PushOutcome::Busy(
                             lockfiles::held(remote.common_dir(), &names),
-                            e.to_string(),
+                            reason,
                         ))
                     }
-                    Err(e) => Err(PushOutcome::Failed(format!("updating its lock refs: {e}"))),
+                    Err(e @ ApplyError::Failed(_)) => {
+                        Err(PushOutcome::Failed(format!("updating its lock refs: {e}")))
+                    }
                 }
             }
         }

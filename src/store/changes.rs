@@ -8,6 +8,7 @@ use gix::refs::{FullName, Target};
 use super::clock::{Clock, SystemClock};
 use super::gate;
 use super::objects::signature;
+use super::ref_update;
 use crate::remote::protocol::Command;
 
 /// What one round decided.
@@ -73,38 +74,83 @@ impl RefChange {
     }
 }
 
+/// How a transaction of ref changes failed.
+#[derive(Debug)]
+pub(super) enum ApplyError {
+    /// Another writer moved first: an expectation failed, or a ref
+    /// vanished, or a folder another writer emptied vanished on the way.
+    Lost,
+    /// A lock file stands in the way (another process is writing these
+    /// refs, or a killed one left it); in gix's words.
+    Busy(String),
+    /// Anything else, its causes told.
+    Failed(String),
+}
+
+impl ApplyError {
+    /// What `error`, from a transaction of `changes` in `repo`, means.
+    pub fn classify(
+        error: gix::Error,
+        repo: &gix::Repository,
+        changes: &[RefChange],
+    ) -> ApplyError {
+        if lost_race(&error, repo, changes) {
+            ApplyError::Lost
+        } else if error.is_retryable() {
+            ApplyError::Busy(error.to_string())
+        } else {
+            ApplyError::Failed(crate::remote::error_chain(&error))
+        }
+    }
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApplyError::Lost => f.write_str("another process moved the refs first"),
+            ApplyError::Busy(reason) | ApplyError::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
 /// Makes `changes` in `repo` as one transaction: every expectation is
-/// checked, under every ref's lock, before anything is written. The
-/// transaction holds the process's ref-write gate (see [`gate`]), so a
-/// termination signal never cuts it between two renames.
+/// checked, under every ref's lock, before anything is written. Changes
+/// that delete no ref are made as git makes them ([`ref_update`]); the
+/// others by gix. The transaction holds the process's ref-write gate (see
+/// [`gate`]), so a termination signal never cuts it between two renames.
 pub(super) fn apply_changes(
     repo: &gix::Repository,
     changes: &[RefChange],
-) -> Result<(), gix::Error> {
+) -> Result<(), ApplyError> {
     if changes.is_empty() {
         return Ok(());
+    }
+    let _transaction = gate::transaction();
+    if let Some(updated) = ref_update::update(repo, changes) {
+        return updated;
     }
     let edits = changes
         .iter()
         .map(RefChange::edit)
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApplyError::classify(e, repo, changes))?;
     // Reflogs are written only where the repository asks for them for
     // every ref (core.logAllRefUpdates=always); they need a committer.
     let signature = signature(SystemClock.now());
     let mut time = gix::date::parse::TimeBuf::default();
-    let _transaction = gate::transaction();
     repo.edit_references_as(edits, Some(signature.to_ref(&mut time)))
         .map(drop)
+        .map_err(|e| ApplyError::classify(e, repo, changes))
 }
 
-/// Whether `error`, from [`apply_changes`] of `changes` in `repo`, means
-/// that another writer moved first: an expectation failed, or a ref
+/// Whether `error`, from a transaction of `changes` in `repo`, means
+/// that another writer moved first: an expectation failed or a ref
 /// vanished. Also a folder race: gix creates a ref's folders while other
 /// writers remove the folders they emptied, and when one vanishes between
 /// its creation and the check that it is a folder, gix says "not a
 /// directory" (over "File exists"). Only if no folder on the refs' paths
 /// is in fact a file is that a race, and the write is decided again.
-pub(super) fn lost_race(error: &gix::Error, repo: &gix::Repository, changes: &[RefChange]) -> bool {
+fn lost_race(error: &gix::Error, repo: &gix::Repository, changes: &[RefChange]) -> bool {
     if error.is_conflict() || error.is_not_found() {
         return true;
     }

@@ -21,7 +21,7 @@ use gix::ObjectId;
 
 use super::Error;
 use super::authority::{MIRRORED, RemoteTarget, Session, State, copy_objects, lock_state};
-use super::changes::{RefChange, apply_changes, lost_race};
+use super::changes::{ApplyError, RefChange, apply_changes};
 use super::lockfiles;
 use super::locks::Locks;
 use super::notice::Notice;
@@ -215,8 +215,8 @@ impl Locks {
             )
             .collect();
         match apply_changes(&self.repo, &changes) {
-            Err(e) if !lost_race(&e, &self.repo, &changes) => self.mirror_behind(&e),
-            _ => {}
+            Ok(()) | Err(ApplyError::Lost) => {}
+            Err(e) => self.mirror_behind(&e),
         }
         let followed = Fetched {
             updated: here

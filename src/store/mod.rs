@@ -97,6 +97,7 @@ mod random;
 mod record_cache;
 mod ref_file;
 mod ref_names;
+mod ref_update;
 mod report;
 mod repository;
 mod setup;
