@@ -155,11 +155,13 @@ pub fn run(
         remote,
         show,
     )?;
+    signals::hold_for_command();
     let mut held: Vec<LockRecord> = acquired.into_iter().map(|a| a.lock).collect();
     let mut child = match start(&plan.command, actor, &held) {
         Ok(child) => child,
         Err(error) => {
             let _ = locks.release_all(actor, &plan.resources, clock);
+            signals::forward_to(None);
             return Err(error);
         }
     };

@@ -8,7 +8,10 @@
 //!
 //! While `grite lock run` runs a command, the signal is the command's: it
 //! is passed on to the command's process group, and grite releases the
-//! locks once the command has ended.
+//! locks once the command has ended. From the moment the locks are held
+//! until the command's group is known, a signal is kept and passed on as
+//! soon as it is: ending grite there would leave the locks held until they
+//! expire, and the command, in a group of its own, running without them.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -17,8 +20,16 @@ use signal_hook::iterator::Signals;
 
 use crate::store::stop_ref_writes;
 
-/// The process group signals are passed on to; 0 while there is none.
+/// The process group signals are passed on to; 0 while there is none,
+/// [`STARTING`] while a command is being started.
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+/// [`FORWARD_TO`] while a command is being started.
+const STARTING: i32 = -1;
+
+/// A signal that came while a command was being started, not yet passed
+/// on; 0 for none.
+static PENDING: AtomicI32 = AtomicI32::new(0);
 
 /// Installs the handling above, on a thread of its own. Must run before
 /// the first ref lock file is taken.
@@ -30,15 +41,19 @@ pub fn install() {
             setup(Mode::None);
             std::thread::spawn(move || {
                 for signal in signals.forever() {
-                    let group = FORWARD_TO.load(Ordering::SeqCst);
-                    if group != 0 {
-                        signal_group(group, signal);
-                        continue;
+                    match FORWARD_TO.load(Ordering::SeqCst) {
+                        0 => terminate(signal),
+                        STARTING => {
+                            PENDING.store(signal, Ordering::SeqCst);
+                            // `forward_to` may have run since the load, and
+                            // found nothing pending.
+                            let now = FORWARD_TO.load(Ordering::SeqCst);
+                            if now != STARTING {
+                                deliver_pending(now);
+                            }
+                        }
+                        group => signal_group(group, signal),
                     }
-                    let _no_more_writes = stop_ref_writes();
-                    gix::tempfile::registry::cleanup_tempfiles();
-                    let _ = signal_hook::low_level::emulate_default_handler(signal);
-                    std::process::exit(128 + signal);
                 }
             });
         }
@@ -48,11 +63,39 @@ pub fn install() {
     }
 }
 
+/// Waits for the ref transaction in flight, removes the lock files this
+/// process holds, and dies of `signal`.
+fn terminate(signal: i32) -> ! {
+    let _no_more_writes = stop_ref_writes();
+    gix::tempfile::registry::cleanup_tempfiles();
+    let _ = signal_hook::low_level::emulate_default_handler(signal);
+    std::process::exit(128 + signal);
+}
+
+/// Passes a pending signal, if one is, on to `group`, or acts on it if
+/// there is no group (0): exactly once, by whichever thread takes it.
+fn deliver_pending(group: i32) {
+    match PENDING.swap(0, Ordering::SeqCst) {
+        0 => {}
+        signal if group > 0 => signal_group(group, signal),
+        signal => terminate(signal),
+    }
+}
+
+/// From now until [`forward_to`], termination signals are kept for the
+/// command about to start instead of ending grite.
+pub fn hold_for_command() {
+    FORWARD_TO.store(STARTING, Ordering::SeqCst);
+}
+
 /// From now on, termination signals go to the process group `group`
-/// instead of ending grite; `None` restores the usual handling.
+/// instead of ending grite, the ones kept since [`hold_for_command`]
+/// first; `None` restores the usual handling (and acts on a kept signal:
+/// the command never started).
 pub fn forward_to(group: Option<u32>) {
     let group = group.and_then(|g| i32::try_from(g).ok()).unwrap_or(0);
     FORWARD_TO.store(group, Ordering::SeqCst);
+    deliver_pending(group);
 }
 
 /// Sends `signal` (a number) to every process of `group`.
