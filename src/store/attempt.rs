@@ -9,12 +9,13 @@ use gix::ObjectId;
 
 use super::Error;
 use super::authority::{PushOutcome, RemoteTarget, Session};
-use super::changes::{ApplyError, RefChange, Step, apply_changes};
+use super::changes::{ApplyError, RefChange, Step};
 use super::clock::Clock;
 use super::lockfiles::{self, LockFile};
 use super::locks::Locks;
 use super::mirror::View;
 use super::notice::Notice;
+use super::ref_update::apply_changes;
 use super::snapshot::Snapshot;
 use super::upkeep;
 use crate::lease::{Scope, UnixMillis};

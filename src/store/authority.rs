@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use gix::ObjectId;
 
-use super::changes::{ApplyError, RefChange, apply_changes};
+use super::changes::{ApplyError, RefChange};
 use super::lockfiles::{self, LockFile};
 use super::loose_object;
 use super::ref_file::Held;
 use super::ref_names::lock_refs;
+use super::ref_update::apply_changes;
 use super::version::{VERSION_REF, VERSION_SHARD_PREFIX};
 use crate::lease::LOCK_REF_PREFIX;
 use crate::remote::fetch::Mirrored;

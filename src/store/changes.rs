@@ -1,14 +1,11 @@
-//! The ref changes of one transition, made either as a local gix
-//! transaction or as receive-pack commands: the same compare-and-swap.
+//! The ref changes of one transition, made either as a local transaction
+//! ([`super::ref_update`]) or as receive-pack commands: the same
+//! compare-and-swap; and how a local one fails.
 
 use gix::ObjectId;
 use gix::refs::transaction::{PreviousValue, RefEdit};
 use gix::refs::{FullName, Target};
 
-use super::clock::{Clock, SystemClock};
-use super::gate;
-use super::objects::signature;
-use super::ref_update;
 use crate::remote::protocol::Command;
 
 /// What one round decided.
@@ -52,7 +49,7 @@ pub(super) struct RefChange {
 }
 
 impl RefChange {
-    fn edit(&self) -> Result<RefEdit, gix::Error> {
+    pub fn edit(&self) -> Result<RefEdit, gix::Error> {
         let name = FullName::try_from(self.name.as_str()).map_err(gix::Error::from_error)?;
         let expected = match self.old {
             None => PreviousValue::MustNotExist,
@@ -111,36 +108,6 @@ impl std::fmt::Display for ApplyError {
             ApplyError::Busy(reason) | ApplyError::Failed(reason) => f.write_str(reason),
         }
     }
-}
-
-/// Makes `changes` in `repo` as one transaction: every expectation is
-/// checked, under every ref's lock, before anything is written. Changes
-/// that delete no ref are made as git makes them ([`ref_update`]); the
-/// others by gix. The transaction holds the process's ref-write gate (see
-/// [`gate`]), so a termination signal never cuts it between two renames.
-pub(super) fn apply_changes(
-    repo: &gix::Repository,
-    changes: &[RefChange],
-) -> Result<(), ApplyError> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let _transaction = gate::transaction();
-    if let Some(updated) = ref_update::update(repo, changes) {
-        return updated;
-    }
-    let edits = changes
-        .iter()
-        .map(RefChange::edit)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApplyError::classify(e, repo, changes))?;
-    // Reflogs are written only where the repository asks for them for
-    // every ref (core.logAllRefUpdates=always); they need a committer.
-    let signature = signature(SystemClock.now());
-    let mut time = gix::date::parse::TimeBuf::default();
-    repo.edit_references_as(edits, Some(signature.to_ref(&mut time)))
-        .map(drop)
-        .map_err(|e| ApplyError::classify(e, repo, changes))
 }
 
 /// Whether `error`, from a transaction of `changes` in `repo`, means

@@ -1,6 +1,6 @@
 //! Ref transactions and the end of the process.
 //!
-//! gix commits a transaction's refs one rename at a time. A termination
+//! A ref transaction commits its refs one rename at a time. A termination
 //! signal whose handler deleted the remaining lock files between two
 //! renames would leave a lock ref moved and the version ref not, with
 //! nothing left to show it: a conflicting writer that read the old version

@@ -21,11 +21,12 @@ use gix::ObjectId;
 
 use super::Error;
 use super::authority::{MIRRORED, RemoteTarget, Session, State, copy_objects, lock_state};
-use super::changes::{ApplyError, RefChange, apply_changes};
+use super::changes::{ApplyError, RefChange};
 use super::lockfiles;
 use super::locks::Locks;
 use super::notice::Notice;
 use super::objects::read_lock;
+use super::ref_update::apply_changes;
 use super::report::Progress;
 use super::repository;
 use super::snapshot::Snapshot;

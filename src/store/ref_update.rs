@@ -1,5 +1,6 @@
-//! Moving refs as git's files backend moves them, for a transaction that
-//! deletes none: every ref's lock file (`<ref>.lock`) taken; then what each
+//! Making ref changes in a repository on this machine, as one transaction.
+//! A transaction that deletes no ref moves them as git's files backend
+//! does: every ref's lock file (`<ref>.lock`) taken; then what each
 //! ref holds read under its lock (its loose file, else packed-refs as it is
 //! then) and checked against what the writer expects; the new values
 //! written into the lock files; and, once all are checked, each lock file
@@ -11,7 +12,7 @@
 //! packed values under it. Every write of every process then queues on that
 //! one file, and a `git gc`, `git pack-refs` or `git fetch --prune` holding
 //! it, or the lock file of a killed git, stops every acquire. git takes it
-//! only to delete a packed ref, as this module does not: a ref's own lock
+//! only to delete a packed ref (here deletions are gix's): a ref's own lock
 //! is enough to read its packed value, which only a write holding
 //! packed-refs.lock changes, and such a write either deletes the ref,
 //! taking the ref's lock first, or packs loose values (`git pack-refs`),
@@ -25,6 +26,9 @@ use gix::ObjectId;
 use gix_lock::acquire::Fail;
 
 use super::changes::{ApplyError, RefChange};
+use super::clock::{Clock, SystemClock};
+use super::gate;
+use super::objects::signature;
 use super::ref_file::{Held, RefFiles};
 
 /// The longest a ref's lock is waited for when `core.filesRefLockTimeout`
@@ -32,13 +36,40 @@ use super::ref_file::{Held, RefFiles};
 /// pacing of busy refs takes over from there.
 const LONGEST_LOCK_WAIT: Duration = Duration::from_secs(60);
 
+/// Makes `changes` in `repo` as one transaction: every expectation is
+/// checked, under every ref's lock, before anything is written. Changes
+/// that delete no ref are made as git makes them (the module doc); the
+/// others by gix. The transaction holds the process's ref-write gate (see
+/// [`gate`]), so a termination signal never cuts it between two renames.
+pub(super) fn apply_changes(
+    repo: &gix::Repository,
+    changes: &[RefChange],
+) -> Result<(), ApplyError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let _transaction = gate::transaction();
+    if let Some(updated) = update(repo, changes) {
+        return updated;
+    }
+    let edits = changes
+        .iter()
+        .map(RefChange::edit)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApplyError::classify(e, repo, changes))?;
+    // Reflogs are written only where the repository asks for them for
+    // every ref (core.logAllRefUpdates=always); they need a committer.
+    let signature = signature(SystemClock.now());
+    let mut time = gix::date::parse::TimeBuf::default();
+    repo.edit_references_as(edits, Some(signature.to_ref(&mut time)))
+        .map(drop)
+        .map_err(|e| ApplyError::classify(e, repo, changes))
+}
+
 /// Makes `changes` in `repo` as one transaction; `None`, for gix's
 /// transaction to make them, if one deletes a ref or a reflog would be
 /// written.
-pub(super) fn update(
-    repo: &gix::Repository,
-    changes: &[RefChange],
-) -> Option<Result<(), ApplyError>> {
+fn update(repo: &gix::Repository, changes: &[RefChange]) -> Option<Result<(), ApplyError>> {
     let updates: Option<Vec<(&RefChange, ObjectId)>> =
         changes.iter().map(|c| Some((c, c.new?))).collect();
     match updates {
