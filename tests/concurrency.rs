@@ -278,6 +278,39 @@ fn conflicting_resources_are_never_both_held_while_the_single_version_is_replace
     }
 }
 
+/// The same race on locks and version shards that exist only in
+/// packed-refs, as after a `git gc`: each writer reads them under their own
+/// lock files (not under packed-refs.lock), and still exactly one wins.
+#[test]
+fn conflicting_resources_are_never_both_held_when_their_refs_are_packed() {
+    let repo = Repo::new();
+    let earlier = actor(60);
+    for round in 0..rounds().div_ceil(8) {
+        let pairs = if round % 2 == 0 {
+            [format!("path:k{round}"), format!("path:k{round}/a.rs")]
+        } else {
+            [format!("path:k{round}/d/"), format!("path:k{round}/d/e")]
+        };
+        // Held and released by someone else before the race, each moving
+        // the shard they share; then every ref is packed.
+        let before = round_time(round) - 1_000;
+        for resource in &pairs {
+            for verb in ["acquire", "release"] {
+                let out = repo.grite_as(&earlier, before, &["lock", verb, resource]);
+                assert_eq!(code(&out), 0, "round {round}: {verb} {resource}");
+            }
+        }
+        git(&repo.dir, &["pack-refs", "--all"]);
+        let loose = repo.dir.join(".git/refs/grite/locks");
+        assert_eq!(
+            std::fs::read_dir(&loose).map_or(0, Iterator::count),
+            0,
+            "round {round}: the lock refs are packed"
+        );
+        conflicting_race(&repo, &pairs, round);
+    }
+}
+
 #[test]
 fn acquirers_in_two_worktrees_have_exactly_one_winner() {
     let repo = Repo::new();
