@@ -677,6 +677,28 @@ fn conflicting_resources_over_every_transport_are_never_both_held() {
     });
 }
 
+/// The conflicting-resources race on a remote opened directly (no `git`
+/// program), over more rounds than the side races give it: its lock state
+/// is read by listing the remote's refs, which must read the version shards
+/// before the lock refs (`docs/PROTOCOL.md` §7). Read the other way round,
+/// two racers won within the first 50 rounds, four runs out of four: one
+/// listed the locks just before the other's lock ref was renamed, and its
+/// shard just after.
+#[test]
+fn conflicting_resources_on_a_directly_opened_remote_are_never_both_held() {
+    let shared = Shared::new(8);
+    let via =
+        Via::new("direct", shared.remote.display().to_string()).with_env("PATH", String::new());
+    for round in 0..rounds().max(40) {
+        let pair = [format!("path:d{round}/"), format!("path:d{round}/a.rs")];
+        let results = race(&shared, &via, round_time(round), |i| {
+            vec!["acquire".into(), pair[i % 2].clone()]
+        });
+        one_winner(&results, &format!("direct conflict round {round}"));
+    }
+    shared.fsck();
+}
+
 #[test]
 fn failures_say_what_happened_and_change_nothing() {
     let shared = Shared::new(1);

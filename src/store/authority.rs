@@ -215,15 +215,12 @@ pub(super) fn lock_state(repo: &gix::Repository) -> Option<State> {
 }
 
 fn list_state(repo: &gix::Repository) -> Option<State> {
-    // The lock refs as a decision reads them (loose files before
-    // packed-refs, so that `git pack-refs` cannot hide one).
+    // The version refs before the lock refs (`docs/PROTOCOL.md` §7): a
+    // writer renames its lock ref before the version shard, so a version
+    // read here that is newer than a lock listed after it cannot be; read
+    // the other way round, a new shard beside a lock listed before it was
+    // renamed would let a write expect that shard and slip past the lock.
     let mut state = Vec::new();
-    for listed in lock_refs(repo).ok()? {
-        let Held::Id(id) = listed.held else {
-            return None;
-        };
-        state.push((listed.name, id));
-    }
     let platform = repo.references().ok()?;
     for reference in platform.prefixed(VERSION_SHARD_PREFIX).ok()? {
         let reference = reference.ok()?;
@@ -235,6 +232,14 @@ fn list_state(repo: &gix::Repository) -> Option<State> {
             VERSION_REF.to_owned(),
             version.target().try_id()?.to_owned(),
         ));
+    }
+    // The lock refs as a decision reads them (loose files before
+    // packed-refs, so that `git pack-refs` cannot hide one).
+    for listed in lock_refs(repo).ok()? {
+        let Held::Id(id) = listed.held else {
+            return None;
+        };
+        state.push((listed.name, id));
     }
     state.sort();
     Some(state)
