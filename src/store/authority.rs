@@ -216,10 +216,11 @@ pub(super) fn lock_state(repo: &gix::Repository) -> Option<State> {
 
 fn list_state(repo: &gix::Repository) -> Option<State> {
     // The version refs before the lock refs (`docs/PROTOCOL.md` §7): a
-    // writer renames its lock ref before the version shard, so a version
-    // read here that is newer than a lock listed after it cannot be; read
-    // the other way round, a new shard beside a lock listed before it was
-    // renamed would let a write expect that shard and slip past the lock.
+    // writer renames its lock ref before its version shard, so a shard
+    // read here as moved has its new lock in the listing below. Read the
+    // other way round, a lock listed just before its rename beside its
+    // shard read just after would let a write expect the moved shard and
+    // slip past that lock.
     let mut state = Vec::new();
     let platform = repo.references().ok()?;
     for reference in platform.prefixed(VERSION_SHARD_PREFIX).ok()? {

@@ -86,7 +86,8 @@ fn writes_reflogs(repo: &gix::Repository) -> bool {
         || repo.common_dir().join("logs/refs/grite").exists()
 }
 
-/// `updates`, each a change and its new value, of all the `changes`.
+/// Makes `updates` (each of `changes` with its new value) as the module
+/// doc says; `changes` tell a lost race from a failure.
 fn update_refs(
     repo: &gix::Repository,
     updates: &[(&RefChange, ObjectId)],
