@@ -50,23 +50,21 @@ impl LockRefNames {
     }
 }
 
-/// Reads what listed lock refs hold now, in the order of the listing:
+/// Reads what listed refs hold now, in the order of the listing:
 /// the loose file, else packed-refs as the listing read it, else
 /// packed-refs read again (`git pack-refs` may have moved the ref there
 /// since: it writes packed-refs before it deletes the loose file).
 pub(super) struct ListedRefs {
-    dir: PathBuf,
     files: RefFiles,
     packed: Option<gix::refs::packed::Buffer>,
 }
 
 impl ListedRefs {
-    /// Reads lock refs that were not listed: each from its loose file, else
+    /// Reads refs that were not listed: each from its loose file, else
     /// from packed-refs as it is then (read after the loose file, as a
     /// listing reads them).
     pub fn unlisted(repo: &gix::Repository) -> ListedRefs {
         ListedRefs {
-            dir: lock_ref_dir(repo),
             files: RefFiles::new(repo.object_hash().len_in_hex()),
             packed: None,
         }
@@ -75,8 +73,17 @@ impl ListedRefs {
     /// The lock ref `name` (after the lock ref prefix) of `repo`, or `None`
     /// once it is in neither place: deleted since the listing.
     pub fn read(&mut self, repo: &gix::Repository, name: &str) -> Result<Option<ListedRef>, Error> {
-        let full = format!("{LOCK_REF_PREFIX}{name}");
-        let path = self.dir.join(name);
+        self.read_full(repo, format!("{LOCK_REF_PREFIX}{name}"))
+    }
+
+    /// Like [`ListedRefs::read`], for the ref of any full name (a version
+    /// shard, the marker).
+    pub fn read_full(
+        &mut self,
+        repo: &gix::Repository,
+        full: String,
+    ) -> Result<Option<ListedRef>, Error> {
+        let path = repo.common_dir().join(&full);
         if let (Some(folder), Some(file)) = (path.parent(), path.file_name()) {
             match self.files.held(folder, file) {
                 Ok(held) => return Ok(Some(ListedRef { name: full, held })),

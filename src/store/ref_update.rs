@@ -19,7 +19,6 @@
 //! which leaves a ref without a loose file as it was.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
 use gix::ObjectId;
@@ -29,7 +28,8 @@ use super::changes::{ApplyError, RefChange};
 use super::clock::{Clock, SystemClock};
 use super::gate;
 use super::objects::signature;
-use super::ref_file::{Held, RefFiles};
+use super::ref_file::Held;
+use super::ref_names::ListedRefs;
 
 /// The longest a ref's lock is waited for when `core.filesRefLockTimeout`
 /// asks to wait without end: a deadline on every wait. The writer's own
@@ -118,9 +118,9 @@ fn update_refs(
     }
     // Read once every lock is held: a packed value read before a ref is
     // locked may be deleted before the lock is taken.
-    let mut reader = Current::new(repo);
+    let mut refs = ListedRefs::unlisted(repo);
     for (change, _) in updates {
-        if reader.value(&change.name)? != change.old {
+        if value(repo, &mut refs, &change.name)? != change.old {
             return Err(ApplyError::Lost);
         }
     }
@@ -144,6 +144,25 @@ fn update_refs(
     Ok(())
 }
 
+/// The object id ref `name` holds (its loose file, else packed-refs read
+/// from disk then), `None` if there is no such ref.
+fn value(
+    repo: &gix::Repository,
+    refs: &mut ListedRefs,
+    name: &str,
+) -> Result<Option<ObjectId>, ApplyError> {
+    let read = refs
+        .read_full(repo, name.to_owned())
+        .map_err(|e| ApplyError::Failed(e.to_string()))?;
+    match read.map(|r| r.held) {
+        None => Ok(None),
+        Some(Held::Id(id)) => Ok(Some(id)),
+        Some(Held::Symbolic | Held::Garbage) => Err(ApplyError::Failed(format!(
+            "{name} does not hold an object id"
+        ))),
+    }
+}
+
 /// How long a ref's lock is waited for: `core.filesRefLockTimeout`
 /// milliseconds (100 by default, as in git), at most
 /// [`LONGEST_LOCK_WAIT`].
@@ -161,72 +180,9 @@ fn lock_wait(repo: &gix::Repository) -> Fail {
     }
 }
 
-/// What refs hold now: the loose file, else packed-refs, read from disk
-/// once, when a ref first has no loose file.
-struct Current<'r> {
-    repo: &'r gix::Repository,
-    files: RefFiles,
-    packed: Option<Option<gix::refs::packed::Buffer>>,
-}
-
-impl<'r> Current<'r> {
-    fn new(repo: &'r gix::Repository) -> Current<'r> {
-        Current {
-            repo,
-            files: RefFiles::new(repo.object_hash().len_in_hex()),
-            packed: None,
-        }
-    }
-
-    /// The object id ref `name` holds, `None` if there is no such ref.
-    fn value(&mut self, name: &str) -> Result<Option<ObjectId>, ApplyError> {
-        let path = self.repo.common_dir().join(name);
-        let (folder, file) = split(&path);
-        match self.files.held(folder, file) {
-            Ok(Held::Id(id)) => return Ok(Some(id)),
-            Ok(Held::Symbolic | Held::Garbage) => {
-                return Err(ApplyError::Failed(format!(
-                    "{} does not hold an object id",
-                    path.display()
-                )));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(ApplyError::Failed(format!(
-                    "reading {}: {e}",
-                    path.display()
-                )));
-            }
-        }
-        if self.packed.is_none() {
-            let packed = self
-                .repo
-                .refs
-                .open_packed_buffer()
-                .map_err(|e| ApplyError::Failed(format!("reading packed-refs: {e}")))?;
-            self.packed = Some(packed);
-        }
-        let Some(Some(packed)) = &self.packed else {
-            return Ok(None);
-        };
-        let found = packed
-            .try_find(name)
-            .map_err(|e| ApplyError::Failed(format!("reading packed-refs: {e}")))?;
-        Ok(found.map(|r| r.target()))
-    }
-}
-
-/// The folder and file name of a ref's path (a valid ref name has both).
-fn split(path: &Path) -> (&Path, &std::ffi::OsStr) {
-    match (path.parent(), path.file_name()) {
-        (Some(folder), Some(file)) => (folder, file),
-        _ => unreachable!("{} is no ref's path", path.display()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use super::*;
 
@@ -266,8 +222,8 @@ mod tests {
     }
 
     /// What `name` holds now, as git reads it.
-    fn value(repo: &gix::Repository, name: &str) -> Option<ObjectId> {
-        Current::new(repo).value(name).expect("readable")
+    fn now_holds(repo: &gix::Repository, name: &str) -> Option<ObjectId> {
+        value(repo, &mut ListedRefs::unlisted(repo), name).expect("readable")
     }
 
     /// Every file under the repository whose name ends in `.lock`, but
@@ -301,14 +257,14 @@ mod tests {
             apply(&repo, &[change(LOCK, Some(Y), Y)]),
             Err(ApplyError::Lost)
         ));
-        assert_eq!(value(&repo, LOCK), Some(id(X)), "unchanged");
+        assert_eq!(now_holds(&repo, LOCK), Some(id(X)), "unchanged");
         apply(&repo, &[change(LOCK, Some(X), Y), change(SHARD, None, X)]).expect("moved");
         assert_eq!(
-            value(&repo, LOCK),
+            now_holds(&repo, LOCK),
             Some(id(Y)),
             "the loose file hides the packed value"
         );
-        assert_eq!(value(&repo, SHARD), Some(id(X)));
+        assert_eq!(now_holds(&repo, SHARD), Some(id(X)));
         assert!(matches!(
             apply(&repo, &[change(LOCK, Some(X), X)]),
             Err(ApplyError::Lost)
@@ -321,8 +277,8 @@ mod tests {
         let (dir, repo) = repo(&[(SHARD, X)]);
         let changes = [change(LOCK, None, X), change(SHARD, Some(Y), Y)];
         assert!(matches!(apply(&repo, &changes), Err(ApplyError::Lost)));
-        assert_eq!(value(&repo, LOCK), None, "not created");
-        assert_eq!(value(&repo, SHARD), Some(id(X)));
+        assert_eq!(now_holds(&repo, LOCK), None, "not created");
+        assert_eq!(now_holds(&repo, SHARD), Some(id(X)));
         assert_eq!(lock_files(dir.path()), Vec::<PathBuf>::new());
     }
 
@@ -338,7 +294,7 @@ mod tests {
         std::fs::write(&held, "").expect("a held lock");
         let busy = apply(&repo, &[change(SHARD, None, X), change(LOCK, None, X)]);
         assert!(matches!(&busy, Err(ApplyError::Busy(_))), "{busy:?}");
-        assert_eq!(value(&repo, SHARD), None, "nothing written");
+        assert_eq!(now_holds(&repo, SHARD), None, "nothing written");
         std::fs::remove_file(&held).expect("released");
         assert_eq!(lock_files(dir.path()), Vec::<PathBuf>::new());
 
