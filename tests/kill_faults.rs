@@ -1,7 +1,8 @@
 //! Fault injection: grite processes killed with SIGKILL at random instants,
 //! several at a time, locally and through a remote on a path. After every
 //! round the lock files the dead left behind are removed, as the error
-//! message tells a user to (only once no process is left). At the end:
+//! message tells a user to (only once no process is left), and every
+//! third round the refs are packed. At the end:
 //! `git fsck` is clean everywhere, every lock ref holds a complete record,
 //! no fencing token was handed out twice for a resource (neither among
 //! the tokens printed nor along any lock's history), and every command
@@ -197,6 +198,14 @@ fn run_round(target: &mut Target, rng: &mut Rng, round: u64) {
         }
     }
     target.left_behind += clean_up_after_the_dead(target);
+    // Every third round starts from packed refs, as after a `git gc`: gc
+    // then deletes packed locks under packed-refs.lock alone, and loose
+    // ones that hide a packed value.
+    if round % 3 == 2 {
+        for repo in &target.repositories {
+            git(repo, &["pack-refs", "--all"]);
+        }
+    }
 }
 
 /// The lock records along `ref_name`'s history, oldest first.

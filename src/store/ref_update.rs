@@ -1,27 +1,43 @@
-//! Making ref changes in a repository on this machine, as one transaction.
-//! A transaction that deletes no ref moves them as git's files backend
-//! does: every ref's lock file (`<ref>.lock`) taken; then what each
-//! ref holds read under its lock (its loose file, else packed-refs as it is
-//! then) and checked against what the writer expects; the new values
-//! written into the lock files; and, once all are checked, each lock file
-//! renamed over its ref. All in the order given, as gix and git do: the
-//! lock refs before the version shards (`docs/PROTOCOL.md` §7).
+//! Making ref changes in a repository on this machine, as one transaction,
+//! as git's files backend makes them: the lock file (`<ref>.lock`) of
+//! every ref created or moved, and of every deleted ref that has a loose
+//! file, taken; `packed-refs.lock` too if the transaction deletes a ref;
+//! then what each ref holds read under the locks (its loose file, else
+//! packed-refs as it is then) and checked against what the writer
+//! expects; the new values written into the lock files, and packed-refs
+//! without the deleted refs into a new file beside it; and, once all are
+//! checked, each ref's lock file renamed over it in the order given (the
+//! lock refs before the version shards, `docs/PROTOCOL.md` §7), then the
+//! new packed-refs renamed over the old, then the deleted loose files
+//! removed, and only then `packed-refs.lock` released.
 //!
-//! gix's transaction also takes `packed-refs.lock` for any update in a
-//! repository that has a packed-refs file (every clone has one), to read
-//! packed values under it. Every write of every process then queues on that
-//! one file, and a `git gc`, `git pack-refs` or `git fetch --prune` holding
-//! it, or the lock file of a killed git, stops every acquire. git takes it
-//! only to delete a packed ref (here deletions are gix's): a ref's own lock
-//! is enough to read its packed value, which only a write holding
-//! packed-refs.lock changes, and such a write either deletes the ref,
-//! taking the ref's lock first, or packs loose values (`git pack-refs`),
-//! which leaves a ref without a loose file as it was.
+//! This differs from gix's transaction, which it replaces except where a
+//! reflog would be written, in three ways. gix releases `packed-refs.lock`
+//! before it removes the loose files (see [`transact`]). gix takes `packed-refs.lock`
+//! for any update in a repository that has a packed-refs file (every clone
+//! has one), to read packed values under it: every write of every process
+//! then queues on that one file, and a `git gc`, `git pack-refs` or `git
+//! fetch --prune` holding it, or the lock file of a killed git, stops
+//! every acquire. Here, as in git, only a deletion takes it. And a packed
+//! ref without a loose file is deleted under `packed-refs.lock` alone,
+//! where git and gix also create and remove its `<ref>.lock`: for a `gc`
+//! of 100,000 packed locks that is 100,000 files created and removed in
+//! one folder, most of the time either tool takes. The ref's lock is not
+//! needed: a concurrent writer holding it can only write a loose file,
+//! which hides the packed value whether it is removed or not (a loose
+//! file already there is seen under `packed-refs.lock`, and the deletion
+//! is lost to that writer). A ref's own lock is still enough to read its
+//! packed value for an update: the only change to that value it does not
+//! exclude is such a removal, which the loose file the update writes
+//! hides.
 
+use std::collections::HashSet;
 use std::io::Write as _;
+use std::path::Path;
 use std::time::Duration;
 
 use gix::ObjectId;
+use gix::bstr::ByteSlice as _;
 use gix_lock::acquire::Fail;
 
 use super::changes::{ApplyError, RefChange};
@@ -31,16 +47,16 @@ use super::objects::signature;
 use super::ref_file::Held;
 use super::ref_names::ListedRefs;
 
-/// The longest a ref's lock is waited for when `core.filesRefLockTimeout`
-/// asks to wait without end: a deadline on every wait. The writer's own
-/// pacing of busy refs takes over from there.
+/// The longest a lock file is waited for when `core.filesRefLockTimeout`
+/// or `core.packedRefsTimeout` asks to wait without end: a deadline on
+/// every wait. The writer's own pacing of busy refs takes over from there.
 const LONGEST_LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// Makes `changes` in `repo` as one transaction: every expectation is
-/// checked, under every ref's lock, before anything is written. Changes
-/// that delete no ref are made as git makes them (the module doc); the
-/// others by gix. The transaction holds the process's ref-write gate (see
-/// [`gate`]), so a termination signal never cuts it between two renames.
+/// checked, under the locks, before anything is written. Made as the
+/// module doc says, or by gix where a reflog would be written. The
+/// transaction holds the process's ref-write gate (see [`gate`]), so a
+/// termination signal never cuts it between two renames.
 pub(super) fn apply_changes(
     repo: &gix::Repository,
     changes: &[RefChange],
@@ -49,9 +65,14 @@ pub(super) fn apply_changes(
         return Ok(());
     }
     let _transaction = gate::transaction();
-    if let Some(updated) = update(repo, changes) {
-        return updated;
+    if writes_reflogs(repo) {
+        return through_gix(repo, changes);
     }
+    transact(repo, changes)
+}
+
+/// Makes `changes` through gix's transaction, which writes reflogs.
+fn through_gix(repo: &gix::Repository, changes: &[RefChange]) -> Result<(), ApplyError> {
     let edits = changes
         .iter()
         .map(RefChange::edit)
@@ -66,82 +87,237 @@ pub(super) fn apply_changes(
         .map_err(|e| ApplyError::classify(e, repo, changes))
 }
 
-/// Makes `changes` in `repo` as one transaction; `None`, for gix's
-/// transaction to make them, if one deletes a ref or a reflog would be
-/// written.
-fn update(repo: &gix::Repository, changes: &[RefChange]) -> Option<Result<(), ApplyError>> {
-    let updates: Option<Vec<(&RefChange, ObjectId)>> =
-        changes.iter().map(|c| Some((c, c.new?))).collect();
-    match updates {
-        Some(updates) if !writes_reflogs(repo) => Some(update_refs(repo, &updates, changes)),
-        _ => None,
-    }
-}
-
 /// Whether gix would write a reflog for a lock ref: with
 /// `core.logAllRefUpdates = always`, or where one was written before
-/// (gix appends to a reflog that exists).
+/// (gix appends to a reflog that exists, and removes it with its ref).
 fn writes_reflogs(repo: &gix::Repository) -> bool {
     repo.refs.write_reflog == gix::refs::store::WriteReflog::Always
         || repo.common_dir().join("logs/refs/grite").exists()
 }
 
-/// Makes `updates` (each of `changes` with its new value) as the module
-/// doc says; `changes` tell a lost race from a failure.
-fn update_refs(
-    repo: &gix::Repository,
-    updates: &[(&RefChange, ObjectId)],
-    changes: &[RefChange],
-) -> Result<(), ApplyError> {
+/// One change of a transaction, with the lock it takes.
+enum Edit<'a> {
+    /// A ref created or moved, under its lock file.
+    Update(&'a RefChange, ObjectId, gix_lock::File),
+    /// A ref with a loose file deleted, under its lock file (and
+    /// packed-refs.lock).
+    DeleteLoose(&'a RefChange, gix_lock::File),
+    /// A packed ref without a loose file deleted, under packed-refs.lock
+    /// alone.
+    DeletePacked(&'a RefChange),
+}
+
+impl Edit<'_> {
+    fn change(&self) -> &RefChange {
+        match self {
+            Edit::Update(change, ..)
+            | Edit::DeleteLoose(change, _)
+            | Edit::DeletePacked(change) => change,
+        }
+    }
+}
+
+/// Makes `changes` as the module doc says.
+fn transact(repo: &gix::Repository, changes: &[RefChange]) -> Result<(), ApplyError> {
     let common = repo.common_dir();
-    let wait = lock_wait(repo);
-    let mut names: Vec<&str> = updates.iter().map(|(c, _)| c.name.as_str()).collect();
-    names.sort_unstable();
-    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-        return Err(ApplyError::Failed(format!(
-            "{} is changed twice in one transaction",
-            pair[0]
-        )));
+    check_names(changes)?;
+    let ref_wait = lock_wait(repo, "core.filesRefLockTimeout", 100);
+    let lock_ref = |path: &Path| {
+        gix_lock::File::acquire_to_update_resource(path, ref_wait, Some(common.to_owned()), 0)
+            .map_err(|e| ApplyError::classify(e, repo, changes))
+    };
+    let mut edits = Vec::with_capacity(changes.len());
+    for change in changes {
+        let path = common.join(&change.name);
+        edits.push(match change.new {
+            Some(new) => Edit::Update(change, new, lock_ref(&path)?),
+            None if has_loose_file(&path)? => Edit::DeleteLoose(change, lock_ref(&path)?),
+            None => Edit::DeletePacked(change),
+        });
     }
-    let mut locks = Vec::with_capacity(updates.len());
-    for (change, _) in updates {
-        gix::refs::FullName::try_from(change.name.as_str())
-            .map_err(|e| ApplyError::Failed(format!("{}: {e}", change.name)))?;
-        let lock = gix_lock::File::acquire_to_update_resource(
-            common.join(&change.name),
-            wait,
-            Some(common.to_owned()),
-            0,
-        )
-        .map_err(|e| ApplyError::classify(e, repo, changes))?;
-        locks.push(lock);
-    }
+    let packed_lock = if changes.iter().any(|c| c.new.is_none()) {
+        let wait = lock_wait(repo, "core.packedRefsTimeout", 1000);
+        let lock =
+            gix_lock::File::acquire_to_update_resource(common.join("packed-refs"), wait, None, 0)
+                .map_err(|e| ApplyError::classify(e, repo, changes))?;
+        Some(lock)
+    } else {
+        None
+    };
     // Read once every lock is held: a packed value read before a ref is
     // locked may be deleted before the lock is taken.
     let mut refs = ListedRefs::unlisted(repo);
-    for (change, _) in updates {
-        if value(repo, &mut refs, &change.name)? != change.old {
+    for edit in &edits {
+        let change = edit.change();
+        let now = match edit {
+            Edit::Update(..) | Edit::DeleteLoose(..) => value(repo, &mut refs, &change.name)?,
+            // A loose file written since it was looked for: that write
+            // moved the ref first.
+            Edit::DeletePacked(_) if has_loose_file(&common.join(&change.name))? => {
+                return Err(ApplyError::Lost);
+            }
+            Edit::DeletePacked(_) => refs
+                .packed(repo, &change.name)
+                .map_err(|e| ApplyError::Failed(e.to_string()))?,
+        };
+        if now != change.old {
             return Err(ApplyError::Lost);
         }
     }
-    let mut ready = Vec::with_capacity(updates.len());
-    for ((_, new), mut lock) in updates.iter().zip(locks) {
-        lock.with_mut(|file| file.write_all(format!("{new}\n").as_bytes()))
-            .map_err(|e| {
-                ApplyError::Failed(format!("writing {}: {e}", lock.lock_path().display()))
-            })?;
-        ready.push(lock);
+    let mut updates = Vec::new();
+    let mut loose_deletions = Vec::new();
+    let mut deleted = HashSet::new();
+    for edit in edits {
+        match edit {
+            Edit::Update(_, new, mut lock) => {
+                lock.with_mut(|file| file.write_all(format!("{new}\n").as_bytes()))
+                    .map_err(|e| {
+                        ApplyError::Failed(format!("writing {}: {e}", lock.lock_path().display()))
+                    })?;
+                updates.push(lock);
+            }
+            Edit::DeleteLoose(change, lock) => {
+                deleted.insert(change.name.as_bytes());
+                loose_deletions.push(lock);
+            }
+            Edit::DeletePacked(change) => {
+                deleted.insert(change.name.as_bytes());
+            }
+        }
     }
-    for lock in ready {
-        lock.commit().map_err(|e| {
+    let packed_refs = match &packed_lock {
+        Some(_) => packed_refs_without(common, &deleted)?,
+        None => None,
+    };
+    for lock in updates {
+        commit(lock)?;
+    }
+    // As git does, packed-refs is replaced while packed-refs.lock stays
+    // held, until the loose files are gone too: a `git pack-refs` between
+    // the two would pack a loose file about to be removed, and its value
+    // would show through.
+    if let Some(file) = packed_refs {
+        let path = common.join("packed-refs");
+        file.persist(&path).map_err(|e| {
             ApplyError::Failed(format!(
-                "moving {} into place: {}",
-                e.instance.lock_path().display(),
+                "moving a new {} into place: {}",
+                path.display(),
                 e.error
             ))
         })?;
     }
+    // Each loose file goes once packed-refs no longer holds its ref, so
+    // that no packed value shows through; its lock file (and any folder
+    // left empty) goes with the lock.
+    for lock in loose_deletions {
+        match std::fs::remove_file(lock.resource_path()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ApplyError::Failed(format!(
+                    "deleting {}: {e}",
+                    lock.resource_path().display()
+                )));
+            }
+        }
+    }
+    drop(packed_lock);
     Ok(())
+}
+
+/// Refuses a name that is no valid ref name, or one changed twice.
+fn check_names(changes: &[RefChange]) -> Result<(), ApplyError> {
+    for change in changes {
+        gix::refs::FullName::try_from(change.name.as_str())
+            .map_err(|e| ApplyError::Failed(format!("{}: {e}", change.name)))?;
+    }
+    let mut names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    match names.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(ApplyError::Failed(format!(
+            "{} is changed twice in one transaction",
+            pair[0]
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether anything is at the loose ref path `path`.
+fn has_loose_file(path: &Path) -> Result<bool, ApplyError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(ApplyError::Failed(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// A new packed-refs for the repository whose common folder is `common`,
+/// written beside it: packed-refs as it is, without the refs named
+/// `deleted`; `None` when it holds none of them.
+fn packed_refs_without(
+    common: &Path,
+    deleted: &HashSet<&[u8]>,
+) -> Result<Option<gix::tempfile::Handle<gix::tempfile::handle::Writable>>, ApplyError> {
+    let path = common.join("packed-refs");
+    let failed = |e: std::io::Error| ApplyError::Failed(format!("{}: {e}", path.display()));
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed(e)),
+    };
+    let Some(kept) = without(&text, deleted) else {
+        return Ok(None);
+    };
+    let mut file = gix::tempfile::new(
+        common,
+        gix::tempfile::ContainingDirectory::Exists,
+        gix::tempfile::AutoRemove::Tempfile,
+    )
+    .map_err(failed)?;
+    file.with_mut(|file| file.write_all(&kept))
+        .and_then(|written| written)
+        .map_err(failed)?;
+    Ok(Some(file))
+}
+
+/// packed-refs `text` without the lines of the refs named `deleted` (each
+/// `<id> <name>`, and the `^<id>` of its peeled id after it), or `None`
+/// if it holds none of them. The header and every other line are kept
+/// as they are.
+fn without(text: &[u8], deleted: &HashSet<&[u8]>) -> Option<Vec<u8>> {
+    let mut kept = Vec::with_capacity(text.len());
+    let mut removed = false;
+    let mut dropping = false;
+    for line in text.lines_with_terminator() {
+        if !line.starts_with(b"^") {
+            dropping = !line.starts_with(b"#")
+                && line
+                    .find_byte(b' ')
+                    .is_some_and(|at| deleted.contains(line[at + 1..].trim_end()));
+            removed |= dropping;
+        }
+        if !dropping {
+            kept.extend_from_slice(line);
+        }
+    }
+    removed.then_some(kept)
+}
+
+fn commit(lock: gix_lock::File) -> Result<(), ApplyError> {
+    lock.commit().map(drop).map_err(|e| {
+        ApplyError::Failed(format!(
+            "moving {} into place: {}",
+            e.instance.lock_path().display(),
+            e.error
+        ))
+    })
 }
 
 /// The object id ref `name` holds (its loose file, else packed-refs read
@@ -163,14 +339,10 @@ fn value(
     }
 }
 
-/// How long a ref's lock is waited for: `core.filesRefLockTimeout`
-/// milliseconds (100 by default, as in git), at most
-/// [`LONGEST_LOCK_WAIT`].
-fn lock_wait(repo: &gix::Repository) -> Fail {
-    let millis = repo
-        .config_snapshot()
-        .integer("core.filesRefLockTimeout")
-        .unwrap_or(100);
+/// How long a lock file is waited for: the `key` setting's milliseconds
+/// (`default` if unset, as in git), at most [`LONGEST_LOCK_WAIT`].
+fn lock_wait(repo: &gix::Repository, key: &str, default: i64) -> Fail {
+    let millis = repo.config_snapshot().integer(key).unwrap_or(default);
     match u64::try_from(millis) {
         Ok(0) => Fail::Immediately,
         Ok(millis) => {
@@ -218,7 +390,16 @@ mod tests {
     }
 
     fn apply(repo: &gix::Repository, changes: &[RefChange]) -> Result<(), ApplyError> {
-        update(repo, changes).expect("made here, not by gix")
+        assert!(!writes_reflogs(repo), "made here, not by gix");
+        apply_changes(repo, changes)
+    }
+
+    fn delete(name: &str, old: &str) -> RefChange {
+        RefChange {
+            name: name.to_owned(),
+            old: Some(id(old)),
+            new: None,
+        }
     }
 
     /// What `name` holds now, as git reads it.
@@ -315,16 +496,148 @@ mod tests {
         assert_eq!(lock_files(dir.path()), Vec::<PathBuf>::new());
     }
 
+    const MAIN: &str = "refs/heads/main";
+
+    /// packed-refs holding a shard, the lock ref and a branch with its
+    /// peeled id, sorted as `git pack-refs` writes them.
+    fn packed_text(lock: &str) -> String {
+        format!(
+            "# pack-refs with: peeled fully-peeled sorted \n\
+             {X} {SHARD}\n\
+             {lock} {LOCK}\n\
+             {Y} {MAIN}\n\
+             ^{X}\n"
+        )
+    }
+
     #[test]
-    fn deletions_and_reflogs_are_left_to_gix() {
+    fn a_packed_ref_without_a_loose_file_is_deleted_under_packed_refs_lock_alone() {
         let (dir, repo) = repo(&[]);
-        let delete = RefChange {
-            name: LOCK.to_owned(),
-            old: Some(id(X)),
-            new: None,
+        let packed = dir.path().join("packed-refs");
+        std::fs::write(&packed, packed_text(X)).expect("packed-refs");
+        let busy = apply(&repo, &[delete(LOCK, X)]);
+        assert!(matches!(&busy, Err(ApplyError::Busy(_))), "{busy:?}");
+        std::fs::remove_file(dir.path().join("packed-refs.lock")).expect("released");
+        // Another writer holds the ref's lock file: it can only write a
+        // loose file, which would hide the packed value anyway.
+        let held = dir.path().join(format!("{LOCK}.lock"));
+        std::fs::create_dir_all(held.parent().expect("a folder")).expect("mkdir");
+        std::fs::write(&held, "").expect("a held lock");
+
+        assert!(matches!(
+            apply(&repo, &[change(SHARD, Some(X), Y), delete(LOCK, Y)]),
+            Err(ApplyError::Lost)
+        ));
+        let before = std::fs::read_to_string(&packed).expect("packed-refs");
+        assert_eq!(before, packed_text(X), "unchanged");
+        assert!(!dir.path().join(SHARD).exists(), "the shard did not move");
+
+        apply(&repo, &[change(SHARD, Some(X), Y), delete(LOCK, X)]).expect("deleted");
+        assert_eq!(now_holds(&repo, LOCK), None);
+        assert_eq!(now_holds(&repo, SHARD), Some(id(Y)));
+        let after = std::fs::read_to_string(&packed).expect("packed-refs");
+        assert_eq!(
+            after,
+            format!(
+                "# pack-refs with: peeled fully-peeled sorted \n\
+                 {X} {SHARD}\n\
+                 {Y} {MAIN}\n\
+                 ^{X}\n"
+            ),
+            "every other line, the peeled id of the branch too, as it was"
+        );
+        assert_eq!(
+            lock_files(dir.path()),
+            vec![held],
+            "the other writer's lock is its own"
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("the repository")
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.starts_with("packed-refs") || name.starts_with('.'))
+            .collect();
+        assert_eq!(names, ["packed-refs"], "no file left beside packed-refs");
+    }
+
+    #[test]
+    fn a_deleted_loose_ref_takes_its_lock_and_leaves_no_packed_value_behind() {
+        let (dir, repo) = repo(&[]);
+        std::fs::remove_file(dir.path().join("packed-refs.lock")).expect("no packed lock");
+        let packed = dir.path().join("packed-refs");
+        std::fs::write(&packed, packed_text(X)).expect("packed-refs");
+        let loose = dir.path().join(LOCK);
+        std::fs::create_dir_all(loose.parent().expect("a folder")).expect("mkdir");
+        std::fs::write(&loose, format!("{Y}\n")).expect("a loose ref");
+
+        assert!(
+            matches!(apply(&repo, &[delete(LOCK, X)]), Err(ApplyError::Lost)),
+            "the loose file hides the packed value"
+        );
+        let held = dir.path().join(format!("{LOCK}.lock"));
+        std::fs::write(&held, "").expect("a held lock");
+        let busy = apply(&repo, &[delete(LOCK, Y)]);
+        assert!(matches!(&busy, Err(ApplyError::Busy(_))), "{busy:?}");
+        std::fs::remove_file(&held).expect("released");
+        assert_eq!(now_holds(&repo, LOCK), Some(id(Y)), "unchanged");
+        assert_eq!(
+            std::fs::read_to_string(&packed).expect("packed"),
+            packed_text(X)
+        );
+
+        apply(&repo, &[delete(LOCK, Y)]).expect("deleted");
+        assert_eq!(
+            now_holds(&repo, LOCK),
+            None,
+            "no packed value shows through"
+        );
+        assert!(!loose.exists());
+        assert!(
+            !dir.path().join("refs/grite/locks").exists(),
+            "the emptied folder went with the lock"
+        );
+        assert!(
+            !std::fs::read_to_string(&packed)
+                .expect("packed-refs")
+                .contains(LOCK)
+        );
+        assert_eq!(lock_files(dir.path()), Vec::<PathBuf>::new());
+        assert!(!dir.path().join("packed-refs.lock").exists());
+    }
+
+    #[test]
+    fn packed_refs_loses_only_the_lines_of_deleted_refs() {
+        let text = format!("# header\n{X} refs/a\n^{Y}\n{Y} refs/b\n{X} refs/c");
+        let deleted = |names: &[&'static str]| -> HashSet<&'static [u8]> {
+            names.iter().map(|n| n.as_bytes()).collect()
         };
-        assert!(update(&repo, &[change(SHARD, None, X), delete]).is_none());
-        std::fs::create_dir_all(dir.path().join("logs/refs/grite")).expect("mkdir");
-        assert!(update(&repo, &[change(SHARD, None, X)]).is_none());
+        let kept = |names| without(text.as_bytes(), &deleted(names)).map(String::from_utf8);
+        assert_eq!(
+            kept(&["refs/a"]),
+            Some(Ok(format!("# header\n{Y} refs/b\n{X} refs/c")))
+        );
+        assert_eq!(
+            kept(&["refs/c", "refs/b"]),
+            Some(Ok(format!("# header\n{X} refs/a\n^{Y}\n")))
+        );
+        assert_eq!(kept(&["refs/d", "# header"]), None, "nothing to remove");
+    }
+
+    #[test]
+    fn a_repository_that_keeps_reflogs_has_them_written() {
+        let (dir, repo) = repo(&[]);
+        std::fs::remove_file(dir.path().join("packed-refs.lock")).expect("no packed lock");
+        let mut config = std::fs::read_to_string(dir.path().join("config")).expect("config");
+        config.push_str("[core]\n\tlogAllRefUpdates = always\n");
+        std::fs::write(dir.path().join("config"), config).expect("config");
+        let repo = gix::open(repo.path()).expect("opened again");
+        apply_changes(&repo, &[change(SHARD, None, X)]).expect("written");
+        assert_eq!(now_holds(&repo, SHARD), Some(id(X)));
+        let log = std::fs::read_to_string(dir.path().join("logs").join(SHARD)).expect("a reflog");
+        assert!(log.contains(X), "{log}");
     }
 }
