@@ -264,7 +264,7 @@ fn has_loose_file(path: &Path) -> Result<bool, ApplyError> {
 fn packed_refs_without(
     common: &Path,
     deleted: &HashSet<&[u8]>,
-) -> Result<Option<gix::tempfile::Handle<gix::tempfile::handle::Writable>>, ApplyError> {
+) -> Result<Option<tempfile::NamedTempFile>, ApplyError> {
     let path = common.join("packed-refs");
     let failed = |e: std::io::Error| ApplyError::Failed(format!("{}: {e}", path.display()));
     let text = match std::fs::read(&path) {
@@ -275,15 +275,14 @@ fn packed_refs_without(
     let Some(kept) = without(&text, deleted) else {
         return Ok(None);
     };
-    let mut file = gix::tempfile::new(
-        common,
-        gix::tempfile::ContainingDirectory::Exists,
-        gix::tempfile::AutoRemove::Tempfile,
-    )
-    .map_err(failed)?;
-    file.with_mut(|file| file.write_all(&kept))
-        .and_then(|written| written)
-        .map_err(failed)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("packed-refs.");
+    // What git creates packed-refs with (less the umask), where a
+    // temporary file would be the owner's alone.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut file = builder.tempfile_in(common).map_err(failed)?;
+    file.write_all(&kept).map_err(failed)?;
     Ok(Some(file))
 }
 
@@ -562,6 +561,21 @@ mod tests {
             .filter(|name| name.starts_with("packed-refs") || name.starts_with('.'))
             .collect();
         assert_eq!(names, ["packed-refs"], "no file left beside packed-refs");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |path: &Path| {
+                let mode = std::fs::metadata(path).expect("there").permissions().mode();
+                mode & 0o777
+            };
+            let plain = dir.path().join("plain");
+            std::fs::write(&plain, "").expect("a file");
+            assert_eq!(
+                mode(&packed),
+                mode(&plain),
+                "as readable as any file created here"
+            );
+        }
     }
 
     #[test]
