@@ -205,6 +205,10 @@ fn transact(repo: &gix::Repository, changes: &[RefChange]) -> Result<(), ApplyEr
                 e.error
             ))
         })?;
+        // gix's lookups in this process trust the copy they read while the
+        // file's time is unchanged, which a rewrite within one tick of the
+        // clock leaves so; as gix's transaction does, read it again.
+        repo.refs.force_refresh_packed_buffer().ok();
     }
     // Each loose file goes once packed-refs no longer holds its ref, so
     // that no packed value shows through; its lock file (and any folder
