@@ -5,8 +5,9 @@
 //! `git daemon`.
 //!
 //! Cycles per clone: `GRITE_LOAD_CYCLES` (default 5, 100 in `.ci/run`;
-//! each is an acquire and a release). Every acquire advances a version shard, and 16 clones
-//! at once often advance the same one, lose the race and read again.
+//! each is an acquire and a release). Every acquire advances a version
+//! shard, and 16 clones at once often advance the same one, lose the race
+//! and read again.
 
 mod support;
 

@@ -3,11 +3,11 @@
 //!
 //! gix's writer sets up a new compressor for every object, and setting one
 //! up allocates and clears some 300 KiB: fresh pages the kernel must fault
-//! in and zero (and here one is set up smaller: see [`compressor`]). An acquire writes six small objects (the lock's commit,
+//! in and zero. An acquire writes six small objects (the lock's commit,
 //! tree and blob, and the same for a version shard); `perf` of acquire and
 //! release put an eighth of the whole process in those set-ups. Here the
-//! compressor is set up once and reset between objects, which zlib makes
-//! equivalent to a new one.
+//! compressor is set up once, and smaller (see [`compressor`]), and reset
+//! between objects, which zlib makes equivalent to a new one.
 //!
 //! The file is what gix and git write: the zlib stream of `<kind> <size>\0`
 //! and the content, in `objects/<2 hex>/<38 hex>`, written to a temporary

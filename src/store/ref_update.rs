@@ -12,13 +12,14 @@
 //! removed, and only then `packed-refs.lock` released.
 //!
 //! This differs from gix's transaction, which it replaces except where a
-//! reflog would be written, in three ways. gix releases `packed-refs.lock`
-//! before it removes the loose files (see [`transact`]). gix takes `packed-refs.lock`
-//! for any update in a repository that has a packed-refs file (every clone
-//! has one), to read packed values under it: every write of every process
-//! then queues on that one file, and a `git gc`, `git pack-refs` or `git
-//! fetch --prune` holding it, or the lock file of a killed git, stops
-//! every acquire. Here, as in git, only a deletion takes it. And a packed
+//! reflog would be written, in three ways. gix releases
+//! `packed-refs.lock` before it removes the loose files (see
+//! [`transact`]). gix takes `packed-refs.lock` for any update in a
+//! repository that has a packed-refs file (every clone has one), to read
+//! packed values under it: every write of every process then queues on
+//! that one file, and a `git gc`, `git pack-refs` or `git fetch --prune`
+//! holding it, or the lock file of a killed git, stops every acquire.
+//! Here, as in git, only a deletion takes it. And a packed
 //! ref without a loose file is deleted under `packed-refs.lock` alone,
 //! where git and gix also create and remove its `<ref>.lock`: for a `gc`
 //! of 100,000 packed locks that is 100,000 files created and removed in
