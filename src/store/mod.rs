@@ -92,6 +92,7 @@ mod name_index;
 mod notice;
 mod objects;
 mod observed;
+mod packed_refs;
 mod queries;
 mod random;
 mod record_cache;

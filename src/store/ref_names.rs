@@ -106,20 +106,6 @@ impl ListedRefs {
         }))
     }
 
-    /// The id packed-refs holds for the ref of full name `full`, reading
-    /// packed-refs when first asked: for a writer holding
-    /// `packed-refs.lock`, under which the file stays as it is.
-    pub fn packed(
-        &mut self,
-        repo: &gix::Repository,
-        full: &str,
-    ) -> Result<Option<ObjectId>, Error> {
-        if self.packed.is_none() {
-            self.packed = packed_refs(repo)?;
-        }
-        self.packed_id(full)
-    }
-
     fn packed_id(&self, full: &str) -> Result<Option<ObjectId>, Error> {
         let Some(packed) = &self.packed else {
             return Ok(None);
