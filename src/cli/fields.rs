@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
 use crate::lease::{LOCK_REF_PREFIX, LockRecord, Resource, UnixMillis, ref_hash_of};
@@ -69,6 +70,20 @@ pub fn lock_json(record: &LockRecord) -> Value {
 }
 
 /// `expires in 25m`, `expired 3m ago`.
+/// `items` as a JSON list, each turned into a value only when written: a
+/// list of a hundred thousand locks is never held whole as values.
+pub struct Each<'a, T, F>(&'a [T], F);
+
+pub fn each<T, F: Fn(&T) -> Value>(items: &[T], to_value: F) -> Each<'_, T, F> {
+    Each(items, to_value)
+}
+
+impl<T, F: Fn(&T) -> Value> Serialize for Each<'_, T, F> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(&self.1))
+    }
+}
+
 pub fn relative(expires: UnixMillis, now: UnixMillis) -> String {
     if expires > now {
         format!("expires in {}", span(expires.0 - now.0))

@@ -4,12 +4,12 @@
 use serde_json::{Value, json};
 
 use super::error::{CliError, blocked_json};
-use super::fields::lock_json;
+use super::fields::{Each, each, lock_json};
 use super::history::log_json;
 use super::notices::notice_json;
 use super::output::{Report, SCHEMA_VERSION, policy_name, source_name};
 use super::status_view::StatusJson;
-use crate::lease::Resource;
+use crate::lease::{LockRecord, Resource};
 use crate::store::{Acquired, Acquisition, Notice, Released};
 
 /// One resource's acquisition, as JSON.
@@ -48,11 +48,13 @@ fn one_or_all<T>(items: &[T], key: &str, each: impl Fn(&T) -> Value) -> Value {
     }
 }
 
-/// What a successful command answers under `data`: a value, or the
-/// status, which is written as it is serialized.
+/// What a successful command answers under `data`: a value, or one of the
+/// answers that can list a hundred thousand locks (the status, what gc
+/// removed), which are written as they are serialized.
 enum Data<'a> {
     Value(Value),
     Status(StatusJson<'a>),
+    Gc(GcJson<'a>),
 }
 
 impl serde::Serialize for Data<'_> {
@@ -60,8 +62,18 @@ impl serde::Serialize for Data<'_> {
         match self {
             Data::Value(value) => value.serialize(serializer),
             Data::Status(status) => status.serialize(serializer),
+            Data::Gc(gc) => gc.serialize(serializer),
         }
     }
+}
+
+/// What gc did, in the order of its keys.
+#[derive(serde::Serialize)]
+struct GcJson<'a> {
+    removed: usize,
+    kept: usize,
+    unreadable: usize,
+    removed_locks: Each<'a, LockRecord, fn(&LockRecord) -> Value>,
 }
 
 /// The envelope of a success, in the order of its keys.
@@ -130,12 +142,14 @@ fn data_json(report: &Report) -> Data<'_> {
             "resource": resource.as_ref().map(ToString::to_string),
             "entries": log_json(entries),
         }),
-        Report::Gc(report) => json!({
-            "removed": report.removed.len(),
-            "kept": report.kept,
-            "unreadable": report.unreadable,
-            "removed_locks": report.removed.iter().map(lock_json).collect::<Vec<_>>(),
-        }),
+        Report::Gc(report) => {
+            return Data::Gc(GcJson {
+                removed: report.removed.len(),
+                kept: report.kept,
+                unreadable: report.unreadable,
+                removed_locks: each(&report.removed, lock_json),
+            });
+        }
         Report::Check {
             single: Some(resource),
             policy,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::ser::{Serialize, SerializeMap as _, Serializer};
 use serde_json::{Value, json};
 
-use super::fields::{blocks_line, by_holder, esc, lock_json, plural, relative, short, span};
+use super::fields::{blocks_line, by_holder, each, esc, lock_json, plural, relative, short, span};
 use crate::lease::{ActorId, LockRecord, Resource, UnixMillis};
 use crate::store::{LockPolicy, Status};
 
@@ -62,19 +62,6 @@ struct Marked<'a>(&'a [LockRecord], Option<&'a ActorId>);
 impl Serialize for Marked<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.0.iter().map(|lock| marked_json(lock, self.1)))
-    }
-}
-
-/// `items` as a JSON list, each turned into a value only when written.
-struct Each<'a, T, F>(&'a [T], F);
-
-fn each<T, F: Fn(&T) -> Value>(items: &[T], to_value: F) -> Each<'_, T, F> {
-    Each(items, to_value)
-}
-
-impl<T, F: Fn(&T) -> Value> Serialize for Each<'_, T, F> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(&self.1))
     }
 }
 
