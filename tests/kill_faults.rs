@@ -291,6 +291,18 @@ fn check(target: &Target, end: u64) {
             let v: Value = serde_json::from_slice(&out.stdout).expect("json");
             assert_eq!(v["ok"], true, "{label}: {args:?} after the kills: {v}");
         }
+        // That gc deleted a ref under packed-refs.lock, and with it any new
+        // packed-refs a killed gc left unrenamed.
+        let left: Vec<String> = std::fs::read_dir(git_dir(dir))
+            .expect("the git directory")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with("packed-refs.grite-"))
+            .collect();
+        assert_eq!(
+            left,
+            Vec::<String>::new(),
+            "{label}: left beside packed-refs"
+        );
     }
 }
 

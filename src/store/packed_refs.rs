@@ -12,6 +12,11 @@ use gix::bstr::ByteSlice as _;
 
 use super::changes::ApplyError;
 
+/// How the new packed-refs written here is named until it is renamed
+/// over the old one: a prefix no file of git's has (git writes
+/// `packed-refs.new`), then random letters.
+const NEW_FILE_PREFIX: &str = "packed-refs.grite-";
+
 /// packed-refs as read under its lock, without the deleted refs.
 pub(super) struct Rewrite {
     /// The id text of each deleted ref packed-refs held, by name.
@@ -25,7 +30,11 @@ impl Rewrite {
     /// without the lines of the refs named `deleted` (each `<id> <name>`,
     /// and the `^<id>` of its peeled id after it). The header and every
     /// other line are kept as they are.
+    ///
+    /// Also removes the new files that writers killed before renaming them
+    /// left beside packed-refs: under the lock, no living writer has one.
     pub fn of(common: &Path, deleted: &HashSet<&[u8]>) -> Result<Rewrite, ApplyError> {
+        remove_leftovers(common);
         let path = common.join("packed-refs");
         let text = match std::fs::read(&path) {
             Ok(text) => text,
@@ -79,7 +88,7 @@ impl Rewrite {
         };
         let failed = |e: std::io::Error| ApplyError::Failed(format!("{}: {e}", common.display()));
         let mut builder = tempfile::Builder::new();
-        builder.prefix("packed-refs.");
+        builder.prefix(NEW_FILE_PREFIX);
         // What git creates packed-refs with (less the umask), where a
         // temporary file would be the owner's alone.
         #[cfg(unix)]
@@ -87,6 +96,24 @@ impl Rewrite {
         let mut file = builder.tempfile_in(common).map_err(failed)?;
         file.write_all(&kept).map_err(failed)?;
         Ok(Some(file))
+    }
+}
+
+/// Removes the new packed-refs files of writers that died holding
+/// `packed-refs.lock`; for a caller that holds it. One that cannot be
+/// removed stops nothing (its name is random), so it is left.
+fn remove_leftovers(common: &Path) {
+    let Ok(entries) = std::fs::read_dir(common) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        if entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(NEW_FILE_PREFIX.as_bytes())
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

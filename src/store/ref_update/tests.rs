@@ -273,6 +273,30 @@ fn a_deleted_loose_ref_takes_its_lock_and_leaves_no_packed_value_behind() {
 }
 
 #[test]
+fn a_new_packed_refs_left_by_a_killed_writer_goes_with_the_next_deletion() {
+    let (dir, repo) = repo(&[]);
+    let left = dir.path().join("packed-refs.grite-Ab12Cd");
+    std::fs::write(&left, packed_text(Y)).expect("a killed writer's file");
+    let gits = dir.path().join("packed-refs.new");
+    std::fs::write(&gits, "").expect("git's");
+    let loose = dir.path().join(LOCK);
+    std::fs::create_dir_all(loose.parent().expect("a folder")).expect("mkdir");
+    std::fs::write(&loose, format!("{X}\n")).expect("a loose ref");
+
+    let busy = apply(&repo, &[delete(LOCK, X)]);
+    assert!(matches!(&busy, Err(ApplyError::Busy(_))), "{busy:?}");
+    assert!(left.exists(), "not touched without packed-refs.lock");
+    std::fs::remove_file(dir.path().join("packed-refs.lock")).expect("released");
+    apply(&repo, &[change(SHARD, None, Y)]).expect("an update");
+    assert!(left.exists(), "an update does not take packed-refs.lock");
+
+    apply(&repo, &[delete(LOCK, X)]).expect("deleted");
+    assert!(!left.exists(), "removed under packed-refs.lock");
+    assert!(gits.exists(), "git's own file is git's");
+    assert_eq!(now_holds(&repo, LOCK), None);
+}
+
+#[test]
 fn a_repository_that_keeps_reflogs_has_them_written() {
     let (dir, repo) = repo(&[]);
     std::fs::remove_file(dir.path().join("packed-refs.lock")).expect("no packed lock");
