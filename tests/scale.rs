@@ -182,6 +182,49 @@ fn a_cache_that_cannot_be_written_changes_nothing() {
     assert!(path.is_dir());
 }
 
+/// Thousands of loose lock refs are packed in the background after an
+/// acquire that listed them, with git's automatic maintenance on
+/// (`src/store/upkeep.rs`), and every lock reads the same from
+/// packed-refs.
+#[test]
+fn many_loose_lock_refs_are_packed_after_an_acquire() {
+    let repo = Repo::new();
+    plant_locks(&repo.dir, "bulk", 1_500, PLANTER, FAR_FUTURE);
+    let loose_dir = repo.dir.join(".git/refs/grite/locks");
+    let loose = || std::fs::read_dir(&loose_dir).map_or(0, Iterator::count);
+    assert_eq!(loose(), 1_500, "planted as loose files");
+    // git's automatic maintenance back on, at git's threshold.
+    let out = grite_command(&repo.dir)
+        .env("GIT_CONFIG_VALUE_0", "6700")
+        .args(["--actor", A, "--now-ms", &T0.to_string()])
+        .args(["lock", "acquire", "issue:mine", "--ttl", "1h"])
+        .output()
+        .expect("grite runs");
+    assert_eq!(code(&out), 0, "{}", support::stderr(&out));
+    let planted = format!("refs/grite/locks/{}", ref_hash_of("issue:bulk-0"));
+    let packed_refs = repo.dir.join(".git/packed-refs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(std::fs::read_to_string(&packed_refs).is_ok_and(|text| text.contains(&planted))
+        && loose() < 1_000)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not packed within a minute: {} loose",
+            loose()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let refused = repo.grite_as(B, T0, &["--json", "lock", "acquire", "issue:bulk-7"]);
+    assert_eq!(code(&refused), 4, "{}", support::stderr(&refused));
+    let out = repo.grite_as(A, T0, &["--json", "lock", "status"]);
+    let status = json(&out);
+    assert_eq!(
+        status["data"]["locks"].as_array().map(Vec::len),
+        Some(1_501)
+    );
+    repo.fsck();
+}
+
 /// Locks another tool writes with git alone, once grite knows the name of
 /// every other lock: none of them is in the index, and each still stops a
 /// conflicting acquire, first when it is new and then once it is known.

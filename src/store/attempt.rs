@@ -119,7 +119,7 @@ impl Locks {
             };
             match self.commit(session, &changes, &objects) {
                 Ok(()) => {
-                    upkeep::maintain(&self.repo);
+                    upkeep::maintain(&self.repo, snapshot.loose_lock_refs);
                     return Ok(outcome);
                 }
                 Err(WriteError::Lost) => attempts.lost()?,

@@ -236,7 +236,7 @@ fn list_state(repo: &gix::Repository) -> Option<State> {
     }
     // The lock refs as a decision reads them (loose files before
     // packed-refs, so that `git pack-refs` cannot hide one).
-    for listed in lock_refs(repo).ok()? {
+    for listed in lock_refs(repo).ok()?.refs {
         let Held::Id(id) = listed.held else {
             return None;
         };

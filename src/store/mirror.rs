@@ -172,7 +172,8 @@ impl Locks {
                         .map(drop)
                         .map_err(|e| e.reason)
                     })
-                    .map(|()| upkeep::maintain(&self.repo))
+                    // Following a remote lists no lock ref of this repository.
+                    .map(|()| upkeep::maintain(&self.repo, 0))
             }
         }
     }

@@ -33,15 +33,19 @@ pub(super) struct LockRefNames {
     pub others: Vec<String>,
     /// Reads listed refs.
     pub refs: ListedRefs,
+    /// How many of the names were loose files.
+    pub loose: usize,
 }
 
 impl LockRefNames {
-    fn add(&mut self, name: &str) {
+    /// Adds `name` if it is listable; says whether it was.
+    fn add(&mut self, name: &str) -> bool {
         match ref_key(name) {
             Some(key) => self.keys.push(key),
             None if valid_ref_name(name) => self.others.push(name.to_owned()),
-            None => {}
+            None => return false,
         }
+        true
     }
 
     /// How many names there are.
@@ -121,15 +125,20 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Err
         keys: Vec::new(),
         others: Vec::new(),
         refs: ListedRefs::unlisted(repo),
+        loose: 0,
     };
     loose(&lock_ref_dir(repo), "", &mut |name, _, _| {
-        names.add(name);
+        if names.add(name) {
+            names.loose += 1;
+        }
         Ok(())
     })
     .map_err(listing_failed)?;
     let packed = packed_refs(repo)?;
     if let Some(packed) = &packed {
-        packed_lines(packed.as_ref(), |_, name| names.add(name));
+        packed_lines(packed.as_ref(), |_, name| {
+            names.add(name);
+        });
     }
     names.refs.packed = packed;
     // A stable sort merges runs: the packed names come sorted, after the
@@ -149,11 +158,19 @@ pub(super) struct ListedRef {
     pub held: Held,
 }
 
+/// The lock refs of a [`lock_refs`] listing.
+pub(super) struct Listing {
+    /// Sorted by name.
+    pub refs: Vec<ListedRef>,
+    /// How many were read from loose files.
+    pub loose: usize,
+}
+
 /// Every lock ref of `repo` with what it holds, sorted by name; a loose
 /// ref hides a packed one of the same name, as in git. A loose file that
 /// vanishes between the listing and its read was deleted, or packed (then
 /// packed-refs, read after it, has it).
-pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error> {
+pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Listing, Error> {
     let hex_len = repo.object_hash().len_in_hex();
     let mut refs = Vec::new();
     let mut files = RefFiles::new(hex_len);
@@ -172,6 +189,7 @@ pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error>
         Ok(())
     })
     .map_err(listing_failed)?;
+    let loose = refs.len();
     if let Some(packed) = packed_refs(repo)? {
         packed_lines(packed.as_ref(), |hex, name| {
             let id = ObjectId::from_hex(hex)
@@ -191,7 +209,7 @@ pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Vec<ListedRef>, Error>
     // one of the same name; `dedup_by` keeps the first of equals.
     refs.sort_by(|a, b| a.name.cmp(&b.name));
     refs.dedup_by(|later, first| later.name == first.name);
-    Ok(refs)
+    Ok(Listing { refs, loose })
 }
 
 fn lock_ref_dir(repo: &gix::Repository) -> PathBuf {
@@ -329,6 +347,7 @@ pub(in crate::store) mod tests {
     fn packed_refs_rewritten_within_one_tick_are_read_as_they_are_now() {
         let (_dir, repo, both) = packed_twice_in_one_tick();
         let listed: Vec<String> = lock_refs(&repo)
+            .map(|listing| listing.refs)
             .expect("a listing")
             .into_iter()
             .map(|r| r.name)
@@ -363,11 +382,10 @@ pub(in crate::store) mod tests {
             ),
         )
         .expect("packed-refs");
-        let listed: Vec<(String, Held)> = lock_refs(&repo)
-            .expect("a listing")
-            .into_iter()
-            .map(|r| (r.name, r.held))
-            .collect();
+        let listing = lock_refs(&repo).expect("a listing");
+        assert_eq!(listing.loose, 4, "every file but the lock file");
+        let listed: Vec<(String, Held)> =
+            listing.refs.into_iter().map(|r| (r.name, r.held)).collect();
         let full = |name: &str| format!("{LOCK_REF_PREFIX}{name}");
         assert_eq!(
             listed,
@@ -391,5 +409,6 @@ pub(in crate::store) mod tests {
             ]
         );
         assert_eq!(names.others, ["other/tool"]);
+        assert_eq!(names.loose, 4);
     }
 }

@@ -162,6 +162,10 @@ pub(crate) struct Snapshot {
     pub versions: Versions,
     /// Sorted by ref name.
     pub entries: Vec<Entry>,
+    /// How many lock refs the listing found as loose files in this
+    /// repository; 0 for a read that listed none here (its own locks, or a
+    /// remote's advertisement).
+    pub loose_lock_refs: usize,
 }
 
 impl Snapshot {
@@ -184,8 +188,11 @@ impl Snapshot {
         }
         let versions = Versions::read(repo, &scope.shards())?;
         let mut entries = Vec::new();
+        let loose_lock_refs;
         if scope.is_everything() {
-            for listed in lock_refs(repo)? {
+            let listing = lock_refs(repo)?;
+            loose_lock_refs = listing.loose;
+            for listed in listing.refs {
                 if entries.len() % TELL_EVERY == 0 {
                     read_so_far(entries.len());
                 }
@@ -199,6 +206,7 @@ impl Snapshot {
             );
         } else {
             let mut names = lock_ref_names(repo)?;
+            loose_lock_refs = names.loose;
             for &key in &names.keys {
                 if reader.wanted(scope, key) {
                     let listed = names.refs.read(repo, &ref_hash_of_key(key))?;
@@ -218,6 +226,7 @@ impl Snapshot {
             scope: scope.clone(),
             versions,
             entries,
+            loose_lock_refs,
         })
     }
 
@@ -286,6 +295,7 @@ impl Snapshot {
             scope: scope.clone(),
             versions,
             entries,
+            loose_lock_refs: 0,
         }))
     }
 
@@ -297,6 +307,7 @@ impl Snapshot {
             scope: scope.clone(),
             versions: Versions::unread(),
             entries,
+            loose_lock_refs: 0,
         }
     }
 
