@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{A, Repo, T0};
+use support::{A, Repo, T0, lock_files};
 
 #[test]
 fn a_terminated_grite_leaves_no_lock_file_behind() {
@@ -53,22 +53,4 @@ fn a_terminated_grite_leaves_no_lock_file_behind() {
         assert_eq!(lock_files(&lock_dir), 0, "SIG{signal} left a lock file");
     }
     assert!(planted.exists(), "only its own lock files are removed");
-}
-
-/// Lock files anywhere under `dir`.
-fn lock_files(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                lock_files(&path)
-            } else {
-                usize::from(path.extension().is_some_and(|x| x == "lock"))
-            }
-        })
-        .sum()
 }

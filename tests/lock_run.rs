@@ -94,6 +94,72 @@ fn ctrl_c_reaches_the_command_and_the_locks_are_released() {
     assert_eq!(status["data"]["locks"], serde_json::json!([]), "{status}");
 }
 
+/// Ctrl-C at any instant of `lock run`, from its start to its command's,
+/// here and through a path and `git daemon`: before the locks are taken
+/// grite ends at once; once its acquire has begun to write (a ref
+/// transaction, a push), the signal waits, and what was taken is released
+/// (`src/cli/signals.rs`). No round leaves the lock held. Rounds:
+/// `GRITE_RUN_SIGNAL_ROUNDS` (default 60 here, a third of it through each
+/// remote), spread over the time a `lock run -- true` takes.
+#[test]
+fn ctrl_c_at_any_instant_of_lock_run_leaves_no_lock_held() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start(tmp.path());
+    let rounds = support::rounds_from_env("GRITE_RUN_SIGNAL_ROUNDS", 60);
+    let at = T0.to_string();
+    for place in places(tmp.path(), 1, &daemon) {
+        let label = place.label;
+        let run = |resource: &str, command: &[&str]| {
+            let mut run = place.command(0, A, &["--now-ms", &at, "run", resource, "--"]);
+            run.args(command)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            run
+        };
+        let started = std::time::Instant::now();
+        let out = run("issue:calibrate", &["true"])
+            .output()
+            .expect("grite runs");
+        assert_eq!(code(&out), 0, "{label}");
+        let whole = started.elapsed();
+        let rounds = if place.remote.is_some() {
+            rounds / 3
+        } else {
+            rounds
+        };
+        let (mut before_the_command, mut in_the_command) = (0, 0);
+        for round in 0..rounds {
+            let resource = format!("issue:r{round}");
+            let child = run(&resource, &["sleep", "10"])
+                .spawn()
+                .expect("grite starts");
+            std::thread::sleep(whole.mul_f64((round % 12) as f64 / 10.0));
+            signal(&child, "INT");
+            let status = child.wait_with_output().expect("grite ends").status;
+            match status.code() {
+                // Ended of the signal itself, the command not started.
+                None => before_the_command += 1,
+                Some(130) => in_the_command += 1,
+                other => panic!("{label}, round {round}: exit {other:?}"),
+            }
+            let held = holders(&place, T0);
+            assert!(
+                held.iter().all(|(r, _)| *r != resource),
+                "{label}, round {round}: {resource} is still held: {held:?}"
+            );
+        }
+        eprintln!("{label}: {before_the_command} ended before the command, {in_the_command} in it");
+        assert!(
+            before_the_command > 0 && in_the_command > 0,
+            "{label}: every signal came at one moment"
+        );
+        for repository in &place.repositories {
+            assert_eq!(support::lock_files(repository), 0, "{label}");
+            support::fsck(repository);
+        }
+    }
+}
+
 #[test]
 fn a_stolen_lease_stops_the_command_before_it_runs_on_without_the_lock() {
     let repo = Repo::new();

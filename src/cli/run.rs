@@ -145,6 +145,7 @@ pub fn run(
     remote: bool,
 ) -> Result<Ran, CliError> {
     let show = !cli.json && !cli.quiet;
+    signals::hold_while_acquiring();
     let acquired = wait::acquire(
         locks,
         actor,
@@ -154,7 +155,15 @@ pub fn run(
         plan.wait,
         remote,
         show,
-    )?;
+    );
+    // A signal kept while acquiring: what was taken is let go at once.
+    if let Some(signal) = signals::take_pending() {
+        if acquired.is_ok() {
+            let _ = locks.release_all(actor, &plan.resources, clock);
+        }
+        signals::terminate(signal);
+    }
+    let acquired = acquired.inspect_err(|_| signals::forward_to(None))?;
     signals::hold_for_command();
     let mut held: Vec<LockRecord> = acquired.into_iter().map(|a| a.lock).collect();
     let mut child = match start(&plan.command, actor, &held) {

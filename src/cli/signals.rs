@@ -12,23 +12,35 @@
 //! until the command's group is known, a signal is kept and passed on as
 //! soon as it is: ending grite there would leave the locks held until they
 //! expire, and the command, in a group of its own, running without them.
+//! While `lock run` acquires, a signal ends grite at once as long as no
+//! write of its has begun (then none can have taken a lock); once one has,
+//! the signal is kept for `lock run`, which releases whatever the acquire
+//! took before ending of it.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::MutexGuard;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::store::stop_ref_writes;
+use crate::store::{stop_ref_writes, writes_begun};
 
 /// The process group signals are passed on to; 0 while there is none,
-/// [`STARTING`] while a command is being started.
+/// [`STARTING`] while a command is being started, [`ACQUIRING`] while its
+/// locks are being taken.
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 
 /// [`FORWARD_TO`] while a command is being started.
 const STARTING: i32 = -1;
 
-/// A signal that came while a command was being started, not yet passed
-/// on; 0 for none.
+/// [`FORWARD_TO`] while `lock run` takes its locks.
+const ACQUIRING: i32 = -2;
+
+/// [`writes_begun`] when `lock run` began to take its locks.
+static WRITES_BEFORE: AtomicU64 = AtomicU64::new(0);
+
+/// A signal kept while `lock run` acquired or started its command, not
+/// yet acted on; 0 for none.
 static PENDING: AtomicI32 = AtomicI32::new(0);
 
 /// Installs the handling above, on a thread of its own. Must run before
@@ -43,15 +55,17 @@ pub fn install() {
                 for signal in signals.forever() {
                     match FORWARD_TO.load(Ordering::SeqCst) {
                         0 => terminate(signal),
-                        STARTING => {
-                            PENDING.store(signal, Ordering::SeqCst);
-                            // `forward_to` may have run since the load, and
-                            // found nothing pending.
-                            let now = FORWARD_TO.load(Ordering::SeqCst);
-                            if now != STARTING {
-                                deliver_pending(now);
+                        ACQUIRING => {
+                            // With the gate held no write begins: if none
+                            // has, grite holds no lock it did not hold.
+                            let no_writes = stop_ref_writes();
+                            if writes_begun() == WRITES_BEFORE.load(Ordering::SeqCst) {
+                                terminate_holding(no_writes, signal);
                             }
+                            drop(no_writes);
+                            keep(signal, ACQUIRING);
                         }
+                        STARTING => keep(signal, STARTING),
                         group => signal_group(group, signal),
                     }
                 }
@@ -63,10 +77,24 @@ pub fn install() {
     }
 }
 
+/// Keeps `signal` for whoever moves [`FORWARD_TO`] on from `mode`.
+fn keep(signal: i32, mode: i32) {
+    PENDING.store(signal, Ordering::SeqCst);
+    // `forward_to` may have run since the load, and found nothing pending.
+    let now = FORWARD_TO.load(Ordering::SeqCst);
+    if now != mode && now != STARTING {
+        deliver_pending(now);
+    }
+}
+
 /// Waits for the ref transaction in flight, removes the lock files this
 /// process holds, and dies of `signal`.
-fn terminate(signal: i32) -> ! {
-    let _no_more_writes = stop_ref_writes();
+pub fn terminate(signal: i32) -> ! {
+    terminate_holding(stop_ref_writes(), signal)
+}
+
+/// [`terminate`], for a caller that has stopped the ref writes already.
+fn terminate_holding(_no_more_writes: MutexGuard<'static, ()>, signal: i32) -> ! {
     gix::tempfile::registry::cleanup_tempfiles();
     let _ = signal_hook::low_level::emulate_default_handler(signal);
     std::process::exit(128 + signal);
@@ -80,6 +108,24 @@ fn deliver_pending(group: i32) {
         signal if group > 0 => signal_group(group, signal),
         signal => terminate(signal),
     }
+}
+
+/// From now until [`hold_for_command`] or [`forward_to`], a termination
+/// signal ends grite only if no write of its has begun since; else it is
+/// kept, for [`take_pending`].
+pub fn hold_while_acquiring() {
+    WRITES_BEFORE.store(writes_begun(), Ordering::SeqCst);
+    FORWARD_TO.store(ACQUIRING, Ordering::SeqCst);
+}
+
+/// Whether a signal is kept.
+pub fn pending() -> bool {
+    PENDING.load(Ordering::SeqCst) != 0
+}
+
+/// The signal kept, if one is, which is no longer kept.
+pub fn take_pending() -> Option<i32> {
+    Some(PENDING.swap(0, Ordering::SeqCst)).filter(|&signal| signal != 0)
 }
 
 /// From now until [`forward_to`], termination signals are kept for the

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::error::CliError;
 use super::fields::{esc, relative, short};
 use super::indicator::Indicator;
+use super::signals;
 use crate::lease::{ActorId, LockRecord, Resource, Ttl, UnixMillis};
 use crate::store::{Acquired, Clock, Error, Locks};
 
@@ -106,9 +107,14 @@ pub fn acquire(
             .min(takeable_in.unwrap_or(Duration::MAX))
             .min(left);
         if remote {
-            std::thread::sleep(sleep);
+            doze(sleep, || false);
         } else {
             until_moved(locks, &refusal, sleep);
+        }
+        // `lock run` keeps a signal that came once it had begun a write:
+        // it is not waited on.
+        if signals::pending() {
+            return Err(refusal);
         }
         pause = (pause * 2).min(longest);
     }
@@ -122,6 +128,12 @@ fn until_moved(locks: &Locks, refusal: &Error, most: Duration) {
         .map(|h| h.resource.as_str())
         .collect();
     let before = locks.local_values(&in_the_way);
+    doze(most, || locks.local_values(&in_the_way) != before);
+}
+
+/// Sleeps for `most`, looking every [`GLANCE`] whether `done` or a signal
+/// is kept, and then no longer.
+fn doze(most: Duration, done: impl Fn() -> bool) {
     let until = Instant::now() + most;
     loop {
         let now = Instant::now();
@@ -129,7 +141,7 @@ fn until_moved(locks: &Locks, refusal: &Error, most: Duration) {
             return;
         }
         std::thread::sleep(GLANCE.min(until - now));
-        if locks.local_values(&in_the_way) != before {
+        if done() || signals::pending() {
             return;
         }
     }

@@ -11,6 +11,7 @@ use super::Error;
 use super::authority::{PushOutcome, RemoteTarget, Session};
 use super::changes::{ApplyError, RefChange, Step};
 use super::clock::Clock;
+use super::gate;
 use super::lockfiles::{self, LockFile};
 use super::locks::Locks;
 use super::mirror::View;
@@ -148,6 +149,7 @@ impl Locks {
             return self.apply_local(changes);
         };
         let remote = self.remote_target();
+        gate::push_begins();
         let said = session
             .push(&self.repo, changes, objects)
             .map_err(|e| match e {

@@ -110,7 +110,7 @@ mod version;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{DEFAULT_GRACE_MS, KEYS as SETTING_KEYS, LockPolicy, Settings, StealRule};
 pub use error::{Error, Spot};
-pub use gate::stop_ref_writes;
+pub use gate::{stop_ref_writes, writes_begun};
 pub use history::LogEntry;
 pub use lockfiles::{LockFile, STALE_AFTER, shell_quote};
 pub use locks::Locks;

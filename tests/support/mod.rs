@@ -585,3 +585,21 @@ pub fn remote_and_clone() -> (tempfile::TempDir, PathBuf, PathBuf) {
     .expect("config");
     (tmp, remote, clone)
 }
+
+/// Lock files anywhere under `dir`.
+pub fn lock_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                lock_files(&path)
+            } else {
+                usize::from(path.extension().is_some_and(|x| x == "lock"))
+            }
+        })
+        .sum()
+}
