@@ -11,7 +11,6 @@
 //! after it. (A SIGKILL cannot be caught; it leaves the lock files in
 //! place, which stops every conflicting write until a person removes them,
 //! and such a lock file is reported as stale by its age.)
-
 //!
 //! The gate also counts the writes begun (ref transactions, and pushes to
 //! a remote, which begin under it): a handler holding it can tell whether

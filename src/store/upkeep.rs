@@ -27,7 +27,8 @@ const GC_AUTO_PACK_LIMIT: i64 = 50;
 
 /// Loose lock refs past which they are packed. Packing rewrites all of
 /// packed-refs, so it runs once per this many locks written anew, while
-/// listing this many loose files costs an acquire about a millisecond.
+/// listing this many loose files costs an acquire little (among 1,000
+/// loose locks `cargo bench --bench cli` times it as among none).
 const LOOSE_LOCK_REFS: usize = 1_000;
 
 /// Starts git's automatic maintenance in the background if the objects of
