@@ -14,7 +14,8 @@
 //! directory listing makes an acquire take twice as long as among
 //! 100,000 packed ones. Once a listing finds more than
 //! [`LOOSE_LOCK_REFS`] loose lock refs, `git pack-refs --all` (what `git
-//! gc` runs, unless `gc.packRefs` says not to) is started the same way.
+//! gc` runs, unless `gc.packRefs` says not to) is started the same way,
+//! unless `packed-refs.lock` shows a packing or deletion under way.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -73,7 +74,10 @@ fn task(repo: &gix::Repository, loose_lock_refs: usize) -> Option<&'static [&'st
         Some(_) => config.boolean("gc.packRefs").unwrap_or(true),
         None => true,
     };
-    (pack_refs && loose_lock_refs > LOOSE_LOCK_REFS).then_some(&["pack-refs", "--all"])
+    // A packing or a deletion under way holds packed-refs.lock: another
+    // packing would only fail on it.
+    let busy = || repo.common_dir().join("packed-refs.lock").exists();
+    (pack_refs && loose_lock_refs > LOOSE_LOCK_REFS && !busy()).then_some(&["pack-refs", "--all"])
 }
 
 fn count(dir: &Path, wanted: impl Fn(&str) -> bool) -> i64 {
@@ -126,6 +130,9 @@ mod tests {
             let (_d, repo) = repo(bare, config);
             assert_eq!(task(&repo, past), expected, "bare {bare}: {config}");
         }
+        let packing = plain.common_dir().join("packed-refs.lock");
+        std::fs::write(&packing, "").expect("a packing under way");
+        assert_eq!(task(&plain, past), None, "one packing at a time");
     }
 
     #[test]
