@@ -1,0 +1,108 @@
+//! Unit tests of the lock ref listing in `ref_names.rs`: loose files
+//! before packed-refs, packed-refs read as it is now, names listed once.
+
+use super::*;
+
+const A: &str = "0123456789abcdef0123456789abcdef01234567";
+const B: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+fn id(hex: &str) -> ObjectId {
+    ObjectId::from_hex(hex.as_bytes()).expect("an id")
+}
+
+/// A bare repository whose packed-refs gix has read holding the lock
+/// ref `aaaaaaaaaaaaaaaa`, then written again with `bbbbbbbbbbbbbbbb`
+/// too and its modification time kept, as by a second write within one
+/// tick of the file system's clock; and the full names of both refs.
+pub(in crate::store) fn packed_twice_in_one_tick()
+-> (tempfile::TempDir, gix::Repository, [String; 2]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = gix::init_bare(dir.path()).expect("a repository");
+    let path = dir.path().join("packed-refs");
+    let header = "# pack-refs with: peeled fully-peeled sorted \n";
+    let line = |name: &str, id: &str| format!("{id} {LOCK_REF_PREFIX}{name}\n");
+    let first = line("aaaaaaaaaaaaaaaa", A);
+    std::fs::write(&path, format!("{header}{first}")).expect("packed-refs");
+    // gix keeps this copy while the file's time does not change.
+    assert!(repo.refs.cached_packed_buffer().expect("read").is_some());
+    let tick = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .expect("its time");
+    let second = line("bbbbbbbbbbbbbbbb", B);
+    std::fs::write(&path, format!("{header}{first}{second}")).expect("packed-refs");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    file.set_modified(tick).expect("set its time");
+    let names = ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"].map(|n| format!("{LOCK_REF_PREFIX}{n}"));
+    (dir, repo, names)
+}
+
+#[test]
+fn packed_refs_rewritten_within_one_tick_are_read_as_they_are_now() {
+    let (_dir, repo, both) = packed_twice_in_one_tick();
+    let listed: Vec<String> = lock_refs(&repo)
+        .map(|listing| listing.refs)
+        .expect("a listing")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(listed, both);
+    let names = lock_ref_names(&repo).expect("the names");
+    assert_eq!(names.keys, [0xaaaa_aaaa_aaaa_aaaa, 0xbbbb_bbbb_bbbb_bbbb]);
+}
+
+#[test]
+fn loose_refs_hide_packed_ones_and_every_name_is_listed_once_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = gix::init_bare(dir.path()).expect("a repository");
+    let locks = dir.path().join(LOCK_REF_PREFIX);
+    std::fs::create_dir_all(locks.join("other")).expect("mkdir");
+    let write = |name: &str, content: &str| {
+        std::fs::write(locks.join(name), content).expect("a ref file");
+    };
+    write("bbbbbbbbbbbbbbbb", &format!("{A}\n"));
+    write("cccccccccccccccc", "not an id\n");
+    write("dddddddddddddddd", "ref: refs/heads/main\n");
+    write("eeeeeeeeeeeeeeee.lock", &format!("{A}\n"));
+    write("other/tool", &format!("{B}\n"));
+    std::fs::write(
+        dir.path().join("packed-refs"),
+        format!(
+            "# pack-refs with: peeled fully-peeled sorted \n\
+             {B} {LOCK_REF_PREFIX}aaaaaaaaaaaaaaaa\n\
+             {B} {LOCK_REF_PREFIX}bbbbbbbbbbbbbbbb\n\
+             ^{A}\n\
+             {B} refs/heads/main\n"
+        ),
+    )
+    .expect("packed-refs");
+    let listing = lock_refs(&repo).expect("a listing");
+    assert_eq!(listing.loose, 4, "every file but the lock file");
+    let listed: Vec<(String, Held)> = listing.refs.into_iter().map(|r| (r.name, r.held)).collect();
+    let full = |name: &str| format!("{LOCK_REF_PREFIX}{name}");
+    assert_eq!(
+        listed,
+        vec![
+            (full("aaaaaaaaaaaaaaaa"), Held::Id(id(B))),
+            (full("bbbbbbbbbbbbbbbb"), Held::Id(id(A))),
+            (full("cccccccccccccccc"), Held::Garbage),
+            (full("dddddddddddddddd"), Held::Symbolic),
+            (full("other/tool"), Held::Id(id(B))),
+        ]
+    );
+    let names = lock_ref_names(&repo).expect("the names");
+    let keys: Vec<String> = names.keys.iter().map(|k| format!("{k:016x}")).collect();
+    assert_eq!(
+        keys,
+        [
+            "aaaaaaaaaaaaaaaa",
+            "bbbbbbbbbbbbbbbb",
+            "cccccccccccccccc",
+            "dddddddddddddddd"
+        ]
+    );
+    assert_eq!(names.others, ["other/tool"]);
+    assert_eq!(names.loose, 4);
+}
