@@ -206,6 +206,74 @@ fn a_server_that_stalls_after_the_push_is_left_after_the_deadline() {
     assert_eq!(repo.refs(), before, "no reply, no local change");
 }
 
+/// `lock run` keeps a Ctrl-C that comes while its push waits (what the
+/// push took would be released first), and ends at once on a second one,
+/// long before the remote's deadline.
+#[test]
+fn a_second_ctrl_c_ends_a_lock_run_whose_push_a_silent_remote_holds() {
+    let repo = Repo::new();
+    std::fs::write(
+        repo.dir.join(".git/grite/config.toml"),
+        "lock_remote_timeout = \"10m\"\n",
+    )
+    .expect("config");
+    let (pushed, told) = std::sync::mpsc::channel();
+    let (port, server) = fake_daemon(move |mut stream| {
+        read_request(&mut stream);
+        stream.write_all(&empty_advertisement()).expect("advertise");
+        read_push(&mut stream);
+        pushed.send(()).expect("the test waits");
+        stream.set_read_timeout(None).expect("no timeout");
+        let _ = stream.read(&mut [0u8; 1]);
+    });
+    let remote = format!("git://127.0.0.1:{port}/repo.git");
+    let mut grite = support::grite_command(&repo.dir)
+        .args([
+            "--actor",
+            A,
+            "--now-ms",
+            &T0.to_string(),
+            "--remote",
+            &remote,
+        ])
+        .args(["lock", "run", "issue:1", "--", "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("grite starts");
+    told.recv_timeout(Duration::from_secs(60))
+        .expect("the push came");
+    let pid = grite.id().to_string();
+    let interrupt = || {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    interrupt();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        grite.try_wait().expect("waits").is_none(),
+        "the first Ctrl-C is kept while the push is under way"
+    );
+    interrupt();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = grite.try_wait().expect("waits") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a second Ctrl-C did not end grite"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(status.signal(), Some(2), "{status:?}");
+    server.join().expect("server thread");
+}
+
 #[test]
 fn an_advertisement_without_end_is_cut_off_at_its_limit() {
     let repo = repo();

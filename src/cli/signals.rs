@@ -15,7 +15,8 @@
 //! While `lock run` acquires, a signal ends grite at once as long as no
 //! write of its has begun (then none can have taken a lock); once one has,
 //! the signal is kept for `lock run`, which releases whatever the acquire
-//! took before ending of it.
+//! took before ending of it. A second signal while one is kept ends grite
+//! at once.
 
 use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -57,9 +58,13 @@ pub fn install() {
                         0 => terminate(signal),
                         ACQUIRING => {
                             // With the gate held no write begins: if none
-                            // has, grite holds no lock it did not hold.
+                            // has, grite holds no lock it did not hold. A
+                            // second signal while one is kept (a push
+                            // waiting on a silent remote) ends grite too:
+                            // what it took is left to expire, as asked.
                             let no_writes = stop_ref_writes();
-                            if writes_begun() == WRITES_BEFORE.load(Ordering::SeqCst) {
+                            let none_begun = writes_begun() == WRITES_BEFORE.load(Ordering::SeqCst);
+                            if none_begun || pending() {
                                 terminate_holding(no_writes, signal);
                             }
                             drop(no_writes);
