@@ -23,10 +23,15 @@ const NULL: &str = "0000000000000000000000000000000000000000";
 
 /// A repository whose remote waits are cut at 2 s.
 fn repo() -> Repo {
+    repo_waiting("2s")
+}
+
+/// A repository whose remote deadline is `timeout`.
+fn repo_waiting(timeout: &str) -> Repo {
     let repo = Repo::new();
     std::fs::write(
         repo.dir.join(".git/grite/config.toml"),
-        "lock_grace = \"5s\"\nlock_remote_timeout = \"2s\"\n",
+        format!("lock_grace = \"5s\"\nlock_remote_timeout = \"{timeout}\"\n"),
     )
     .expect("config");
     repo
@@ -211,12 +216,7 @@ fn a_server_that_stalls_after_the_push_is_left_after_the_deadline() {
 /// long before the remote's deadline.
 #[test]
 fn a_second_ctrl_c_ends_a_lock_run_whose_push_a_silent_remote_holds() {
-    let repo = Repo::new();
-    std::fs::write(
-        repo.dir.join(".git/grite/config.toml"),
-        "lock_remote_timeout = \"10m\"\n",
-    )
-    .expect("config");
+    let repo = repo_waiting("10m");
     let (pushed, told) = std::sync::mpsc::channel();
     let (port, server) = fake_daemon(move |mut stream| {
         read_request(&mut stream);

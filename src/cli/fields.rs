@@ -69,7 +69,6 @@ pub fn lock_json(record: &LockRecord) -> Value {
     value
 }
 
-/// `expires in 25m`, `expired 3m ago`.
 /// `items` as a JSON list, each turned into a value only when written: a
 /// list of a hundred thousand locks is never held whole as values.
 pub struct Each<'a, T, F>(&'a [T], F);
@@ -84,6 +83,7 @@ impl<T, F: Fn(&T) -> Value> Serialize for Each<'_, T, F> {
     }
 }
 
+/// `expires in 25m`, `expired 3m ago`.
 pub fn relative(expires: UnixMillis, now: UnixMillis) -> String {
     if expires > now {
         format!("expires in {}", span(expires.0 - now.0))
