@@ -10,6 +10,7 @@
 mod support;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -174,4 +175,74 @@ fn a_change_the_remote_accepted_succeeds_even_if_the_local_copy_cannot_follow() 
         git(&clone, &["for-each-ref", "refs/grite/"]),
         git(&remote, &["for-each-ref", "refs/grite/"])
     );
+}
+
+/// Until `stop`, writes `count` loose refs under `refs/heads/churn/` of
+/// `clone` (each as git writes one: a file renamed into place) and packs
+/// them with `git pack-refs --all`, which deletes the loose files, as a
+/// `git gc` running beside grite does. Says how many times it packed.
+fn pack_refs_again_and_again(clone: &Path, count: usize, stop: &AtomicBool) -> usize {
+    let id = git(clone, &["rev-parse", "HEAD"]);
+    let dir = clone.join(".git/refs/heads/churn");
+    let staged = clone.join(".git/churn.tmp");
+    let mut packings = 0;
+    while !stop.load(Ordering::Relaxed) {
+        // Packing removes the folder it emptied.
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for i in 0..count {
+            std::fs::write(&staged, format!("{id}\n")).expect("write");
+            std::fs::rename(&staged, dir.join(i.to_string())).expect("rename");
+        }
+        // It may find packed-refs.lock held by grite, and try again.
+        let _ = support::git_command(clone)
+            .args(["pack-refs", "--all"])
+            .output();
+        packings += 1;
+    }
+    packings
+}
+
+#[test]
+fn a_fetch_through_git_daemon_is_not_failed_by_local_refs_vanishing_under_it() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    support::seeded_remote(tmp.path());
+    for name in ["a", "b"] {
+        git(tmp.path(), &["clone", "-q", "remote.git", name]);
+    }
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let daemon = Daemon::start(tmp.path());
+    let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
+    let rounds = support::rounds_from_env("GRITE_FAULT_ROUNDS", 40);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let packer = scope.spawn(|| pack_refs_again_and_again(&a, 300, &stop));
+        let outcome = std::panic::catch_unwind(|| {
+            for round in 0..rounds {
+                // a takes the lock b has just released, whose record is
+                // not in a: a's acquire fetches it, and gix lists a's
+                // refs to tell the remote what a has.
+                let resource = format!("issue:{round}");
+                for op in ["acquire", "release"] {
+                    let (c, v) = grite(&b, Some(&url), B, &[op, &resource]);
+                    assert_eq!(c, 0, "round {round}: b: {v}");
+                }
+                let (c, v) = grite(&a, Some(&url), A, &["acquire", &resource]);
+                assert_eq!(c, 0, "round {round}: a: {v}");
+            }
+        });
+        stop.store(true, Ordering::Relaxed);
+        let packings = packer.join().expect("packing thread");
+        assert!(packings > 0, "the refs were packed");
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    });
+    assert_eq!(
+        git(&a, &["for-each-ref", "refs/grite/"]),
+        git(
+            &tmp.path().join("remote.git"),
+            &["for-each-ref", "refs/grite/"]
+        )
+    );
+    support::fsck(&a);
 }

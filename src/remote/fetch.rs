@@ -5,9 +5,10 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gix::ObjectId;
+use gix::error::MetadataValue;
 use gix::refs::Target;
 use gix::refs::transaction::{PreviousValue, RefEdit};
 use gix::remote::fetch::refs::update::Mode;
@@ -62,10 +63,21 @@ pub struct Fetched {
     pub pruned: Vec<(String, ObjectId)>,
 }
 
+/// How long, in all, a fetch is tried again while loose refs of ours
+/// vanish under gix's listing of them (below).
+const VANISHED_BUDGET: Duration = Duration::from_secs(5);
+
 /// Makes the local `mirrored` refs what the remote at `url` (`endpoint`)
 /// has now, waiting at most `idle` for it at a time. `remote_has_refs`
 /// says whether the remote advertised any of them at all: a fetch whose
 /// refspecs match nothing is skipped and everything local is pruned.
+///
+/// gix lists every local ref to tell the remote what we have, and fails
+/// when a loose ref file it listed is gone when it opens it, where git
+/// would read packed-refs instead: a `git pack-refs` (which `git gc` and
+/// grite's upkeep run in the background) or another process deleting a
+/// ref. A fetch is idempotent, so one that failed so is made again, on
+/// a new connection, until [`VANISHED_BUDGET`] is spent.
 pub fn fetch_refs(
     repo: &gix::Repository,
     url: &str,
@@ -74,10 +86,73 @@ pub fn fetch_refs(
     mirrored: Mirrored<'_>,
     remote_has_refs: bool,
 ) -> Result<Fetched, FetchError> {
-    let fail = |reason: String| FetchError {
-        url: redact(url),
-        reason: scrub(&reason, url),
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let reason = match fetch_once(repo, url, endpoint, idle, mirrored, remote_has_refs) {
+            Ok(fetched) => return Ok(fetched),
+            Err(Failure::Vanished(_)) if started.elapsed() < VANISHED_BUDGET => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+                continue;
+            }
+            Err(Failure::Vanished(reason) | Failure::Other(reason)) => reason,
+        };
+        return Err(FetchError {
+            url: redact(url),
+            reason: scrub(&reason, url),
+        });
+    }
+}
+
+/// Why one attempt at a fetch failed.
+enum Failure {
+    /// A loose ref of ours was deleted while gix listed the refs.
+    Vanished(String),
+    /// Anything else.
+    Other(String),
+}
+
+impl Failure {
+    /// The failure of a gix call on `repo`.
+    fn of(repo: &gix::Repository, error: &gix::Error) -> Self {
+        let reason = error_chain(error);
+        if vanished_ref(repo, error) {
+            Self::Vanished(reason)
+        } else {
+            Self::Other(reason)
+        }
+    }
+}
+
+/// Whether `error` is gix failing to open a loose ref file of `repo`
+/// that is no longer there.
+fn vanished_ref(repo: &gix::Repository, error: &gix::Error) -> bool {
+    let not_found = error.iter_errors().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+    });
+    let ours = |path: &std::path::Path| {
+        [repo.git_dir(), repo.common_dir()]
+            .iter()
+            .any(|dir| path.starts_with(dir.join("refs")))
     };
+    not_found
+        && error.metadata().any(
+            |values| matches!(values.get("path"), Some(MetadataValue::Path(path)) if ours(path)),
+        )
+}
+
+/// One fetch, on a connection of its own.
+fn fetch_once(
+    repo: &gix::Repository,
+    url: &str,
+    endpoint: &Endpoint,
+    idle: Duration,
+    mirrored: Mirrored<'_>,
+    remote_has_refs: bool,
+) -> Result<Fetched, Failure> {
+    let failed = |e: gix::Error| Failure::of(repo, &e);
     let mut fetched = Fetched::default();
     let mut on_remote = BTreeSet::new();
     if remote_has_refs {
@@ -90,7 +165,7 @@ pub fn fetch_refs(
                     gix::remote::Direction::Fetch,
                 )
             })
-            .map_err(|e| fail(error_chain(&e)))?
+            .map_err(failed)?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
         let outcome = match endpoint {
             // gix's own HTTP client, with our TLS settings, credentials
@@ -99,10 +174,12 @@ pub fn fetch_refs(
             Endpoint::Http { .. } => {
                 let mut connection = remote
                     .connect(gix::remote::Direction::Fetch)
-                    .map_err(|e| fail(error_chain(&e)))?;
-                if let Some(options) = super::http::fetch_options(repo, url, idle).map_err(fail)? {
+                    .map_err(failed)?;
+                if let Some(options) =
+                    super::http::fetch_options(repo, url, idle).map_err(Failure::Other)?
+                {
                     let credentials =
-                        super::credentials::fetch_credentials(repo, url).map_err(fail)?;
+                        super::credentials::fetch_credentials(repo, url).map_err(Failure::Other)?;
                     connection = connection
                         .with_transport_options(options)
                         .with_credentials(credentials);
@@ -116,7 +193,7 @@ pub fn fetch_refs(
                     ConnectMode, blocking_io::Connection as Wire,
                 };
                 let raw = Connection::open_raw(endpoint, "git-upload-pack", repo, idle)
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| Failure::Other(e.to_string()))?;
                 // The connection already asked a daemon for the service,
                 // so gix reads the advertisement as from a spawned program.
                 let path = match endpoint {
@@ -136,7 +213,7 @@ pub fn fetch_refs(
                 receive(remote.to_connection_with_transport(wire))
             }
         }
-        .map_err(fail)?;
+        .map_err(failed)?;
         let updates = match &outcome.status {
             gix::remote::fetch::Status::NoPackReceived { update_refs, .. }
             | gix::remote::fetch::Status::Change { update_refs, .. } => update_refs,
@@ -149,34 +226,34 @@ pub fn fetch_refs(
             match &update.mode {
                 Mode::NoChangeNeeded => {}
                 Mode::FastForward | Mode::Forced | Mode::New => fetched.updated.push(local.clone()),
-                refused => return Err(fail(format!("{local} was not updated: {refused}"))),
+                refused => {
+                    return Err(Failure::Other(format!(
+                        "{local} was not updated: {refused}"
+                    )));
+                }
             }
             on_remote.insert(local);
         }
     }
-    let platform = repo.references().map_err(|e| fail(error_chain(&e)))?;
+    let platform = repo.references().map_err(failed)?;
     let mut deletions = Vec::new();
     for prefix in mirrored.0 {
         let Some(directory) = prefix.strip_suffix('/') else {
-            if let Some(reference) = repo
-                .try_find_reference(*prefix)
-                .map_err(|e| fail(error_chain(&e)))?
-            {
+            if let Some(reference) = repo.try_find_reference(*prefix).map_err(failed)? {
                 deletions.extend(prune(&reference, &on_remote, &mut fetched));
             }
             continue;
         };
         for reference in platform
             .prefixed(format!("{directory}/").as_str())
-            .map_err(|e| fail(error_chain(&e)))?
+            .map_err(failed)?
         {
-            let reference = reference.map_err(|e| fail(error_chain(&e)))?;
+            let reference = reference.map_err(failed)?;
             deletions.extend(prune(&reference, &on_remote, &mut fetched));
         }
     }
     if !deletions.is_empty() {
-        repo.edit_references_as(deletions, None)
-            .map_err(|e| fail(error_chain(&e)))?;
+        repo.edit_references_as(deletions, None).map_err(failed)?;
     }
     Ok(fetched)
 }
@@ -184,15 +261,13 @@ pub fn fetch_refs(
 /// Fetches over `connection` what its refspecs name.
 fn receive<T>(
     connection: gix::remote::Connection<'_, '_, '_, T>,
-) -> Result<gix::remote::fetch::Outcome, String>
+) -> Result<gix::remote::fetch::Outcome, gix::Error>
 where
     T: gix::protocol::transport::client::blocking_io::Transport,
 {
     connection
-        .prepare_fetch(gix::progress::Discard, Default::default())
-        .map_err(|e| error_chain(&e))?
+        .prepare_fetch(gix::progress::Discard, Default::default())?
         .receive(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(|e| error_chain(&e))
 }
 
 /// The deletion of `reference` if the remote does not have it.
