@@ -181,11 +181,20 @@ pub fn ref_key_of(resource_text: &str) -> u64 {
 /// The number a ref hash spells (see [`ref_key_of`]), if `hash` is one as
 /// grite writes them: [`REF_HASH_LEN`] lowercase hex characters.
 pub fn ref_key(hash: &str) -> Option<u64> {
-    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
-    if hash.len() != REF_HASH_LEN || !hash.as_bytes().iter().all(hex) {
+    // One pass, digit by digit: a read of 100,000 packed locks asks this
+    // of every name, where checking the digits and then parsing them as
+    // `from_str_radix` does was a fourteenth of an acquire's time.
+    if hash.len() != REF_HASH_LEN {
         return None;
     }
-    u64::from_str_radix(hash, 16).ok()
+    hash.bytes().try_fold(0u64, |key, digit| {
+        let value = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => return None,
+        };
+        Some(key << 4 | u64::from(value))
+    })
 }
 
 /// Canonical form of a repository path: `/`-separated segments with empty
@@ -257,6 +266,23 @@ mod tests {
             "+02e999268bbd49c",
         ] {
             assert_eq!(ref_key(not_ours), None, "{not_ours}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A name is a key exactly when it is 16 lowercase hex digits, and
+        /// then it is the number they spell.
+        #[test]
+        fn ref_key_reads_exactly_the_names_grite_writes(name in "[0-9a-fA-F+g]{15,17}") {
+            let lowercase_hex = name.len() == REF_HASH_LEN
+                && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            let expected = lowercase_hex.then(|| u64::from_str_radix(&name, 16).ok()).flatten();
+            proptest::prop_assert_eq!(ref_key(&name), expected);
+        }
+
+        #[test]
+        fn ref_key_reads_back_every_ref_hash(key: u64) {
+            proptest::prop_assert_eq!(ref_key(&ref_hash_of_key(key)), Some(key));
         }
     }
 
