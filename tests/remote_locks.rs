@@ -1080,6 +1080,64 @@ fn locks_on_a_path_remote_are_read_without_starting_upload_pack() {
     shared.fsck();
 }
 
+/// What a path remote cannot give from its object database is fetched
+/// instead: here the loose copy of a lock's blob has gone bad beside a
+/// good one in a pack, which `git upload-pack` reads. The copy fails on
+/// it, the fetch brings the objects, and the decision and the clone's
+/// copy are as if nothing had been wrong.
+#[test]
+fn an_object_a_path_remote_cannot_give_is_fetched_instead() {
+    let shared = Shared::new(2);
+    let (path, log) = git_that_logs(shared.tmp.path());
+    let via = Via::new("path", shared.remote.display().to_string()).with_env("PATH", path);
+    let theirs = "issue:theirs";
+    let (c, v) = run(&shared.clones[0], &via, A, T0, &["acquire", theirs]);
+    assert_eq!(c, 0, "{v}");
+    git(&shared.remote, &["repack", "-a", "-q"]);
+    let ref_name = format!(
+        "refs/grite/locks/{}",
+        grite_locks::lease::ref_hash_of(theirs)
+    );
+    let blob = git(
+        &shared.remote,
+        &["rev-parse", &format!("{ref_name}:lock.json")],
+    );
+    let blob = blob.trim();
+    let loose = shared
+        .remote
+        .join("objects")
+        .join(&blob[..2])
+        .join(&blob[2..]);
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    std::fs::write(&loose, "damaged").expect("damage the loose copy");
+    let _ = std::fs::remove_file(&log);
+
+    let (c, v) = run(&shared.clones[1], &via, B, T0 + 1_000, &["acquire", theirs]);
+    assert_eq!(
+        (c, v["error"]["code"].as_str()),
+        (4, Some("conflict")),
+        "A's lock is held: {v}"
+    );
+    assert_eq!(v["error"]["details"]["holder"]["owner"], A, "{v}");
+    let programs = std::fs::read_to_string(&log).expect("git ran");
+    assert!(
+        programs.lines().any(|p| p == "upload-pack"),
+        "the objects were fetched: {programs:?}"
+    );
+    assert_eq!(
+        git(&shared.clones[1], &["cat-file", "-p", blob]),
+        git(&shared.clones[0], &["cat-file", "-p", blob]),
+        "the clone has the good blob"
+    );
+    assert_eq!(
+        git(&shared.clones[1], &["rev-parse", &ref_name]),
+        git(&shared.remote, &["rev-parse", &ref_name])
+    );
+    std::fs::remove_file(&loose).expect("the damaged copy goes");
+    shared.fsck();
+}
+
 /// A release depends on its own lock alone (`docs/PROTOCOL.md` §7), and
 /// through every transport it reads no other: the lock another clone took
 /// meanwhile is neither fetched nor copied, the clone's copy of its ref is
