@@ -182,7 +182,7 @@ fn a_change_the_remote_accepted_succeeds_even_if_the_local_copy_cannot_follow() 
 /// them with `git pack-refs --all`, which deletes the loose files, as a
 /// `git gc` running beside grite does. Says how many times it packed.
 fn pack_refs_again_and_again(clone: &Path, count: usize, stop: &AtomicBool) -> usize {
-    let id = git(clone, &["rev-parse", "HEAD"]);
+    let id = git(clone, &["rev-parse", "HEAD"]).trim().to_owned();
     let dir = clone.join(".git/refs/heads/churn");
     let staged = clone.join(".git/churn.tmp");
     let mut packings = 0;
