@@ -89,19 +89,19 @@ pub fn fetch_refs(
     let started = Instant::now();
     let mut pause = Duration::from_millis(2);
     loop {
-        let reason = match fetch_once(repo, url, endpoint, idle, mirrored, remote_has_refs) {
+        match fetch_once(repo, url, endpoint, idle, mirrored, remote_has_refs) {
             Ok(fetched) => return Ok(fetched),
             Err(Failure::Vanished(_)) if started.elapsed() < VANISHED_BUDGET => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
-                continue;
             }
-            Err(Failure::Vanished(reason) | Failure::Other(reason)) => reason,
-        };
-        return Err(FetchError {
-            url: redact(url),
-            reason: scrub(&reason, url),
-        });
+            Err(Failure::Vanished(reason) | Failure::Other(reason)) => {
+                return Err(FetchError {
+                    url: redact(url),
+                    reason: scrub(&reason, url),
+                });
+            }
+        }
     }
 }
 
