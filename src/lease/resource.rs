@@ -180,22 +180,33 @@ pub fn ref_key_of(resource_text: &str) -> u64 {
 
 /// The number a ref hash spells (see [`ref_key_of`]), if `hash` is one as
 /// grite writes them: [`REF_HASH_LEN`] lowercase hex characters.
-pub fn ref_key(hash: &str) -> Option<u64> {
-    // One pass, digit by digit: a read of 100,000 packed locks asks this
-    // of every name, where checking the digits and then parsing them as
-    // `from_str_radix` does was a fourteenth of an acquire's time.
-    if hash.len() != REF_HASH_LEN {
-        return None;
-    }
-    hash.bytes().try_fold(0u64, |key, digit| {
-        let value = match digit {
-            b'0'..=b'9' => digit - b'0',
-            b'a'..=b'f' => digit - b'a' + 10,
-            _ => return None,
-        };
-        Some(key << 4 | u64::from(value))
-    })
+pub fn ref_key(hash: impl AsRef<[u8]>) -> Option<u64> {
+    // A read among 100,000 packed locks asks this of every name. Hex digits
+    // of hashes are random, so a branch on digit or letter is mispredicted
+    // for about every other character: a table and one check at the end
+    // cost a fraction of that (perf had the branching parse at an eighth
+    // of an acquire).
+    let digits: &[u8; REF_HASH_LEN] = hash.as_ref().try_into().ok()?;
+    let (key, invalid) = digits.iter().fold((0u64, 0u8), |(key, invalid), digit| {
+        let value = HEX_VALUE[usize::from(*digit)];
+        (key << 4 | u64::from(value & 0x0f), invalid | value)
+    });
+    (invalid & NOT_HEX == 0).then_some(key)
 }
+
+/// Set in [`HEX_VALUE`] for a byte that is not a lowercase hex digit.
+const NOT_HEX: u8 = 0x80;
+
+/// The value of each byte as a lowercase hex digit, else [`NOT_HEX`].
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        table[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        digit += 1;
+    }
+    table
+};
 
 /// Canonical form of a repository path: `/`-separated segments with empty
 /// and `.` segments dropped and no trailing slash, so that `src`, `src/`,
@@ -282,7 +293,7 @@ mod tests {
 
         #[test]
         fn ref_key_reads_back_every_ref_hash(key: u64) {
-            proptest::prop_assert_eq!(ref_key(&ref_hash_of_key(key)), Some(key));
+            proptest::prop_assert_eq!(ref_key(ref_hash_of_key(key)), Some(key));
         }
     }
 
