@@ -2,19 +2,22 @@
 //! (`docs/PROTOCOL.md` §3). A lock's ref name is the hash of its resource
 //! text, so the text a ref holds never changes; knowing it, a read can tell
 //! which locks a decision depends on from their names alone and leave the
-//! records of the others unread.
-//!
-//! Every entry proves itself: a text is filed under the name it hashes to,
-//! so a damaged or forged entry can only stand for a ref that does not
-//! exist, and then it is never used. Only a text read from a record that
-//! passed every check of §4 is added.
+//! records of the others unread. Only a text read from a record that
+//! passed every check of §4, and so hashes to the name it was found
+//! under, is added.
 //!
 //! The file, `grite/lock-names.cache` in the common git directory, is a
-//! header line and then one text per line, written as a JSON string.
-//! Processes add what they learnt with one appending write; a reader that
-//! finds a damaged line, or mostly texts of refs that are gone, writes a
-//! fresh file beside it and renames it over. A write that fails is
-//! ignored: the names are then read the slow way, from the records.
+//! header line and then chunks, each its entries' ref keys, the lengths
+//! of their texts, the texts, and a CRC-32 of all that. A read of 100,000
+//! names loads it without parsing or hashing any text (hashing each text
+//! to prove the name it is filed under was a fifth of an acquire among
+//! that many locks): like the record cache, it guards against damage, not
+//! against someone who can write into the git directory. Processes add
+//! what they learnt with one appending write of a chunk; a reader that
+//! finds a damaged or cut-off chunk keeps the chunks before it, and
+//! writes a fresh file beside it and renames it over, as it does when
+//! most texts are of refs that are gone. A write that fails is ignored:
+//! the names are then read the slow way, from the records.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -23,11 +26,11 @@ use std::io::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use gix::bstr::ByteSlice as _;
-
 use crate::lease::{MAX_RECORD_LEN, ref_key_of};
 
-const HEADER: &str = "grite lock-names 1\n";
+/// The first line; a file of another version (such as the JSON lines of
+/// version 1) is replaced.
+const HEADER: &[u8] = b"grite lock-names 2\n";
 
 /// A larger file is not read but replaced: it would hold the names of
 /// hundreds of thousands of locks with the longest texts a record allows.
@@ -37,11 +40,18 @@ const MAX_FILE_LEN: u64 = 64 << 20;
 /// is rewritten without them.
 const SLACK: usize = 1024;
 
+/// A chunk's entry count and the length of its texts, before its entries.
+const CHUNK_HEAD: usize = 8;
+/// Per entry: its ref key (`u64`) and the length of its text (`u16`).
+const ENTRY: usize = 10;
+/// The CRC-32 after a chunk's texts.
+const CHUNK_TAIL: usize = 4;
+
 pub(crate) struct NameIndex {
     path: PathBuf,
-    /// The texts: the file as read, then the texts decoded from escaped
-    /// lines and those learnt since. One buffer rather than a string per
-    /// lock, as 100,000 small allocations cost more than the rest.
+    /// The texts: those of the file, then those learnt since. One buffer
+    /// rather than a string per lock, as 100,000 small allocations cost
+    /// more than the rest.
     buffer: String,
     /// The texts of the file by ref key ([`ref_key`](crate::lease::ref_key)),
     /// sorted: the keys a read asks about come in order (listed names are
@@ -50,12 +60,12 @@ pub(crate) struct NameIndex {
     texts: Vec<Text>,
     /// Where in `texts` the last lookup ended.
     hint: Cell<usize>,
-    /// Lines in the file.
+    /// Entries in the file.
     stored: usize,
     /// Texts of the file after the first one out of key order: those
     /// appended since it was last written whole.
     unsorted: usize,
-    /// Whether the file is missing or holds a line that is not a text.
+    /// Whether the file is missing, of another version, or damaged.
     rebuild: bool,
     /// The texts learnt since, by ref key.
     learnt: HashMap<u64, Range<usize>, BuildHasherDefault<KeyHasher>>,
@@ -80,51 +90,30 @@ impl NameIndex {
     /// `common_dir`; empty if it cannot be read.
     pub fn open(common_dir: &Path) -> NameIndex {
         let path = common_dir.join("grite").join("lock-names.cache");
-        let buffer = read_bounded(&path).unwrap_or_default();
+        let bytes = read_bounded(&path).unwrap_or_default();
         let mut index = NameIndex {
             path,
+            buffer: String::new(),
             texts: Vec::new(),
             hint: Cell::new(0),
             stored: 0,
             unsorted: 0,
-            rebuild: !buffer.starts_with(HEADER),
-            buffer,
+            rebuild: !bytes.starts_with(HEADER),
             learnt: HashMap::default(),
         };
         if index.rebuild {
             return index;
         }
-        // A cut-off last line (a writer was killed) is damage too.
-        index.rebuild = !index.buffer.ends_with('\n');
-        let mut escaped = Vec::new();
-        let mut at = HEADER.len();
-        while at < index.buffer.len() {
-            let end = index.buffer.as_bytes()[at..]
-                .find_byte(b'\n')
-                .map_or(index.buffer.len(), |n| at + n);
-            index.stored += 1;
-            let line = &index.buffer[at..end];
-            match plain(line) {
-                Some(text) => index.texts.push(Text {
-                    key: ref_key_of(text),
-                    start: offset(at + 1),
-                    len: offset(text.len()),
-                }),
-                None => match serde_json::from_str::<String>(line) {
-                    Ok(text) => escaped.push(text),
-                    Err(_) => index.rebuild = true,
-                },
-            }
-            at = end + 1;
-        }
-        for text in escaped {
-            let start = index.buffer.len();
-            index.buffer.push_str(&text);
-            index.texts.push(Text {
-                key: ref_key_of(&text),
-                start: offset(start),
-                len: offset(text.len()),
-            });
+        let mut rest = &bytes[HEADER.len()..];
+        while !rest.is_empty() {
+            // A chunk cut off (a writer was killed) or damaged ends the
+            // read: the sizes that would find the next one are not to be
+            // trusted either.
+            let Some(len) = index.load_chunk(rest) else {
+                index.rebuild = true;
+                break;
+            };
+            rest = &rest[len..];
         }
         // Rewritten files are in order already, and appended texts few
         // (once they are many, `save` writes the file in order again). A
@@ -139,6 +128,40 @@ impl NameIndex {
         index.texts.sort_by_key(|text| text.key);
         index.texts.dedup_by_key(|text| text.key);
         index
+    }
+
+    /// Adds the entries of the chunk `bytes` starts with, if it is whole
+    /// and its checksum holds; returns its length.
+    fn load_chunk(&mut self, bytes: &[u8]) -> Option<usize> {
+        let count = usize::try_from(u32_at(bytes, 0)?).ok()?;
+        let texts_len = usize::try_from(u32_at(bytes, 4)?).ok()?;
+        let texts_at = count.checked_mul(ENTRY)?.checked_add(CHUNK_HEAD)?;
+        let end = texts_at.checked_add(texts_len)?;
+        let crc = u32_at(bytes, end)?;
+        if crc32fast::hash(&bytes[..end]) != crc {
+            return None;
+        }
+        let texts = std::str::from_utf8(&bytes[texts_at..end]).ok()?;
+        let (keys, lens) = bytes[CHUNK_HEAD..texts_at].split_at(count * 8);
+        let base = self.buffer.len();
+        let mut at = 0;
+        self.texts.reserve(count);
+        for (key, len) in keys.chunks_exact(8).zip(lens.chunks_exact(2)) {
+            let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
+            let text = texts.get(at..at + len)?;
+            self.texts.push(Text {
+                key: u64::from_le_bytes(key.try_into().ok()?),
+                start: offset(base + at),
+                len: offset(text.len()),
+            });
+            at += len;
+        }
+        if at != texts_len {
+            return None;
+        }
+        self.buffer.push_str(texts);
+        self.stored += count;
+        Some(end + CHUNK_TAIL)
     }
 
     /// The resource text of the lock ref whose hash (the name after
@@ -171,9 +194,10 @@ impl NameIndex {
         low + texts[low..high].partition_point(|text| text.key < key)
     }
 
-    /// Remembers `text`, the resource of a record read and checked.
+    /// Remembers `text`, the resource of a record read and checked (so
+    /// that it hashes to the name it was found under).
     pub fn learn(&mut self, text: &str) {
-        if text.len() > MAX_RECORD_LEN {
+        if text.len() > MAX_RECORD_LEN || u16::try_from(text.len()).is_err() {
             return;
         }
         let key = ref_key_of(text);
@@ -205,12 +229,16 @@ impl NameIndex {
     }
 
     fn append(&self) -> std::io::Result<()> {
-        let mut out = String::new();
-        for range in self.learnt.values() {
-            line(&mut out, &self.buffer[range.clone()]);
-        }
+        let learnt: Vec<(u64, Range<usize>)> = self
+            .learnt
+            .iter()
+            .map(|(key, range)| (*key, range.clone()))
+            .collect();
         let mut file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
-        file.write_all(out.as_bytes())
+        // One write, so that a chunk appended at the same time by another
+        // process is not interleaved with this one (and if it is, the
+        // checksums tell, and the next reader writes the file whole).
+        file.write_all(&self.chunk(&learnt))
     }
 
     /// A fresh file of the texts whose keys `exist`, in key order (which
@@ -228,22 +256,47 @@ impl NameIndex {
             .filter(|(key, _)| exists(*key))
             .collect();
         texts.sort_unstable_by_key(|(key, _)| *key);
-        let mut out = HEADER.to_owned();
-        for (_, range) in texts {
-            line(&mut out, &self.buffer[range]);
-        }
+        let mut out = HEADER.to_vec();
+        out.extend(self.chunk(&texts));
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.write_all(out.as_bytes())?;
+        file.write_all(&out)?;
         file.persist(&self.path).map_err(|e| e.error)?;
         Ok(())
+    }
+
+    /// The bytes of a chunk of `texts` (each a key and where its text is
+    /// in the buffer, which `learn` keeps within a `u16`).
+    fn chunk(&self, texts: &[(u64, Range<usize>)]) -> Vec<u8> {
+        let texts_len: usize = texts.iter().map(|(_, range)| range.len()).sum();
+        let mut out = Vec::with_capacity(CHUNK_HEAD + texts.len() * ENTRY + texts_len + 4);
+        out.extend(offset(texts.len()).to_le_bytes());
+        out.extend(offset(texts_len).to_le_bytes());
+        for (key, _) in texts {
+            out.extend(key.to_le_bytes());
+        }
+        for (_, range) in texts {
+            let len = u16::try_from(range.len()).unwrap_or(u16::MAX);
+            out.extend(len.to_le_bytes());
+        }
+        for (_, range) in texts {
+            out.extend(self.buffer[range.clone()].as_bytes());
+        }
+        out.extend(crc32fast::hash(&out).to_le_bytes());
+        out
     }
 }
 
 /// A position in the buffer, which [`MAX_FILE_LEN`] keeps within `u32`.
 fn offset(at: usize) -> u32 {
     u32::try_from(at).unwrap_or(u32::MAX)
+}
+
+/// The little-endian `u32` at `at` in `bytes`, if there is one.
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let word = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(word.try_into().ok()?))
 }
 
 /// Hashes a ref key by keeping it: a key is the start of a SHA-256 already,
@@ -267,32 +320,12 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// The text of a line that is a JSON string without escapes (as nearly
-/// every resource is), without decoding it.
-fn plain(line: &str) -> Option<&str> {
-    let text = line.strip_prefix('"')?.strip_suffix('"')?;
-    let special = |c: char| c == '"' || c == '\\' || c.is_control();
-    (!text.contains(special)).then_some(text)
-}
-
-fn line(out: &mut String, text: &str) {
-    out.push_str(&serde_json::to_string(text).expect("a string serialises"));
-    out.push('\n');
-}
-
-fn read_bounded(path: &Path) -> Option<String> {
+fn read_bounded(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read as _;
     let file = std::fs::File::open(path).ok()?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes).ok()?;
-    if bytes.len() as u64 > MAX_FILE_LEN {
-        return None;
-    }
-    // Texts are JSON strings, so the file is UTF-8 unless damaged.
-    Some(
-        String::from_utf8(bytes)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    )
+    (bytes.len() as u64 <= MAX_FILE_LEN).then_some(bytes)
 }
 
 #[cfg(test)]
@@ -307,6 +340,14 @@ mod tests {
         index.save(listed.len(), listed.iter().map(|t| ref_key_of(t)));
     }
 
+    /// A file holding `texts`, as a process that learnt them writes it.
+    fn written(dir: &Path, texts: &[&str]) -> Vec<u8> {
+        let mut index = NameIndex::open(dir);
+        texts.iter().for_each(|t| index.learn(t));
+        saved(index, texts);
+        std::fs::read(file(dir)).expect("the file")
+    }
+
     #[test]
     fn keeps_what_was_learnt_and_appends_the_rest() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -316,50 +357,62 @@ mod tests {
         saved(index, &["issue:1"]);
         let mut index = NameIndex::open(dir.path());
         assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
+        assert!(!index.rebuild);
+        let whole = std::fs::metadata(file(dir.path())).expect("file").len();
         index.learn("path:a\nb");
         saved(index, &["issue:1", "path:a\nb"]);
-        let text = std::fs::read_to_string(file(dir.path())).expect("file");
-        assert_eq!(text, format!("{HEADER}\"issue:1\"\n\"path:a\\nb\"\n"));
+        let appended = std::fs::metadata(file(dir.path())).expect("file").len();
+        let chunk = (CHUNK_HEAD + ENTRY + "path:a\nb".len() + CHUNK_TAIL) as u64;
+        assert_eq!(appended, whole + chunk, "one chunk appended");
         let index = NameIndex::open(dir.path());
         assert_eq!(index.text(ref_key_of("path:a\nb")), Some("path:a\nb"));
+        assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
+        assert_eq!(index.stored, 2);
+        assert!(!index.rebuild);
     }
 
     #[test]
-    fn an_entry_under_the_wrong_name_is_never_believed() {
+    fn a_cut_off_chunk_is_dropped_with_what_follows_and_the_file_rewritten() {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
-        // Whatever a line says, it is filed under the hash of its text.
-        std::fs::write(file(dir.path()), format!("{HEADER}\"repo:x\"\n")).expect("write");
-        let index = NameIndex::open(dir.path());
-        assert_eq!(index.text(ref_key_of("issue:1")), None);
-        assert_eq!(index.text(ref_key_of("repo:x")), Some("repo:x"));
-    }
-
-    #[test]
-    fn damage_is_skipped_and_the_file_rewritten() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
-        std::fs::write(
-            file(dir.path()),
-            format!("{HEADER}\"issue:1\"\n\u{0}garbage\n\"issue:2\"\n\"issue:3"),
-        )
-        .expect("write");
+        written(dir.path(), &["issue:1"]);
+        let mut index = NameIndex::open(dir.path());
+        index.learn("issue:2");
+        saved(index, &["issue:1", "issue:2"]);
+        let mut bytes = std::fs::read(file(dir.path())).expect("file");
+        bytes.pop();
+        std::fs::write(file(dir.path()), &bytes).expect("write");
         let index = NameIndex::open(dir.path());
         assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
-        assert_eq!(index.text(ref_key_of("issue:2")), Some("issue:2"));
-        assert_eq!(index.text(ref_key_of("issue:3")), None);
-        saved(index, &["issue:2"]);
-        let text = std::fs::read_to_string(file(dir.path())).expect("file");
-        assert_eq!(text, format!("{HEADER}\"issue:2\"\n"));
+        assert_eq!(index.text(ref_key_of("issue:2")), None);
+        assert!(index.rebuild);
+        saved(index, &["issue:1"]);
+        let index = NameIndex::open(dir.path());
+        assert!(!index.rebuild, "written whole again");
+        assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
+    }
+
+    #[test]
+    fn a_file_of_another_version_is_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
+        std::fs::write(file(dir.path()), "grite lock-names 1\n\"issue:1\"\n").expect("write");
+        let mut index = NameIndex::open(dir.path());
+        assert_eq!(index.text(ref_key_of("issue:1")), None);
+        assert!(index.rebuild);
+        index.learn("issue:1");
+        saved(index, &["issue:1"]);
+        let index = NameIndex::open(dir.path());
+        assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
     }
 
     #[test]
     fn texts_of_refs_that_are_gone_are_dropped_once_they_are_most() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut index = NameIndex::open(dir.path());
         let texts: Vec<String> = (0..SLACK + 10).map(|i| format!("issue:{i}")).collect();
-        texts.iter().for_each(|t| index.learn(t));
-        saved(index, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+        written(
+            dir.path(),
+            &texts.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let index = NameIndex::open(dir.path());
         assert_eq!(index.stored, SLACK + 10);
         saved(index, &["issue:0"]);
@@ -371,10 +424,11 @@ mod tests {
     #[test]
     fn every_key_is_found_in_any_order_of_asking() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut index = NameIndex::open(dir.path());
         let texts: Vec<String> = (0..1000).map(|i| format!("issue:{i}")).collect();
-        texts.iter().for_each(|t| index.learn(t));
-        saved(index, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+        written(
+            dir.path(),
+            &texts.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let index = NameIndex::open(dir.path());
         let mut keys: Vec<(u64, Option<&str>)> = texts
             .iter()
@@ -405,26 +459,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let texts: Vec<String> = (0..2 * SLACK + 10).map(|i| format!("issue:{i}")).collect();
         let all: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let keys_in_file = || -> Vec<u64> {
-            let text = std::fs::read_to_string(file(dir.path())).expect("file");
-            text.lines()
-                .skip(1)
-                .map(|l| ref_key_of(&serde_json::from_str::<String>(l).expect("a text")))
-                .collect()
-        };
-        let mut index = NameIndex::open(dir.path());
-        all[..SLACK].iter().for_each(|t| index.learn(t));
-        saved(index, &all);
-        assert!(keys_in_file().is_sorted(), "a new file is written in order");
+        written(dir.path(), &all[..SLACK]);
+        assert_eq!(NameIndex::open(dir.path()).unsorted, 0, "written in order");
         let mut index = NameIndex::open(dir.path());
         all[SLACK..].iter().for_each(|t| index.learn(t));
         saved(index, &all);
-        assert!(!keys_in_file().is_sorted(), "appended");
         let index = NameIndex::open(dir.path());
-        assert!(index.unsorted > SLACK);
+        assert!(index.unsorted > SLACK, "appended");
         saved(index, &all);
-        assert!(keys_in_file().is_sorted(), "written whole again");
-        assert_eq!(keys_in_file().len(), all.len());
+        let index = NameIndex::open(dir.path());
+        assert_eq!(index.unsorted, 0, "written whole again");
+        assert_eq!(index.stored, all.len());
     }
 
     #[test]
@@ -437,5 +482,43 @@ mod tests {
         saved(index, &["issue:1"]);
         let index = NameIndex::open(dir.path());
         assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
+    }
+
+    proptest::proptest! {
+        /// Whatever happens to the file, a ref key is never told a text
+        /// that is not its own: a text the index gives hashes to the key
+        /// it was asked about.
+        #[test]
+        fn damage_never_gives_a_key_another_text(
+            texts in proptest::collection::vec("(issue|path|repo):[a-z/é]{1,12}", 1..40),
+            appended in proptest::collection::vec("issue:[0-9]{1,6}", 0..10),
+            at in 0usize..4096,
+            flip in 1u8..=255,
+            cut in proptest::bool::ANY,
+        ) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let first: Vec<&str> = texts.iter().map(String::as_str).collect();
+            written(dir.path(), &first);
+            let mut index = NameIndex::open(dir.path());
+            appended.iter().for_each(|t| index.learn(t));
+            saved(index, &first);
+            let mut bytes = std::fs::read(file(dir.path())).expect("file");
+            let at = at % bytes.len();
+            if cut {
+                bytes.truncate(at);
+            } else {
+                bytes[at] ^= flip;
+            }
+            std::fs::write(file(dir.path()), &bytes).expect("write");
+            let index = NameIndex::open(dir.path());
+            for text in texts.iter().chain(&appended) {
+                let told = index.text(ref_key_of(text));
+                proptest::prop_assert!(told.is_none_or(|t| t == text), "{text:?} told {told:?}");
+            }
+            for key in index.texts.iter().map(|t| t.key) {
+                let told = index.text(key).expect("a stored key");
+                proptest::prop_assert_eq!(ref_key_of(told), key);
+            }
+        }
     }
 }
