@@ -237,13 +237,24 @@ fn packed_refs(repo: &gix::Repository) -> Result<Option<gix::refs::packed::Buffe
 /// a name that is a grite hash needs no check that it is UTF-8). gix's
 /// full decoding of every line costs more than the rest of a read of
 /// 100,000 packed locks.
+///
+/// gix gives packed-refs sorted by name (it sorts a file whose header
+/// does not say it is, as git writes them), so the lock refs are one run
+/// of lines, and the branches, tags and pull requests after it are not
+/// read.
 fn packed_lines(bytes: &[u8], mut found: impl FnMut(&[u8], &[u8])) {
+    let mut in_run = false;
     for line in bytes.lines() {
         let Some(at) = line.find_byte(b' ') else {
             continue;
         };
-        if let Some(name) = line[at + 1..].strip_prefix(LOCK_REF_PREFIX.as_bytes()) {
-            found(&line[..at], name);
+        match line[at + 1..].strip_prefix(LOCK_REF_PREFIX.as_bytes()) {
+            Some(name) => {
+                in_run = true;
+                found(&line[..at], name);
+            }
+            None if in_run => break,
+            None => {}
         }
     }
 }

@@ -106,3 +106,51 @@ fn loose_refs_hide_packed_ones_and_every_name_is_listed_once_in_order() {
     assert_eq!(names.others, ["other/tool"]);
     assert_eq!(names.loose, 4);
 }
+
+/// packed-refs with refs sorted before and after the lock refs, written
+/// sorted or not (gix sorts a file whose header does not say it is).
+#[test]
+fn the_lock_refs_are_found_among_packed_refs_before_and_after_them() {
+    let others = [
+        "refs/changes/01/1/1",
+        "refs/grite/lock-versions/00",
+        "refs/grite/locksmith",
+        "refs/heads/main",
+        "refs/pull/1/head",
+        "refs/tags/v1",
+    ];
+    let locks = ["0000000000000001", "7777777777777777", "ffffffffffffffff"];
+    let mut lines: Vec<String> = others.iter().map(|name| format!("{B} {name}\n")).collect();
+    lines.extend(locks.iter().map(|l| format!("{A} {LOCK_REF_PREFIX}{l}\n")));
+    for header in ["# pack-refs with: peeled fully-peeled sorted \n", ""] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = gix::init_bare(dir.path()).expect("a repository");
+        let mut sorted = lines.clone();
+        sorted.sort();
+        let body = if header.is_empty() {
+            lines.concat()
+        } else {
+            sorted.concat()
+        };
+        std::fs::write(dir.path().join("packed-refs"), format!("{header}{body}"))
+            .expect("packed-refs");
+        let listed: Vec<String> = lock_refs(&repo)
+            .expect("a listing")
+            .refs
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        let full: Vec<String> = locks
+            .iter()
+            .map(|l| format!("{LOCK_REF_PREFIX}{l}"))
+            .collect();
+        assert_eq!(listed, full, "header {header:?}");
+        let names = lock_ref_names(&repo).expect("the names");
+        assert_eq!(
+            names.keys,
+            [1, 0x7777_7777_7777_7777, u64::MAX],
+            "header {header:?}"
+        );
+        assert!(names.others.is_empty(), "{:?}", names.others);
+    }
+}
