@@ -281,23 +281,28 @@ fn locks_written_by_other_tools_are_found_without_the_index() {
     repo.fsck();
 }
 
-/// A release, and the renewal of a live lease, are decided on their own
-/// lock alone (`docs/PROTOCOL.md` §7): among 2,000 locks another tool
-/// wrote since, neither reads one of them (the name index learns none),
-/// where the next acquire does.
+/// A release, the renewal of a live lease, and an acquire of a lease held
+/// already, are decided on their own lock alone (`docs/PROTOCOL.md` §7):
+/// among 2,000 locks another tool wrote since, none reads one of them
+/// (the name index learns none), where the next acquire of another
+/// resource does.
 #[test]
-fn a_renewal_and_a_release_read_their_own_lock_alone() {
+fn a_renewal_a_release_and_an_acquire_held_already_read_their_own_lock_alone() {
     let repo = Repo::new();
     let mine = ["lock", "acquire", "issue:mine", "--ttl", "1h"];
     let taken = repo.grite_as(A, T0, &mine);
     assert_eq!(code(&taken), 0, "{}", support::stderr(&taken));
     plant_locks(&repo.dir, "bulk", 2_000, PLANTER, FAR_FUTURE);
     for args in [
+        &["--json", "lock", "acquire", "issue:mine", "--ttl", "1h"][..],
         &["--json", "lock", "renew", "issue:mine", "--ttl", "2h"][..],
         &["--json", "lock", "release", "issue:mine"][..],
     ] {
         let out = repo.grite_as(A, T0 + 1_000, args);
         assert_eq!(code(&out), 0, "{args:?}: {}", json(&out));
+        if args[2] == "acquire" {
+            assert_eq!(json(&out)["data"]["outcome"], "already_held", "{args:?}");
+        }
         assert!(
             !index_holds(&repo.dir, "issue:bulk-"),
             "{args:?} read the others"

@@ -31,11 +31,15 @@ impl Locks {
     /// that is written, needs no write, or a request is refused: several
     /// resources are granted all together or not at all.
     ///
-    /// A release, and the renewal of a live lease, depend on the lock's own
-    /// record alone: without an acquire among the requests, they are first
-    /// decided on a read of their own locks ([`Scope::own`]), and again on
-    /// a read of every conflicting lock only when a decision turns out to
-    /// make a lease live (the renewal of an expired one).
+    /// A release, the renewal of a live lease, and the acquire of a lease
+    /// the actor holds already, depend on the lock's own record alone:
+    /// they are first decided on a read of their own locks
+    /// ([`Scope::own`]), and again on a read of every conflicting lock
+    /// only when a decision turns out to make a lease live (the renewal of
+    /// an expired one, any other acquire). Acquires are refused (or fail)
+    /// on that second read, which names every conflict. Through a remote, where a
+    /// read is a session with it, acquires go to the second read at once:
+    /// most make a lease live, and would pay for two sessions.
     pub(super) fn transact(
         &self,
         requests: &[(Resource, Request)],
@@ -45,9 +49,12 @@ impl Locks {
         let any_acquire = requests
             .iter()
             .any(|(_, request)| matches!(request, Request::Acquire { .. }));
-        if !any_acquire {
+        if !any_acquire || self.remote.is_none() {
             let own = self.run(clock, &Scope::own(resources()), |snapshot, now| {
-                let decided = self.decide_all(requests, snapshot, now)?;
+                let decided = match self.decide_all(requests, snapshot, now) {
+                    Err(_) if any_acquire => return Ok(Step::Done(None)),
+                    decided => decided?,
+                };
                 if decided
                     .iter()
                     .any(|(.., decision)| matches!(decision, Ok(t) if t.depends_on_others))
