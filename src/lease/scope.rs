@@ -66,8 +66,9 @@ impl Scope {
 
     /// The locks of `resources` themselves and no other: enough for a
     /// decision that depends on no other record (a release, the renewal
-    /// of a live lease; [`crate::lease::Transition::depends_on_others`]),
-    /// which advances no version shard either.
+    /// of a live lease, the acquire of a lease held already;
+    /// [`crate::lease::Transition::depends_on_others`]), which advances no
+    /// version shard either.
     pub fn own<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Scope {
         Scope {
             own: Some(resources.into_iter().map(Resource::to_string).collect()),
@@ -109,11 +110,17 @@ impl Scope {
             return own.contains(text);
         }
         // The namespace is what comes before the first colon, whether the
-        // text is a valid resource or not (`Placement::of`).
-        let Some((namespace, name)) = text
-            .split_once(':')
-            .and_then(|(prefix, name)| Some((Namespace::parse(prefix)?, name)))
-        else {
+        // text is a valid resource or not (`Placement::of`): a known one
+        // is a prefix without a colon, so the text starts with it and a
+        // colon. (A read among 100,000 locks asks this of every text:
+        // splitting at the colon first cost twice as much.)
+        let Some((namespace, name)) = [
+            (Namespace::Issue, "issue:"),
+            (Namespace::Path, "path:"),
+            (Namespace::Repo, "repo:"),
+        ]
+        .into_iter()
+        .find_map(|(namespace, prefix)| Some((namespace, text.strip_prefix(prefix)?))) else {
             return false;
         };
         match namespace {
@@ -121,7 +128,9 @@ impl Scope {
             // An issue's name is kept as written, trailing slashes aside
             // when the text is not valid: neither in the set, no conflict.
             Namespace::Issue => {
-                (self.issues.contains(name) || self.issues.contains(name.trim_end_matches('/')))
+                let trimmed = name.trim_end_matches('/');
+                (self.issues.contains(trimmed)
+                    || (trimmed.len() < name.len() && self.issues.contains(name)))
                     && self.issues.contains(Placement::of(text).name())
             }
             // Two paths overlap when one is the other or one of its
