@@ -19,7 +19,7 @@ use gix::bstr::ByteSlice as _;
 
 use super::Error;
 use super::ref_file::{Held, RefFiles};
-use crate::lease::{LOCK_REF_PREFIX, ref_key};
+use crate::lease::{LOCK_REF_PREFIX, REF_HASH_LEN, ref_key};
 
 /// The names of the refs under `refs/grite/locks/`, loose and packed,
 /// without that prefix (a lock's hash), and the means to read the ones a
@@ -241,22 +241,56 @@ fn packed_refs(repo: &gix::Repository) -> Result<Option<gix::refs::packed::Buffe
 /// gix gives packed-refs sorted by name (it sorts a file whose header
 /// does not say it is, as git writes them), so the lock refs are one run
 /// of lines, and the branches, tags and pull requests after it are not
-/// read.
+/// read. A line that is not `<id> <name>` with an id like the run's is
+/// skipped, and does not end the run.
 fn packed_lines(bytes: &[u8], mut found: impl FnMut(&[u8], &[u8])) {
-    let mut in_run = false;
-    for line in bytes.lines() {
+    let prefix = LOCK_REF_PREFIX.as_bytes();
+    // The length of the ids in the run, once in it.
+    let mut id_len = None;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if let Some((id, name, len)) = id_len.and_then(|n| grite_line(rest, n)) {
+            found(id, name);
+            rest = &rest[len..];
+            continue;
+        }
+        let end = rest.find_byte(b'\n').unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
         let Some(at) = line.find_byte(b' ') else {
             continue;
         };
-        match line[at + 1..].strip_prefix(LOCK_REF_PREFIX.as_bytes()) {
+        let (id, name) = (&line[..at], &line[at + 1..]);
+        match name.strip_prefix(prefix) {
             Some(name) => {
-                in_run = true;
-                found(&line[..at], name);
+                id_len = Some(at);
+                found(id, name);
             }
-            None if in_run => break,
+            None if id_len == Some(at) && id.iter().all(u8::is_ascii_hexdigit) && name > prefix => {
+                break;
+            }
             None => {}
         }
     }
+}
+
+/// The id, the name (after the lock ref prefix) and the length of the
+/// first line of `rest` when it is a lock ref as grite names them,
+/// `<id> refs/grite/locks/<16 hex digits>\n` with an id of `id_len` bytes:
+/// most lines of the run, checked in place rather than searched for their
+/// space and their end.
+fn grite_line(rest: &[u8], id_len: usize) -> Option<(&[u8], &[u8], usize)> {
+    let name_at = id_len + 1 + LOCK_REF_PREFIX.len();
+    let end = name_at + REF_HASH_LEN;
+    if rest.get(end) != Some(&b'\n')
+        || rest[id_len] != b' '
+        || &rest[id_len + 1..name_at] != LOCK_REF_PREFIX.as_bytes()
+    {
+        return None;
+    }
+    // 16 digits, so that the line cannot end inside the name.
+    let name = &rest[name_at..end];
+    ref_key(name).map(|_| (&rest[..id_len], name, end + 1))
 }
 
 /// Whether `name`, after the lock ref prefix, is listed: a grite hash, or

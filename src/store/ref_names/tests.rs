@@ -154,3 +154,47 @@ fn the_lock_refs_are_found_among_packed_refs_before_and_after_them() {
         assert!(names.others.is_empty(), "{:?}", names.others);
     }
 }
+
+/// Lines in the run of lock refs that are not as grite writes them (other
+/// tools' names, a peeled id, a damaged line, a longer id) are read the
+/// slow way, and none of them ends the run before the lock refs after it.
+#[test]
+fn every_lock_ref_of_a_run_is_found_whatever_lines_are_in_it() {
+    let long = format!("{A}{}", &B[..24]);
+    let body = [
+        format!("{B} refs/bisect/bad\n"),
+        format!("{A} {LOCK_REF_PREFIX}0000000000000001\n"),
+        format!("^{B}\n"),
+        format!("{A} {LOCK_REF_PREFIX}0000000000000002/tool\n"),
+        format!("{A} {LOCK_REF_PREFIX}000000000000000g\n"),
+        // A short name, then a line that ends where a grite name would.
+        format!("{A} {LOCK_REF_PREFIX}abc\n0123456789ab\n"),
+        "not a line at all\n".to_owned(),
+        format!("{} refs/tags/damaged-id\n", "z".repeat(40)),
+        format!("{A} refs/heads/damaged-in-the-middle\n").replace(' ', "  "),
+        format!("{A} {LOCK_REF_PREFIX}0000000000000003\n"),
+        format!("{long} {LOCK_REF_PREFIX}0000000000000004\n"),
+        format!("{A} {LOCK_REF_PREFIX}0000000000000005\n"),
+        format!("{B} refs/heads/main\n"),
+        format!("{A} {LOCK_REF_PREFIX}0000000000000006\n"),
+    ]
+    .concat();
+    let mut names = Vec::new();
+    packed_lines(body.as_bytes(), |id, name| {
+        names.push((id.len(), String::from_utf8_lossy(name).into_owned()));
+    });
+    let expected = [
+        (40, "0000000000000001"),
+        (40, "0000000000000002/tool"),
+        (40, "000000000000000g"),
+        (40, "abc"),
+        (40, "0000000000000003"),
+        (64, "0000000000000004"),
+        (40, "0000000000000005"),
+    ];
+    let expected: Vec<(usize, String)> = expected
+        .iter()
+        .map(|(len, name)| (*len, (*name).to_owned()))
+        .collect();
+    assert_eq!(names, expected, "the run ends at refs/heads/main");
+}
