@@ -38,9 +38,10 @@ pub(super) struct LockRefNames {
 }
 
 impl LockRefNames {
-    /// Adds `name` if it is listable; says whether it was.
-    fn add(&mut self, name: &[u8]) -> bool {
-        if let Some(key) = ref_key(name) {
+    /// Adds `name` (and the [`ref_key`] it spells, if known already) if it
+    /// is listable; says whether it was.
+    fn add(&mut self, name: &[u8], key: Option<u64>) -> bool {
+        if let Some(key) = key.or_else(|| ref_key(name)) {
             self.keys.push(key);
             return true;
         }
@@ -131,7 +132,7 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Err
         loose: 0,
     };
     loose(&lock_ref_dir(repo), "", &mut |name, _, _| {
-        if names.add(name.as_bytes()) {
+        if names.add(name.as_bytes(), None) {
             names.loose += 1;
         }
         Ok(())
@@ -139,8 +140,8 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Err
     .map_err(listing_failed)?;
     let packed = packed_refs(repo)?;
     if let Some(packed) = &packed {
-        packed_lines(packed.as_ref(), |_, name| {
-            names.add(name);
+        packed_lines(packed.as_ref(), |_, name, key| {
+            names.add(name, key);
         });
     }
     names.refs.packed = packed;
@@ -194,7 +195,7 @@ pub(super) fn lock_refs(repo: &gix::Repository) -> Result<Listing, Error> {
     .map_err(listing_failed)?;
     let loose = refs.len();
     if let Some(packed) = packed_refs(repo)? {
-        packed_lines(packed.as_ref(), |hex, name| {
+        packed_lines(packed.as_ref(), |hex, name, _| {
             let id = ObjectId::from_hex(hex)
                 .ok()
                 .filter(|_| hex.len() == hex_len);
@@ -233,8 +234,9 @@ fn packed_refs(repo: &gix::Repository) -> Result<Option<gix::refs::packed::Buffe
 
 /// The lock refs in packed-refs, whose header gix has read: each line
 /// `<id> <name>`, or `^<id>` for the peeled id of the line before, given to
-/// `found` as the id's text and the name after the lock ref prefix (bytes:
-/// a name that is a grite hash needs no check that it is UTF-8). gix's
+/// `found` as the id's text, the name after the lock ref prefix (bytes: a
+/// name that is a grite hash needs no check that it is UTF-8) and, when
+/// the line was read as grite names them, the [`ref_key`] it spells. gix's
 /// full decoding of every line costs more than the rest of a read of
 /// 100,000 packed locks.
 ///
@@ -243,14 +245,14 @@ fn packed_refs(repo: &gix::Repository) -> Result<Option<gix::refs::packed::Buffe
 /// of lines, and the branches, tags and pull requests after it are not
 /// read. A line that is not `<id> <name>` with an id like the run's is
 /// skipped, and does not end the run.
-fn packed_lines(bytes: &[u8], mut found: impl FnMut(&[u8], &[u8])) {
+fn packed_lines(bytes: &[u8], mut found: impl FnMut(&[u8], &[u8], Option<u64>)) {
     let prefix = LOCK_REF_PREFIX.as_bytes();
     // The length of the ids in the run, once in it.
     let mut id_len = None;
     let mut rest = bytes;
     while !rest.is_empty() {
-        if let Some((id, name, len)) = id_len.and_then(|n| grite_line(rest, n)) {
-            found(id, name);
+        if let Some((id, name, key, len)) = id_len.and_then(|n| grite_line(rest, n)) {
+            found(id, name, Some(key));
             rest = &rest[len..];
             continue;
         }
@@ -264,7 +266,7 @@ fn packed_lines(bytes: &[u8], mut found: impl FnMut(&[u8], &[u8])) {
         match name.strip_prefix(prefix) {
             Some(name) => {
                 id_len = Some(at);
-                found(id, name);
+                found(id, name, None);
             }
             None if id_len == Some(at) && id.iter().all(u8::is_ascii_hexdigit) && name > prefix => {
                 break;
@@ -274,12 +276,12 @@ fn packed_lines(bytes: &[u8], mut found: impl FnMut(&[u8], &[u8])) {
     }
 }
 
-/// The id, the name (after the lock ref prefix) and the length of the
-/// first line of `rest` when it is a lock ref as grite names them,
+/// The id, the name (after the lock ref prefix), the key it spells and the
+/// length of the first line of `rest` when it is a lock ref as grite names them,
 /// `<id> refs/grite/locks/<16 hex digits>\n` with an id of `id_len` bytes:
 /// most lines of the run, checked in place rather than searched for their
 /// space and their end.
-fn grite_line(rest: &[u8], id_len: usize) -> Option<(&[u8], &[u8], usize)> {
+fn grite_line(rest: &[u8], id_len: usize) -> Option<(&[u8], &[u8], u64, usize)> {
     let name_at = id_len + 1 + LOCK_REF_PREFIX.len();
     let end = name_at + REF_HASH_LEN;
     if rest.get(end) != Some(&b'\n')
@@ -290,7 +292,7 @@ fn grite_line(rest: &[u8], id_len: usize) -> Option<(&[u8], &[u8], usize)> {
     }
     // 16 digits, so that the line cannot end inside the name.
     let name = &rest[name_at..end];
-    ref_key(name).map(|_| (&rest[..id_len], name, end + 1))
+    ref_key(name).map(|key| (&rest[..id_len], name, key, end + 1))
 }
 
 /// Whether `name`, after the lock ref prefix, is listed: a grite hash, or

@@ -180,8 +180,12 @@ fn every_lock_ref_of_a_run_is_found_whatever_lines_are_in_it() {
     ]
     .concat();
     let mut names = Vec::new();
-    packed_lines(body.as_bytes(), |id, name| {
-        names.push((id.len(), String::from_utf8_lossy(name).into_owned()));
+    packed_lines(body.as_bytes(), |id, name, key| {
+        let name = String::from_utf8_lossy(name).into_owned();
+        if let Some(key) = key {
+            assert_eq!(format!("{key:016x}"), name, "the key a name spells");
+        }
+        names.push((id.len(), name));
     });
     let expected = [
         (40, "0000000000000001"),
