@@ -26,7 +26,7 @@ use std::io::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::lease::{MAX_RECORD_LEN, ref_key_of};
+use crate::lease::ref_key_of;
 
 /// The first line; a file of another version (such as the JSON lines of
 /// version 1) is replaced.
@@ -195,9 +195,11 @@ impl NameIndex {
     }
 
     /// Remembers `text`, the resource of a record read and checked (so
-    /// that it hashes to the name it was found under).
+    /// that it hashes to the name it was found under). A text too long for
+    /// the `u16` of its length (another tool's; a resource is at most 512
+    /// bytes) is not kept: its record is read each time.
     pub fn learn(&mut self, text: &str) {
-        if text.len() > MAX_RECORD_LEN || u16::try_from(text.len()).is_err() {
+        if u16::try_from(text.len()).is_err() {
             return;
         }
         let key = ref_key_of(text);
