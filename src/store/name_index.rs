@@ -145,19 +145,32 @@ impl NameIndex {
         let (keys, lens) = bytes[CHUNK_HEAD..texts_at].split_at(count * 8);
         let base = self.buffer.len();
         let mut at = 0;
-        self.texts.reserve(count);
-        for (key, len) in keys.chunks_exact(8).zip(lens.chunks_exact(2)) {
-            let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
-            let text = texts.get(at..at + len)?;
-            self.texts.push(Text {
-                key: u64::from_le_bytes(key.try_into().ok()?),
-                start: offset(base + at),
-                len: offset(text.len()),
-            });
-            at += len;
-        }
+        // Entries are kept only once all of them are found to fit their
+        // texts: a chunk whose checksum holds but whose lengths do not add
+        // up (written by something else) must leave none behind pointing
+        // past the buffer.
+        let entries = keys
+            .chunks_exact(8)
+            .zip(lens.chunks_exact(2))
+            .map(|(key, len)| {
+                let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
+                let start = at;
+                at += len;
+                texts.get(start..at)?;
+                Some(Text {
+                    key: u64::from_le_bytes(key.try_into().ok()?),
+                    start: offset(base + start),
+                    len: offset(len),
+                })
+            })
+            .collect::<Option<Vec<Text>>>()?;
         if at != texts_len {
             return None;
+        }
+        if self.texts.is_empty() {
+            self.texts = entries;
+        } else {
+            self.texts.extend(entries);
         }
         self.buffer.push_str(texts);
         self.stored += count;

@@ -156,6 +156,33 @@ fn a_garbage_file_is_replaced() {
     assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
 }
 
+/// A chunk whose checksum holds but whose text lengths do not fit its
+/// texts (not one grite writes) is dropped whole: none of its keys is
+/// known, and no lookup reads past the texts.
+#[test]
+fn a_chunk_whose_lengths_do_not_fit_its_texts_is_dropped_whole() {
+    let texts = ["issue:1", "issue:é"];
+    let keys: Vec<u64> = texts.iter().map(|t| ref_key_of(t)).collect();
+    let all: String = texts.concat();
+    for lens in [[7u16, 3], [7, 9], [9, 0], [14, 1]] {
+        let mut chunk = Vec::new();
+        chunk.extend(2u32.to_le_bytes());
+        chunk.extend(u32::try_from(all.len()).expect("short").to_le_bytes());
+        keys.iter().for_each(|k| chunk.extend(k.to_le_bytes()));
+        lens.iter().for_each(|l| chunk.extend(l.to_le_bytes()));
+        chunk.extend(all.as_bytes());
+        chunk.extend(crc32fast::hash(&chunk).to_le_bytes());
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
+        std::fs::write(file(dir.path()), [HEADER, &chunk].concat()).expect("write");
+        let index = NameIndex::open(dir.path());
+        for key in &keys {
+            assert_eq!(index.text(*key), None, "lengths {lens:?}");
+        }
+        assert!(index.rebuild, "lengths {lens:?}");
+    }
+}
+
 proptest::proptest! {
     /// Whatever happens to the file, a ref key is never told a text
     /// that is not its own: a text the index gives hashes to the key
