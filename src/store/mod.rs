@@ -76,6 +76,7 @@
 
 mod attempt;
 mod authority;
+mod cache_file;
 mod changes;
 mod clock;
 mod config;

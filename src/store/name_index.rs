@@ -26,6 +26,7 @@ use std::io::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::cache_file::{read_bounded, replace};
 use crate::lease::ref_key_of;
 
 /// The first line; a file of another version (such as the JSON lines of
@@ -90,7 +91,7 @@ impl NameIndex {
     /// `common_dir`; empty if it cannot be read.
     pub fn open(common_dir: &Path) -> NameIndex {
         let path = common_dir.join("grite").join("lock-names.cache");
-        let bytes = read_bounded(&path).unwrap_or_default();
+        let bytes = read_bounded(&path, MAX_FILE_LEN);
         let mut index = NameIndex {
             path,
             buffer: String::new(),
@@ -273,12 +274,7 @@ impl NameIndex {
         texts.sort_unstable_by_key(|(key, _)| *key);
         let mut out = HEADER.to_vec();
         out.extend(self.chunk(&texts));
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.write_all(&out)?;
-        file.persist(&self.path).map_err(|e| e.error)?;
-        Ok(())
+        replace(&self.path, &out)
     }
 
     /// The bytes of a chunk of `texts` (each a key and where its text is
@@ -333,14 +329,6 @@ impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
-}
-
-fn read_bounded(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).ok()?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes).ok()?;
-    (bytes.len() as u64 <= MAX_FILE_LEN).then_some(bytes)
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 
+use super::cache_file::{read_bounded, replace};
+
 const HEADER: &[u8] = b"grite lock-records cache 1\n";
 
 /// A larger file is not read (it would be a hundred times the records of
@@ -62,7 +64,7 @@ impl RecordCache {
     /// `common_dir`; empty if it cannot be read.
     pub fn open(common_dir: &Path) -> RecordCache {
         let path = common_dir.join("grite").join("lock-records.cache");
-        let bytes = read_bounded(&path).unwrap_or_default();
+        let bytes = read_bounded(&path, MAX_FILE_LEN);
         let (index, stored, whole) = parse(&bytes);
         RecordCache {
             path,
@@ -126,24 +128,8 @@ impl RecordCache {
         for (id, json) in &self.added {
             encode(&mut out, *id, json);
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.write_all(&out)?;
-        file.persist(&self.path).map_err(|e| e.error)?;
-        Ok(())
+        replace(&self.path, &out)
     }
-}
-
-fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_FILE_LEN {
-        return Ok(Vec::new());
-    }
-    Ok(bytes)
 }
 
 fn encode(out: &mut Vec<u8>, id: ObjectId, json: &[u8]) {
