@@ -8,6 +8,12 @@ fn file(dir: &Path) -> PathBuf {
     dir.join("grite/lock-names.cache")
 }
 
+/// A cache file holding `content`, as something other than grite wrote it.
+fn planted(dir: &Path, content: &[u8]) {
+    std::fs::create_dir_all(dir.join("grite")).expect("mkdir");
+    std::fs::write(file(dir), content).expect("write");
+}
+
 fn saved(index: NameIndex, listed: &[&str]) {
     index.save(listed.len(), listed.iter().map(|t| ref_key_of(t)));
 }
@@ -63,18 +69,29 @@ fn a_cut_off_chunk_is_dropped_with_what_follows_and_the_file_rewritten() {
     assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
 }
 
+/// A file grite did not write as version 2 (version 1's JSON lines, or
+/// garbage) is not read, and is replaced by the next save.
 #[test]
-fn a_file_of_another_version_is_replaced() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
-    std::fs::write(file(dir.path()), "grite lock-names 1\n\"issue:1\"\n").expect("write");
-    let mut index = NameIndex::open(dir.path());
-    assert_eq!(index.text(ref_key_of("issue:1")), None);
-    assert!(index.rebuild);
-    index.learn("issue:1");
-    saved(index, &["issue:1"]);
-    let index = NameIndex::open(dir.path());
-    assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
+fn a_file_of_another_version_or_garbage_is_replaced() {
+    let others: [&[u8]; 2] = [
+        b"grite lock-names 1\n\"issue:1\"\n",
+        &[0xff, 0xfe, 0x00, 0x12],
+    ];
+    for content in others {
+        let dir = tempfile::tempdir().expect("temp dir");
+        planted(dir.path(), content);
+        let mut index = NameIndex::open(dir.path());
+        assert_eq!(index.text(ref_key_of("issue:1")), None, "{content:?}");
+        assert!(index.rebuild, "{content:?}");
+        index.learn("issue:1");
+        saved(index, &["issue:1"]);
+        let index = NameIndex::open(dir.path());
+        assert_eq!(
+            index.text(ref_key_of("issue:1")),
+            Some("issue:1"),
+            "{content:?}"
+        );
+    }
 }
 
 #[test]
@@ -144,18 +161,6 @@ fn a_file_much_appended_to_is_written_in_order_again() {
     assert_eq!(index.stored, all.len());
 }
 
-#[test]
-fn a_garbage_file_is_replaced() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
-    std::fs::write(file(dir.path()), [0xff, 0xfe, 0x00, 0x12]).expect("write");
-    let mut index = NameIndex::open(dir.path());
-    index.learn("issue:1");
-    saved(index, &["issue:1"]);
-    let index = NameIndex::open(dir.path());
-    assert_eq!(index.text(ref_key_of("issue:1")), Some("issue:1"));
-}
-
 /// A chunk whose checksum holds but whose text lengths do not fit its
 /// texts (not one grite writes) is dropped whole: none of its keys is
 /// known, and no lookup reads past the texts.
@@ -173,8 +178,7 @@ fn a_chunk_whose_lengths_do_not_fit_its_texts_is_dropped_whole() {
         chunk.extend(all.as_bytes());
         chunk.extend(crc32fast::hash(&chunk).to_le_bytes());
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir_all(dir.path().join("grite")).expect("mkdir");
-        std::fs::write(file(dir.path()), [HEADER, &chunk].concat()).expect("write");
+        planted(dir.path(), &[HEADER, &chunk].concat());
         let index = NameIndex::open(dir.path());
         for key in &keys {
             assert_eq!(index.text(*key), None, "lengths {lens:?}");
