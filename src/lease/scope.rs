@@ -24,7 +24,7 @@ pub struct Scope {
     own: Option<BTreeSet<String>>,
     /// A few names, asked about for every stored issue: compared, not
     /// hashed.
-    issues: BTreeSet<String>,
+    issues: BTreeSet<Vec<u8>>,
     paths: HashSet<String>,
     /// Every asked path and each of its ancestors.
     path_lines: HashSet<String>,
@@ -52,7 +52,7 @@ impl Scope {
             match place.namespace() {
                 Some(Namespace::Repo) => return Scope::everything(),
                 Some(Namespace::Issue) => {
-                    scope.issues.insert(name.to_owned());
+                    scope.issues.insert(name.as_bytes().to_vec());
                 }
                 Some(Namespace::Path) => {
                     scope.path_lines.extend(lineage(name).map(str::to_owned));
@@ -101,23 +101,26 @@ impl Scope {
     /// Whether a lock on the stored resource `text` conflicts with one of
     /// the resources of this scope: `Placement::conflicts_with`, without
     /// comparing `text` with each of them, and for most texts without
-    /// parsing it.
-    pub fn touches(&self, text: &str) -> bool {
+    /// parsing it, or checking that it is UTF-8 (a read among 100,000
+    /// locks asks this of every text it knows, as bytes). A text that is
+    /// not UTF-8, which no record holds, is taken to conflict.
+    pub fn touches(&self, text: &(impl AsRef<[u8]> + ?Sized)) -> bool {
+        let text = text.as_ref();
         if self.everything {
             return true;
         }
+        let as_str = || std::str::from_utf8(text).ok();
         if let Some(own) = &self.own {
-            return own.contains(text);
+            return as_str().is_none_or(|text| own.contains(text));
         }
         // The namespace is what comes before the first colon, whether the
         // text is a valid resource or not (`Placement::of`): a known one
         // is a prefix without a colon, so the text starts with it and a
-        // colon. (A read among 100,000 locks asks this of every text:
-        // splitting at the colon first cost twice as much.)
+        // colon. (Splitting at the colon first cost twice as much.)
         let Some((namespace, name)) = [
-            (Namespace::Issue, "issue:"),
-            (Namespace::Path, "path:"),
-            (Namespace::Repo, "repo:"),
+            (Namespace::Issue, b"issue:".as_slice()),
+            (Namespace::Path, b"path:"),
+            (Namespace::Repo, b"repo:"),
         ]
         .into_iter()
         .find_map(|(namespace, prefix)| Some((namespace, text.strip_prefix(prefix)?))) else {
@@ -128,10 +131,15 @@ impl Scope {
             // An issue's name is kept as written, trailing slashes aside
             // when the text is not valid: neither in the set, no conflict.
             Namespace::Issue => {
-                let trimmed = name.trim_end_matches('/');
+                let trimmed = name
+                    .iter()
+                    .rposition(|byte| *byte != b'/')
+                    .map_or(&name[..0], |last| &name[..=last]);
                 (self.issues.contains(trimmed)
                     || (trimmed.len() < name.len() && self.issues.contains(name)))
-                    && self.issues.contains(Placement::of(text).name())
+                    && as_str().is_none_or(|text| {
+                        self.issues.contains(Placement::of(text).name().as_bytes())
+                    })
             }
             // Two paths overlap when one is the other or one of its
             // ancestors (`paths_overlap`).
@@ -139,6 +147,9 @@ impl Scope {
                 if self.paths.is_empty() {
                     return false;
                 }
+                let Some(text) = as_str() else {
+                    return true;
+                };
                 let place = Placement::of(text);
                 self.path_lines.contains(place.name())
                     || lineage(place.name()).any(|p| self.paths.contains(p))

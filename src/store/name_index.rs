@@ -26,7 +26,7 @@ use std::io::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::cache_file::{read_bounded, replace};
+use super::cache_file::{Mapped, map_bounded, replace};
 use crate::lease::ref_key_of;
 
 /// The first line; a file of another version (such as the JSON lines of
@@ -48,42 +48,62 @@ const ENTRY: usize = 10;
 /// The CRC-32 after a chunk's texts.
 const CHUNK_TAIL: usize = 4;
 
+/// Entries between two of the text offsets a [`Sorted`] chunk keeps.
+const STRIDE: usize = 32;
+
+type KeyMap = HashMap<u64, Range<usize>, BuildHasherDefault<KeyHasher>>;
+
 pub(crate) struct NameIndex {
     path: PathBuf,
-    /// The texts: those of the file, then those learnt since. One buffer
-    /// rather than a string per lock, as 100,000 small allocations cost
-    /// more than the rest.
-    buffer: String,
-    /// The texts of the file by ref key ([`ref_key`](crate::lease::ref_key)),
-    /// sorted: the keys a read asks about come in order (listed names are
-    /// sorted), so each is found a step or two after the last one, where a
-    /// hash table of 100,000 entries misses the CPU caches on every lookup.
-    texts: Vec<Text>,
-    /// Where in `texts` the last lookup ended.
-    hint: Cell<usize>,
+    /// The file, mapped. The first chunk is looked up where it lies: with
+    /// 100,000 names, copying its texts and their places out of it cost a
+    /// tenth of an acquire, most of it in faulting in the fresh pages.
+    file: Mapped,
+    /// The first chunk, when its keys are in order (a file written whole
+    /// is), else empty.
+    main: Sorted,
+    /// The texts of the other chunks (appended since the file was last
+    /// written whole), by ref key, where they are in `file`.
+    appended: KeyMap,
+    /// The texts learnt since, by ref key, where they are in `learnt_texts`.
+    learnt: KeyMap,
+    learnt_texts: String,
     /// Entries in the file.
     stored: usize,
-    /// Texts of the file after the first one out of key order: those
-    /// appended since it was last written whole.
+    /// Entries of the file outside `main`: those appended since it was
+    /// last written whole.
     unsorted: usize,
     /// Whether the file is missing, of another version, or damaged.
     rebuild: bool,
-    /// The texts learnt since, by ref key.
-    learnt: HashMap<u64, Range<usize>, BuildHasherDefault<KeyHasher>>,
 }
 
-/// Where the text of a ref key is in the buffer.
-#[derive(Clone, Copy)]
-struct Text {
-    key: u64,
-    start: u32,
-    len: u32,
+/// A chunk whose keys are in increasing order, read in place: the keys a
+/// read asks about come in order (listed names are sorted), so each is
+/// found a step or two after the last one, where a hash table of 100,000
+/// entries misses the CPU caches on every lookup.
+#[derive(Default)]
+struct Sorted {
+    /// Where its keys, their texts' lengths and the texts are in the file.
+    keys: usize,
+    lens: usize,
+    texts: usize,
+    count: usize,
+    /// The offset in the texts of every [`STRIDE`]th entry's text: the
+    /// others are found by adding at most `STRIDE - 1` lengths to one.
+    marks: Vec<u32>,
+    /// Where the last lookup ended: an entry, and the offset of its text.
+    hint: Cell<(usize, usize)>,
 }
 
-impl Text {
-    fn range(self) -> Range<usize> {
-        self.start as usize..self.start as usize + self.len as usize
-    }
+/// The entries of a whole chunk whose checksum holds.
+struct Chunk {
+    /// Where its keys, their texts' lengths and the texts are in the file.
+    keys: usize,
+    lens: usize,
+    texts: usize,
+    count: usize,
+    /// Where the next chunk starts.
+    end: usize,
 }
 
 impl NameIndex {
@@ -91,121 +111,189 @@ impl NameIndex {
     /// `common_dir`; empty if it cannot be read.
     pub fn open(common_dir: &Path) -> NameIndex {
         let path = common_dir.join("grite").join("lock-names.cache");
-        let bytes = read_bounded(&path, MAX_FILE_LEN);
+        let file = map_bounded(&path, MAX_FILE_LEN);
         let mut index = NameIndex {
             path,
-            buffer: String::new(),
-            texts: Vec::new(),
-            hint: Cell::new(0),
+            rebuild: !file.starts_with(HEADER),
+            file,
+            main: Sorted::default(),
+            appended: KeyMap::default(),
+            learnt: KeyMap::default(),
+            learnt_texts: String::new(),
             stored: 0,
             unsorted: 0,
-            rebuild: !bytes.starts_with(HEADER),
-            learnt: HashMap::default(),
         };
         if index.rebuild {
             return index;
         }
-        let mut rest = &bytes[HEADER.len()..];
-        while !rest.is_empty() {
+        let mut at = HEADER.len();
+        while at < index.file.len() {
             // A chunk cut off (a writer was killed) or damaged ends the
             // read: the sizes that would find the next one are not to be
             // trusted either.
-            let Some(len) = index.load_chunk(rest) else {
+            let Some(chunk) = Chunk::at(&index.file, at) else {
                 index.rebuild = true;
                 break;
             };
-            rest = &rest[len..];
+            let first = at == HEADER.len();
+            let loaded = (first && index.load_sorted(&chunk)) || index.load_appended(&chunk);
+            if !loaded {
+                index.rebuild = true;
+                break;
+            }
+            index.stored += chunk.count;
+            at = chunk.end;
         }
-        // Rewritten files are in order already, and appended texts few
-        // (once they are many, `save` writes the file in order again). A
-        // text appended twice (by two processes that learnt it) is one.
-        let in_order = index
-            .texts
-            .windows(2)
-            .take_while(|pair| pair[0].key <= pair[1].key)
-            .count();
-        index.unsorted = index.texts.len().saturating_sub(in_order + 1);
-        // A stable sort merges the sorted run and the appended tail.
-        index.texts.sort_by_key(|text| text.key);
-        index.texts.dedup_by_key(|text| text.key);
+        index.unsorted = index.stored - index.main.count;
         index
     }
 
-    /// Adds the entries of the chunk `bytes` starts with, if it is whole
-    /// and its checksum holds; returns its length.
-    fn load_chunk(&mut self, bytes: &[u8]) -> Option<usize> {
-        let count = usize::try_from(u32_at(bytes, 0)?).ok()?;
-        let texts_len = usize::try_from(u32_at(bytes, 4)?).ok()?;
-        let texts_at = count.checked_mul(ENTRY)?.checked_add(CHUNK_HEAD)?;
-        let end = texts_at.checked_add(texts_len)?;
-        let crc = u32_at(bytes, end)?;
-        if crc32fast::hash(&bytes[..end]) != crc {
-            return None;
+    /// Takes `chunk` as the main one if its keys are in order and its
+    /// lengths add up to its texts; says whether it did.
+    fn load_sorted(&mut self, chunk: &Chunk) -> bool {
+        let file = &self.file;
+        let in_order = (1..chunk.count)
+            .all(|i| u64_at(file, chunk.keys + 8 * (i - 1)) <= u64_at(file, chunk.keys + 8 * i));
+        if !in_order {
+            return false;
         }
-        let texts = std::str::from_utf8(&bytes[texts_at..end]).ok()?;
-        let (keys, lens) = bytes[CHUNK_HEAD..texts_at].split_at(count * 8);
-        let base = self.buffer.len();
-        let mut at = 0;
-        // Entries are kept only once all of them are found to fit their
-        // texts: a chunk whose checksum holds but whose lengths do not add
-        // up (written by something else) must leave none behind pointing
-        // past the buffer.
-        let entries = keys
-            .chunks_exact(8)
-            .zip(lens.chunks_exact(2))
-            .map(|(key, len)| {
-                let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
-                let start = at;
-                at += len;
-                texts.get(start..at)?;
-                Some(Text {
-                    key: u64::from_le_bytes(key.try_into().ok()?),
-                    start: offset(base + start),
-                    len: offset(len),
-                })
-            })
-            .collect::<Option<Vec<Text>>>()?;
-        if at != texts_len {
-            return None;
+        let mut marks = Vec::with_capacity(chunk.count / STRIDE + 1);
+        let mut end = 0;
+        let texts = &file[chunk.texts..chunk.end - CHUNK_TAIL];
+        for i in 0..chunk.count {
+            if !starts_char(texts, end) {
+                return false;
+            }
+            if i % STRIDE == 0 {
+                marks.push(offset(end));
+            }
+            end += usize::from(u16_at(file, chunk.lens + 2 * i));
         }
-        if self.texts.is_empty() {
-            self.texts = entries;
-        } else {
-            self.texts.extend(entries);
+        // Once they add up, every offset is within the texts, and so
+        // within a `u32`.
+        if end != texts.len() {
+            return false;
         }
-        self.buffer.push_str(texts);
-        self.stored += count;
-        Some(end + CHUNK_TAIL)
+        self.main = Sorted {
+            keys: chunk.keys,
+            lens: chunk.lens,
+            texts: chunk.texts,
+            count: chunk.count,
+            marks,
+            hint: Cell::new((0, 0)),
+        };
+        true
+    }
+
+    /// Adds the entries of `chunk` to the appended ones if its lengths add
+    /// up to its texts; says whether it did. Entries are kept only once
+    /// all of them are found to fit: a chunk whose checksum holds but
+    /// whose lengths do not add up (written by something else) must leave
+    /// none behind pointing past its texts.
+    fn load_appended(&mut self, chunk: &Chunk) -> bool {
+        let texts_end = chunk.end - CHUNK_TAIL;
+        let mut at = chunk.texts;
+        let mut entries = Vec::with_capacity(chunk.count);
+        for i in 0..chunk.count {
+            let len = usize::from(u16_at(&self.file, chunk.lens + 2 * i));
+            if at + len > texts_end || !starts_char(&self.file[..texts_end], at) {
+                return false;
+            }
+            entries.push((u64_at(&self.file, chunk.keys + 8 * i), at..at + len));
+            at += len;
+        }
+        if at != texts_end {
+            return false;
+        }
+        for (key, range) in entries {
+            self.appended.entry(key).or_insert(range);
+        }
+        true
     }
 
     /// The resource text of the lock ref whose hash (the name after
-    /// `refs/grite/locks/`) spells `key` ([`ref_key`](crate::lease::ref_key)), if known.
+    /// `refs/grite/locks/`) spells `key` ([`ref_key`](crate::lease::ref_key)), if known, as
+    /// bytes: a text is UTF-8 (the file's are checked to be when it is
+    /// loaded), and checking each again cost more than finding it.
     /// Fastest when asked about keys in increasing order.
-    pub fn text(&self, key: u64) -> Option<&str> {
-        if let Some(range) = self.learnt.get(&key) {
-            return Some(&self.buffer[range.clone()]);
+    pub fn text(&self, key: u64) -> Option<&[u8]> {
+        if let Some(range) = self
+            .main_text(key)
+            .or_else(|| self.appended.get(&key).cloned())
+        {
+            return Some(&self.file[range]);
         }
-        let at = self.position(key);
-        self.hint.set(at);
-        let text = self.texts.get(at).filter(|text| text.key == key)?;
-        Some(&self.buffer[text.range()])
+        let range = self.learnt.get(&key)?;
+        Some(self.learnt_texts[range.clone()].as_bytes())
     }
 
-    /// Where `key` is, or would be, in `texts`: searched from the last
-    /// lookup forwards, in steps that double, then by halves.
+    /// Where the text of `key` is in the file, if the main chunk has it.
+    fn main_text(&self, key: u64) -> Option<Range<usize>> {
+        let main = &self.main;
+        let at = self.position(key);
+        if at == main.count || u64_at(&self.file, main.keys + 8 * at) != key {
+            return None;
+        }
+        // From the last lookup's text when it is a few entries before (as
+        // it is when keys are asked about in order), else from a mark.
+        let (hint, hint_start) = main.hint.get();
+        let (from, start) = if (hint..hint + STRIDE).contains(&at) {
+            (hint, hint_start)
+        } else {
+            let mark = at / STRIDE;
+            (mark * STRIDE, main.marks[mark] as usize)
+        };
+        let start = (from..at).fold(start, |offset, i| {
+            offset + usize::from(u16_at(&self.file, main.lens + 2 * i))
+        });
+        main.hint.set((at, start));
+        let start = main.texts + start;
+        Some(start..start + usize::from(u16_at(&self.file, main.lens + 2 * at)))
+    }
+
+    /// Where `key` is, or would be, in the main chunk: searched from the
+    /// last lookup forwards, in steps that double, then by halves.
     fn position(&self, key: u64) -> usize {
-        let texts = &self.texts;
-        let hint = self.hint.get();
-        if hint >= texts.len() || texts[hint].key > key {
-            return texts.partition_point(|text| text.key < key);
+        let main = &self.main;
+        let key_at = |i: usize| u64_at(&self.file, main.keys + 8 * i);
+        let before = |mut low: usize, mut high: usize| {
+            while low < high {
+                let mid = low + (high - low) / 2;
+                if key_at(mid) < key {
+                    low = mid + 1;
+                } else {
+                    high = mid;
+                }
+            }
+            low
+        };
+        let (hint, _) = main.hint.get();
+        if hint >= main.count || key_at(hint) > key {
+            return before(0, main.count);
         }
         let (mut low, mut step) = (hint, 1);
-        while low + step < texts.len() && texts[low + step].key < key {
+        while low + step < main.count && key_at(low + step) < key {
             low += step;
             step *= 2;
         }
-        let high = (low + step).min(texts.len());
-        low + texts[low..high].partition_point(|text| text.key < key)
+        before(low, (low + step).min(main.count))
+    }
+
+    /// Every entry of the file, main chunk first: its key and its text.
+    fn entries(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let main = &self.main;
+        let mut offset = main.texts;
+        let sorted = (0..main.count).map(move |i| {
+            let len = usize::from(u16_at(&self.file, main.lens + 2 * i));
+            let text = &self.file[offset..offset + len];
+            offset += len;
+            (u64_at(&self.file, main.keys + 8 * i), text)
+        });
+        let appended = self
+            .appended
+            .iter()
+            .map(|(key, range)| (*key, &self.file[range.clone()]));
+        sorted.chain(appended)
     }
 
     /// Remembers `text`, the resource of a record read and checked (so
@@ -217,9 +305,9 @@ impl NameIndex {
             return;
         }
         let key = ref_key_of(text);
-        if self.text(key) != Some(text) {
-            let range = self.buffer.len()..self.buffer.len() + text.len();
-            self.buffer.push_str(text);
+        if self.text(key) != Some(text.as_bytes()) {
+            let range = self.learnt_texts.len()..self.learnt_texts.len() + text.len();
+            self.learnt_texts.push_str(text);
             self.learnt.insert(key, range);
         }
     }
@@ -244,64 +332,110 @@ impl NameIndex {
         };
     }
 
-    fn append(&self) -> std::io::Result<()> {
-        let learnt: Vec<(u64, Range<usize>)> = self
-            .learnt
+    /// The texts learnt, by key.
+    fn learnt(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.learnt
             .iter()
-            .map(|(key, range)| (*key, range.clone()))
-            .collect();
+            .map(|(key, range)| (*key, self.learnt_texts[range.clone()].as_bytes()))
+    }
+
+    fn append(&self) -> std::io::Result<()> {
+        let learnt: Vec<(u64, &[u8])> = self.learnt().collect();
         let mut file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
         // One write, so that a chunk appended at the same time by another
         // process is not interleaved with this one (and if it is, the
         // checksums tell, and the next reader writes the file whole).
-        file.write_all(&self.chunk(&learnt))
+        file.write_all(&chunk(&learnt))
     }
 
     /// A fresh file of the texts whose keys `exist`, in key order (which
-    /// makes the next load's sort a check); a learnt text replaces a stored
-    /// one.
+    /// makes the next load take it in place); a learnt text replaces a
+    /// stored one.
     fn rewrite(&self, exists: impl Fn(u64) -> bool) -> std::io::Result<()> {
         let stored = self
-            .texts
-            .iter()
-            .filter(|text| !self.learnt.contains_key(&text.key))
-            .map(|text| (text.key, text.range()));
-        let learnt = self.learnt.iter().map(|(key, range)| (*key, range.clone()));
-        let mut texts: Vec<(u64, Range<usize>)> = stored
-            .chain(learnt)
+            .entries()
+            .filter(|(key, _)| !self.learnt.contains_key(key));
+        let mut texts: Vec<(u64, &[u8])> = stored
+            .chain(self.learnt())
             .filter(|(key, _)| exists(*key))
             .collect();
         texts.sort_unstable_by_key(|(key, _)| *key);
+        texts.dedup_by_key(|(key, _)| *key);
         let mut out = HEADER.to_vec();
-        out.extend(self.chunk(&texts));
+        out.extend(chunk(&texts));
         replace(&self.path, &out)
-    }
-
-    /// The bytes of a chunk of `texts` (each a key and where its text is
-    /// in the buffer, which `learn` keeps within a `u16`).
-    fn chunk(&self, texts: &[(u64, Range<usize>)]) -> Vec<u8> {
-        let texts_len: usize = texts.iter().map(|(_, range)| range.len()).sum();
-        let mut out = Vec::with_capacity(CHUNK_HEAD + texts.len() * ENTRY + texts_len + 4);
-        out.extend(offset(texts.len()).to_le_bytes());
-        out.extend(offset(texts_len).to_le_bytes());
-        for (key, _) in texts {
-            out.extend(key.to_le_bytes());
-        }
-        for (_, range) in texts {
-            let len = u16::try_from(range.len()).unwrap_or(u16::MAX);
-            out.extend(len.to_le_bytes());
-        }
-        for (_, range) in texts {
-            out.extend(self.buffer[range.clone()].as_bytes());
-        }
-        out.extend(crc32fast::hash(&out).to_le_bytes());
-        out
     }
 }
 
-/// A position in the buffer, which [`MAX_FILE_LEN`] keeps within `u32`.
+impl Chunk {
+    /// The chunk that starts at `at` in `file`, if it is whole and its
+    /// checksum holds.
+    fn at(file: &[u8], at: usize) -> Option<Chunk> {
+        let bytes = &file[at..];
+        let count = usize::try_from(u32_at(bytes, 0)?).ok()?;
+        let texts_len = usize::try_from(u32_at(bytes, 4)?).ok()?;
+        let texts_at = count.checked_mul(ENTRY)?.checked_add(CHUNK_HEAD)?;
+        let end = texts_at.checked_add(texts_len)?;
+        let crc = u32_at(bytes, end)?;
+        if crc32fast::hash(&bytes[..end]) != crc {
+            return None;
+        }
+        std::str::from_utf8(&bytes[texts_at..end]).ok()?;
+        Some(Chunk {
+            keys: at + CHUNK_HEAD,
+            lens: at + CHUNK_HEAD + 8 * count,
+            texts: at + texts_at,
+            count,
+            end: at + end + CHUNK_TAIL,
+        })
+    }
+}
+
+/// The bytes of a chunk of `texts` (each a key and its text, which `learn`
+/// keeps within a `u16`).
+fn chunk(texts: &[(u64, &[u8])]) -> Vec<u8> {
+    let texts_len: usize = texts.iter().map(|(_, text)| text.len()).sum();
+    let mut out = Vec::with_capacity(CHUNK_HEAD + texts.len() * ENTRY + texts_len + CHUNK_TAIL);
+    out.extend(offset(texts.len()).to_le_bytes());
+    out.extend(offset(texts_len).to_le_bytes());
+    for (key, _) in texts {
+        out.extend(key.to_le_bytes());
+    }
+    for (_, text) in texts {
+        let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
+        out.extend(len.to_le_bytes());
+    }
+    for (_, text) in texts {
+        out.extend(*text);
+    }
+    out.extend(crc32fast::hash(&out).to_le_bytes());
+    out
+}
+
+/// A count or length within the file, which [`MAX_FILE_LEN`] keeps
+/// within `u32`.
 fn offset(at: usize) -> u32 {
     u32::try_from(at).unwrap_or(u32::MAX)
+}
+
+/// Whether a text of `texts` (UTF-8) may start at `at`: at a character's
+/// first byte, or at the end. A chunk whose lengths split a character is
+/// not one grite writes.
+fn starts_char(texts: &[u8], at: usize) -> bool {
+    texts.get(at).is_none_or(|byte| (*byte as i8) >= -0x40)
+}
+
+/// The little-endian `u64` at `at` in `bytes`, which holds it: a chunk is
+/// found whole in the file before its entries are read.
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// The little-endian `u16` at `at` in `bytes`, which holds it.
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
 
 /// The little-endian `u32` at `at` in `bytes`, if there is one.
