@@ -1,16 +1,17 @@
 //! The files of the derived caches kept beside the refs
-//! (`docs/PROTOCOL.md` §3): read or mapped whole within a bound, and
-//! replaced whole by a file written beside them and renamed over, so that
-//! a reader finds the old file or the new one, never half of one.
+//! (`docs/PROTOCOL.md` §3): mapped whole within a bound, and replaced
+//! whole by a file written beside them and renamed over, so that a reader
+//! finds the old file or the new one, never half of one.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 
 /// The bytes of the file at `path`, mapped into memory rather than read;
-/// none when it is missing, empty, unreadable or larger than `max` bytes.
-/// For the name cache, which an acquire among 100,000 locks reads whole:
-/// reading it copied 2.7 MB into fresh pages, which the kernel zeroes and
-/// faults in one at a time, a tenth of such an acquire.
+/// none when it is missing, empty, unreadable or larger than `max` bytes
+/// (a cache that large is rebuilt, not read). Reading the name cache,
+/// which an acquire among 100,000 locks reads whole, copied 2.7 MB into
+/// fresh pages, which the kernel zeroes and faults in one at a time: a
+/// tenth of such an acquire.
 pub(super) fn map_bounded(path: &Path, max: u64) -> Mapped {
     let Ok(file) = std::fs::File::open(path) else {
         return Mapped(None);
@@ -38,22 +39,6 @@ impl std::ops::Deref for Mapped {
 
     fn deref(&self) -> &[u8] {
         self.0.as_deref().unwrap_or(&[])
-    }
-}
-
-/// The bytes of the file at `path`; none when it is missing, unreadable or
-/// larger than `max` bytes (a cache that large is rebuilt, not read).
-pub(super) fn read_bounded(path: &Path, max: u64) -> Vec<u8> {
-    let Ok(file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    // Sized at once: growing it by doubling copies and faults in a
-    // megabyte or more of fresh pages several times over.
-    let len = file.metadata().map_or(0, |meta| meta.len().min(max));
-    let mut bytes = Vec::with_capacity(usize::try_from(len).map_or(0, |len| len + 1));
-    match file.take(max + 1).read_to_end(&mut bytes) {
-        Ok(_) if bytes.len() as u64 <= max => bytes,
-        _ => Vec::new(),
     }
 }
 

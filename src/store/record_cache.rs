@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 
-use super::cache_file::{read_bounded, replace};
+use super::cache_file::{Mapped, map_bounded, replace};
 
 const HEADER: &[u8] = b"grite lock-records cache 1\n";
 
@@ -44,8 +44,8 @@ const SLACK: usize = 1024;
 
 pub(crate) struct RecordCache {
     path: PathBuf,
-    /// The file as read.
-    bytes: Vec<u8>,
+    /// The file, mapped.
+    bytes: Mapped,
     /// Where each cached record is in `bytes`.
     index: HashMap<ObjectId, Range<usize>>,
     /// Entries in the file, counting repeats (two processes can add the
@@ -64,7 +64,7 @@ impl RecordCache {
     /// `common_dir`; empty if it cannot be read.
     pub fn open(common_dir: &Path) -> RecordCache {
         let path = common_dir.join("grite").join("lock-records.cache");
-        let bytes = read_bounded(&path, MAX_FILE_LEN);
+        let bytes = map_bounded(&path, MAX_FILE_LEN);
         let (index, stored, whole) = parse(&bytes);
         RecordCache {
             path,
