@@ -760,6 +760,45 @@ fn failures_say_what_happened_and_change_nothing() {
     assert_eq!(shared.remote_refs(), remote_before, "remote refs changed");
 }
 
+/// A lock ref whose file in the remote repository holds no object id: git
+/// advertises it with the null id. Every command through that remote is a
+/// `remote_error` naming the ref (not a failed fetch of the null id), and
+/// nothing changes on either side.
+#[test]
+fn a_broken_lock_ref_on_the_remote_is_named_and_changes_nothing() {
+    let shared = Shared::new(1);
+    let one = &shared.clones[0];
+    let path = Via::new("path", shared.remote.display().to_string());
+    let (c, _) = run(one, &path, A, T0, &["acquire", "issue:held"]);
+    assert_eq!(c, 0);
+    let broken = "refs/grite/locks/0123456789abcdef";
+    std::fs::write(shared.remote.join(broken), "not an object id\n").expect("a broken ref");
+    let local_before = git(one, &["for-each-ref"]);
+    let remote_before = shared.remote_refs();
+    let file = Via::new("file", format!("file://{}", shared.remote.display()));
+    for via in [&path, &file] {
+        for args in [
+            &["acquire", "issue:1"][..],
+            &["release", "issue:held"],
+            &["status"],
+        ] {
+            let (c, v) = run(one, via, A, T0, args);
+            let context = format!("{} {args:?}", via.label);
+            support::assert_remote_error(c, &v, broken, &context);
+            assert_eq!(v["error"]["details"]["ref"], broken, "{context}");
+        }
+    }
+    assert_eq!(
+        git(one, &["for-each-ref"]),
+        local_before,
+        "local refs changed"
+    );
+    assert_eq!(shared.remote_refs(), remote_before, "remote refs changed");
+    std::fs::remove_file(shared.remote.join(broken)).expect("repaired");
+    let (c, v) = run(one, &path, A, T0, &["acquire", "issue:1"]);
+    assert_eq!(c, 0, "once repaired: {v}");
+}
+
 #[test]
 fn http_failures_say_what_happened_change_nothing_and_show_no_secret() {
     let shared = Shared::new(1);

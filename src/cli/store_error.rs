@@ -82,6 +82,15 @@ impl From<Error> for CliError {
                     .help("check that the remote is reachable and that you may push to it (`git ls-remote` and `git push` to it should work); nothing was changed")
                     .details(json!({ "remote": remote, "reason": reason }))
             }
+            Error::BrokenRemoteRef { remote, ref_name } => {
+                let reason = "the remote advertises this ref without an object: it is broken in the remote repository, and may hold a lock no one can read";
+                CliError::new("remote_error", exit::ENVIRONMENT, "Remote error")
+                    .line("Remote", remote.clone())
+                    .line("Ref", ref_name.clone())
+                    .line("Reason", reason)
+                    .help("nothing was changed; whoever runs the remote repository must repair or delete that ref there (a push cannot delete a broken ref: remove its file under refs/, or its line in packed-refs)")
+                    .details(json!({ "remote": remote, "ref": ref_name, "reason": reason }))
+            }
             Error::BadRemote { remote, reason } => {
                 CliError::new("invalid_args", exit::INVALID_ARGS, "Invalid remote")
                     .line("Remote", remote.clone())

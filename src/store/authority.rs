@@ -46,6 +46,15 @@ impl RemoteTarget {
         }
     }
 
+    /// This remote advertises `ref_name`, one of its lock state's refs,
+    /// without an object.
+    pub fn broken_ref(&self, ref_name: &str) -> super::Error {
+        super::Error::BrokenRemoteRef {
+            remote: redact(&self.url),
+            ref_name: ref_name.to_owned(),
+        }
+    }
+
     /// The lock files that stand in the way of `ref_names` in the remote
     /// repository, when it is on this machine (where their age can be
     /// read); empty for a remote elsewhere.

@@ -59,6 +59,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// The remote advertises one of its lock state's refs (a lock ref, a
+    /// version shard) without an object: git does so for a ref whose file
+    /// it cannot read, a lock no one can read.
+    #[error("remote {remote}: it advertises {ref_name} without an object")]
+    BrokenRemoteRef {
+        /// The remote's URL.
+        remote: String,
+        /// The broken ref.
+        ref_name: String,
+    },
+
     /// The remote named is not one we can use.
     #[error("remote {remote}: {reason}")]
     BadRemote {

@@ -80,6 +80,12 @@ impl Locks {
             let state = session
                 .state()
                 .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
+            // Fetching it would ask the server for the null id, which it
+            // refuses with a message about something else; and deciding
+            // without it could miss a live lock.
+            if let Some((ref_name, _)) = state.iter().find(|(_, id)| id.is_null()) {
+                return Err(remote.broken_ref(ref_name));
+            }
             let before = lock_state(&self.repo).unwrap_or_default();
             let read_so_far = |n| self.tell(Progress::Read(n));
             // Without a fetch the local refs are still `before`, and are
