@@ -51,6 +51,10 @@ pub struct FetchError {
     pub url: String,
     /// What went wrong.
     pub reason: String,
+    /// Whether it failed only because a loose ref file of ours was gone
+    /// when gix read it, on every try for [`VANISHED_BUDGET`]: the remote
+    /// is not at fault.
+    pub ours: bool,
 }
 
 /// What a fetch changed locally.
@@ -65,7 +69,7 @@ pub struct Fetched {
 
 /// How long, in all, a fetch is tried again while loose refs of ours
 /// vanish under gix's listing of them (below).
-const VANISHED_BUDGET: Duration = Duration::from_secs(5);
+pub const VANISHED_BUDGET: Duration = Duration::from_secs(5);
 
 /// Makes the local `mirrored` refs what the remote at `url` (`endpoint`)
 /// has now, waiting at most `idle` for it at a time. `remote_has_refs`
@@ -95,10 +99,15 @@ pub fn fetch_refs(
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
-            Err(Failure::Vanished(reason) | Failure::Other(reason)) => {
+            Err(failure) => {
+                let (reason, ours) = match failure {
+                    Failure::Vanished(reason) => (reason, true),
+                    Failure::Other(reason) => (reason, false),
+                };
                 return Err(FetchError {
                     url: redact(url),
                     reason: scrub(&reason, url),
+                    ours,
                 });
             }
         }

@@ -13,7 +13,7 @@ use super::ref_names::lock_refs;
 use super::ref_update::apply_changes;
 use super::version::{VERSION_REF, VERSION_SHARD_PREFIX};
 use crate::lease::LOCK_REF_PREFIX;
-use crate::remote::fetch::Mirrored;
+use crate::remote::fetch::{FetchError, Mirrored, VANISHED_BUDGET};
 use crate::remote::pack::write_pack;
 use crate::remote::protocol::Command;
 use crate::remote::push::{PushSession, Verdict};
@@ -43,6 +43,23 @@ impl RemoteTarget {
         super::Error::Remote {
             remote: redact(&self.url),
             reason: scrub(&reason, &self.url),
+        }
+    }
+
+    /// A failed fetch from this remote; one that failed because refs of
+    /// this repository kept vanishing under it is not the remote's fault,
+    /// and says so.
+    pub fn fetch_error(&self, error: FetchError) -> super::Error {
+        if !error.ours {
+            return self.error(error.reason);
+        }
+        super::Error::Repository {
+            action: "listing this repository's refs for a fetch",
+            reason: format!(
+                "{}, on every try for {} s: another process kept deleting or packing refs, or a ref file is a link to nothing",
+                error.reason,
+                VANISHED_BUDGET.as_secs()
+            ),
         }
     }
 
@@ -218,9 +235,16 @@ pub(super) fn advertised_state(session: &PushSession) -> State {
 
 /// The lock state of `repo` (ours, or a directly opened remote); `None`
 /// when it cannot be listed. A ref that another process deletes while we
-/// list fails that listing, so a failed one is tried again a few times.
+/// list fails that listing, so a failed one is tried again a few times,
+/// after pauses that double (2 to 16 ms): at once, it would most likely
+/// meet the same deletions.
 pub(super) fn lock_state(repo: &gix::Repository) -> Option<State> {
-    (0..5).find_map(|_| list_state(repo))
+    (0..5).find_map(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
+        }
+        list_state(repo)
+    })
 }
 
 fn list_state(repo: &gix::Repository) -> Option<State> {
@@ -287,6 +311,7 @@ fn push_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Error;
 
     #[test]
     fn a_commit_is_copied_with_what_it_reaches_and_a_damaged_object_is_refused() {
@@ -351,5 +376,40 @@ mod tests {
             "nothing was filed under the damaged id"
         );
         assert!(!to.has_object(tree), "nor the tree that reaches it");
+    }
+
+    fn remote() -> RemoteTarget {
+        RemoteTarget {
+            url: "git://127.0.0.1:9/remote.git".to_owned(),
+            endpoint: Endpoint::Local(PathBuf::from("/nowhere")),
+            direct: None,
+        }
+    }
+
+    /// A fetch that failed because our own refs kept vanishing is a
+    /// repository error naming what gix said, not a remote error telling
+    /// the user to check the remote.
+    #[test]
+    fn a_fetch_failed_by_our_own_refs_is_not_blamed_on_the_remote() {
+        let failed = |ours| FetchError {
+            url: "git://127.0.0.1:9/remote.git".to_owned(),
+            reason: "refs/heads/x: No such file or directory".to_owned(),
+            ours,
+        };
+        match remote().fetch_error(failed(true)) {
+            Error::Repository { action, reason } => {
+                assert!(action.contains("this repository's refs"), "{action}");
+                assert!(reason.starts_with("refs/heads/x: No such file"), "{reason}");
+                assert!(reason.contains("another process"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match remote().fetch_error(failed(false)) {
+            Error::Remote { remote, reason } => {
+                assert_eq!(remote, "git://127.0.0.1:9/remote.git");
+                assert_eq!(reason, "refs/heads/x: No such file or directory");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -80,17 +80,20 @@ impl Locks {
             let state = session
                 .state()
                 .ok_or_else(|| failed("its lock refs cannot be listed".to_owned()))?;
-            // Fetching it would ask the server for the null id, which it
-            // refuses with a message about something else; and deciding
-            // without it could miss a live lock.
-            if let Some((ref_name, _)) = state.iter().find(|(_, id)| id.is_null()) {
-                return Err(remote.broken_ref(ref_name));
-            }
+            // git advertises a ref it cannot read with the null id: for a
+            // moment while another process deletes it, or for good when its
+            // file is broken. Fetching it would ask the server for the null
+            // id, which it refuses with a message about something else, and
+            // deciding without it could miss a live lock: the remote is read
+            // again, as one that moved, and named once it stays so.
+            let broken = state.iter().find(|(_, id)| id.is_null());
             let before = lock_state(&self.repo).unwrap_or_default();
             let read_so_far = |n| self.tell(Progress::Read(n));
             // Without a fetch the local refs are still `before`, and are
             // not listed again (each listing reads every loose ref file).
-            let (snapshot, why, fetched) =
+            let (snapshot, why, fetched) = if let Some((ref_name, _)) = broken {
+                (None, Some(remote.broken_ref(ref_name)), false)
+            } else {
                 match Snapshot::at(&self.repo, &state, scope, &read_so_far)? {
                     Some(snapshot) => (Some(snapshot), None, false),
                     None => match self.fetch(remote, &session, &state) {
@@ -99,18 +102,25 @@ impl Locks {
                             None,
                             true,
                         ),
-                        Err(reason) => (None, Some(reason), true),
+                        // Not the remote's doing: reading it again would
+                        // not help.
+                        Err(error @ Error::Repository { .. }) => return Err(error),
+                        Err(error) => (None, Some(error), true),
                     },
-                };
+                }
+            };
             let Some(snapshot) = snapshot else {
                 let tries = match &unfetched {
                     Some((last, tries)) if *last == state => tries + 1,
                     _ => 1,
                 };
                 if tries >= READ_ATTEMPTS || std::time::Instant::now() >= deadline {
-                    return Err(failed(why.unwrap_or_else(|| {
-                        "the objects of the lock refs it advertises could not be fetched".to_owned()
-                    })));
+                    return Err(why.unwrap_or_else(|| {
+                        failed(
+                            "the objects of the lock refs it advertises could not be fetched"
+                                .to_owned(),
+                        )
+                    }));
                 }
                 unfetched = Some((state, tries));
                 continue;
@@ -140,14 +150,14 @@ impl Locks {
     }
 
     /// Brings the objects of `state` into the local repository.
-    fn fetch(&self, remote: &RemoteTarget, session: &Session, state: &State) -> Result<(), String> {
+    fn fetch(&self, remote: &RemoteTarget, session: &Session, state: &State) -> Result<(), Error> {
         let copy_from = |from: &gix::Repository, mut budget: usize| {
             state
                 .iter()
                 .try_for_each(|(_, id)| copy_objects(from, &self.repo, *id, &mut budget))
         };
         match session {
-            Session::Direct(repo) => copy_from(repo, usize::MAX),
+            Session::Direct(repo) => copy_from(repo, usize::MAX).map_err(|e| remote.error(e)),
             Session::Push(_) => {
                 // A remote on this machine has its objects read where they
                 // are, as upload-pack would read them, instead of starting
@@ -176,7 +186,7 @@ impl Locks {
                             !state.is_empty(),
                         )
                         .map(drop)
-                        .map_err(|e| e.reason)
+                        .map_err(|e| remote.fetch_error(e))
                     })
                     // Following a remote lists no lock ref of this repository.
                     .map(|()| upkeep::maintain(&self.repo, 0))
