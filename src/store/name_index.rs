@@ -216,15 +216,16 @@ impl NameIndex {
     /// bytes: a text is UTF-8 (the file's are checked to be when it is
     /// loaded), and checking each again cost more than finding it.
     /// Fastest when asked about keys in increasing order.
+    /// A text learnt from a record in this process comes first: `learn`
+    /// keeps one only when the file's differs.
     pub fn text(&self, key: u64) -> Option<&[u8]> {
-        if let Some(range) = self
-            .main_text(key)
-            .or_else(|| self.appended.get(&key).cloned())
-        {
-            return Some(&self.file[range]);
+        if let Some(range) = self.learnt.get(&key) {
+            return Some(self.learnt_texts[range.clone()].as_bytes());
         }
-        let range = self.learnt.get(&key)?;
-        Some(self.learnt_texts[range.clone()].as_bytes())
+        let range = self
+            .main_text(key)
+            .or_else(|| self.appended.get(&key).cloned())?;
+        Some(&self.file[range])
     }
 
     /// Where the text of `key` is in the file, if the main chunk has it.

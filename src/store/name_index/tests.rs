@@ -56,6 +56,25 @@ fn keeps_what_was_learnt_and_appends_the_rest() {
     assert!(!index.rebuild);
 }
 
+/// A text learnt from a record wins over the file's for the same key
+/// (which no grite writes, but a whole chunk from elsewhere may hold), and
+/// replaces it when the file is written whole.
+#[test]
+fn a_learnt_text_wins_over_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = ref_key_of("issue:1");
+    planted(
+        dir.path(),
+        &[HEADER, &chunk(&[(key, b"issue:2".as_slice())])].concat(),
+    );
+    let mut index = NameIndex::open(dir.path());
+    assert_eq!(told(&index, key), Some("issue:2"), "the file is trusted");
+    index.learn("issue:1");
+    assert_eq!(told(&index, key), Some("issue:1"));
+    index.rewrite(|_| true).expect("written whole");
+    assert_eq!(told(&NameIndex::open(dir.path()), key), Some("issue:1"));
+}
+
 #[test]
 fn a_cut_off_chunk_is_dropped_with_what_follows_and_the_file_rewritten() {
     let dir = tempfile::tempdir().expect("temp dir");
