@@ -56,7 +56,7 @@ impl RemoteTarget {
         super::Error::Repository {
             action: "listing this repository's refs for a fetch",
             reason: format!(
-                "{}, on every try for {} s: another process kept deleting or packing refs, or a ref file is a link to nothing",
+                "{}, on every try for {} s: another process kept deleting or packing refs",
                 error.reason,
                 VANISHED_BUDGET.as_secs()
             ),
