@@ -19,7 +19,6 @@
 //! most texts are of refs that are gone. A write that fails is ignored:
 //! the names are then read the slow way, from the records.
 
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write as _;
@@ -28,6 +27,12 @@ use std::path::{Path, PathBuf};
 
 use super::cache_file::{Mapped, map_bounded, replace};
 use crate::lease::ref_key_of;
+
+mod chunks;
+
+#[cfg(test)]
+use chunks::{CHUNK_HEAD, CHUNK_TAIL, ENTRY};
+use chunks::{Chunk, Sorted, chunk};
 
 /// The first line; a file of another version (such as the JSON lines of
 /// version 1) is replaced.
@@ -40,16 +45,6 @@ const MAX_FILE_LEN: u64 = 64 << 20;
 /// Texts of refs that no longer exist that are tolerated before the file
 /// is rewritten without them.
 const SLACK: usize = 1024;
-
-/// A chunk's entry count and the length of its texts, before its entries.
-const CHUNK_HEAD: usize = 8;
-/// Per entry: its ref key (`u64`) and the length of its text (`u16`).
-const ENTRY: usize = 10;
-/// The CRC-32 after a chunk's texts.
-const CHUNK_TAIL: usize = 4;
-
-/// Entries between two of the text offsets a [`Sorted`] chunk keeps.
-const STRIDE: usize = 32;
 
 type KeyMap = HashMap<u64, Range<usize>, BuildHasherDefault<KeyHasher>>;
 
@@ -75,35 +70,6 @@ pub(crate) struct NameIndex {
     unsorted: usize,
     /// Whether the file is missing, of another version, or damaged.
     rebuild: bool,
-}
-
-/// A chunk whose keys are in increasing order, read in place: the keys a
-/// read asks about come in order (listed names are sorted), so each is
-/// found a step or two after the last one, where a hash table of 100,000
-/// entries misses the CPU caches on every lookup.
-#[derive(Default)]
-struct Sorted {
-    /// Where its keys, their texts' lengths and the texts are in the file.
-    keys: usize,
-    lens: usize,
-    texts: usize,
-    count: usize,
-    /// The offset in the texts of every [`STRIDE`]th entry's text: the
-    /// others are found by adding at most `STRIDE - 1` lengths to one.
-    marks: Vec<u32>,
-    /// Where the last lookup ended: an entry, and the offset of its text.
-    hint: Cell<(usize, usize)>,
-}
-
-/// The entries of a whole chunk whose checksum holds.
-struct Chunk {
-    /// Where its keys, their texts' lengths and the texts are in the file.
-    keys: usize,
-    lens: usize,
-    texts: usize,
-    count: usize,
-    /// Where the next chunk starts.
-    end: usize,
 }
 
 impl NameIndex {
@@ -135,9 +101,16 @@ impl NameIndex {
                 index.rebuild = true;
                 break;
             };
-            let first = at == HEADER.len();
-            let loaded = (first && index.load_sorted(&chunk)) || index.load_appended(&chunk);
-            if !loaded {
+            let sorted = (at == HEADER.len())
+                .then(|| Sorted::of(&index.file, &chunk))
+                .flatten();
+            if let Some(sorted) = sorted {
+                index.main = sorted;
+            } else if let Some(entries) = chunk.entries(&index.file) {
+                for (key, range) in entries {
+                    index.appended.entry(key).or_insert(range);
+                }
+            } else {
                 index.rebuild = true;
                 break;
             }
@@ -146,69 +119,6 @@ impl NameIndex {
         }
         index.unsorted = index.stored - index.main.count;
         index
-    }
-
-    /// Takes `chunk` as the main one if its keys are in order and its
-    /// lengths add up to its texts; says whether it did.
-    fn load_sorted(&mut self, chunk: &Chunk) -> bool {
-        let file = &self.file;
-        let in_order = (1..chunk.count)
-            .all(|i| u64_at(file, chunk.keys + 8 * (i - 1)) <= u64_at(file, chunk.keys + 8 * i));
-        if !in_order {
-            return false;
-        }
-        let mut marks = Vec::with_capacity(chunk.count / STRIDE + 1);
-        let mut end = 0;
-        let texts = &file[chunk.texts..chunk.end - CHUNK_TAIL];
-        for i in 0..chunk.count {
-            if !starts_char(texts, end) {
-                return false;
-            }
-            if i % STRIDE == 0 {
-                marks.push(offset(end));
-            }
-            end += usize::from(u16_at(file, chunk.lens + 2 * i));
-        }
-        // Once they add up, every offset is within the texts, and so
-        // within a `u32`.
-        if end != texts.len() {
-            return false;
-        }
-        self.main = Sorted {
-            keys: chunk.keys,
-            lens: chunk.lens,
-            texts: chunk.texts,
-            count: chunk.count,
-            marks,
-            hint: Cell::new((0, 0)),
-        };
-        true
-    }
-
-    /// Adds the entries of `chunk` to the appended ones if its lengths add
-    /// up to its texts; says whether it did. Entries are kept only once
-    /// all of them are found to fit: a chunk whose checksum holds but
-    /// whose lengths do not add up (written by something else) must leave
-    /// none behind pointing past its texts.
-    fn load_appended(&mut self, chunk: &Chunk) -> bool {
-        let texts_end = chunk.end - CHUNK_TAIL;
-        let mut at = chunk.texts;
-        let mut entries = Vec::with_capacity(chunk.count);
-        for i in 0..chunk.count {
-            let len = usize::from(u16_at(&self.file, chunk.lens + 2 * i));
-            if at + len > texts_end || !starts_char(&self.file[..texts_end], at) {
-                return false;
-            }
-            entries.push((u64_at(&self.file, chunk.keys + 8 * i), at..at + len));
-            at += len;
-        }
-        if at != texts_end {
-            return false;
-        }
-        for (key, range) in entries {
-            self.appended.entry(key).or_insert(range);
-        }
-        true
     }
 
     /// The resource text of the lock ref whose hash (the name after
@@ -223,78 +133,19 @@ impl NameIndex {
             return Some(self.learnt_texts[range.clone()].as_bytes());
         }
         let range = self
-            .main_text(key)
+            .main
+            .text(&self.file, key)
             .or_else(|| self.appended.get(&key).cloned())?;
         Some(&self.file[range])
     }
 
-    /// Where the text of `key` is in the file, if the main chunk has it.
-    fn main_text(&self, key: u64) -> Option<Range<usize>> {
-        let main = &self.main;
-        let at = self.position(key);
-        if at == main.count || u64_at(&self.file, main.keys + 8 * at) != key {
-            return None;
-        }
-        // From the last lookup's text when it is a few entries before (as
-        // it is when keys are asked about in order), else from a mark.
-        let (hint, hint_start) = main.hint.get();
-        let (from, start) = if (hint..hint + STRIDE).contains(&at) {
-            (hint, hint_start)
-        } else {
-            let mark = at / STRIDE;
-            (mark * STRIDE, main.marks[mark] as usize)
-        };
-        let start = (from..at).fold(start, |offset, i| {
-            offset + usize::from(u16_at(&self.file, main.lens + 2 * i))
-        });
-        main.hint.set((at, start));
-        let start = main.texts + start;
-        Some(start..start + usize::from(u16_at(&self.file, main.lens + 2 * at)))
-    }
-
-    /// Where `key` is, or would be, in the main chunk: searched from the
-    /// last lookup forwards, in steps that double, then by halves.
-    fn position(&self, key: u64) -> usize {
-        let main = &self.main;
-        let key_at = |i: usize| u64_at(&self.file, main.keys + 8 * i);
-        let before = |mut low: usize, mut high: usize| {
-            while low < high {
-                let mid = low + (high - low) / 2;
-                if key_at(mid) < key {
-                    low = mid + 1;
-                } else {
-                    high = mid;
-                }
-            }
-            low
-        };
-        let (hint, _) = main.hint.get();
-        if hint >= main.count || key_at(hint) > key {
-            return before(0, main.count);
-        }
-        let (mut low, mut step) = (hint, 1);
-        while low + step < main.count && key_at(low + step) < key {
-            low += step;
-            step *= 2;
-        }
-        before(low, (low + step).min(main.count))
-    }
-
     /// Every entry of the file, main chunk first: its key and its text.
     fn entries(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        let main = &self.main;
-        let mut offset = main.texts;
-        let sorted = (0..main.count).map(move |i| {
-            let len = usize::from(u16_at(&self.file, main.lens + 2 * i));
-            let text = &self.file[offset..offset + len];
-            offset += len;
-            (u64_at(&self.file, main.keys + 8 * i), text)
-        });
         let appended = self
             .appended
             .iter()
             .map(|(key, range)| (*key, &self.file[range.clone()]));
-        sorted.chain(appended)
+        self.main.entries(&self.file).chain(appended)
     }
 
     /// Remembers `text`, the resource of a record read and checked (so
@@ -366,83 +217,6 @@ impl NameIndex {
         out.extend(chunk(&texts));
         replace(&self.path, &out)
     }
-}
-
-impl Chunk {
-    /// The chunk that starts at `at` in `file`, if it is whole and its
-    /// checksum holds.
-    fn at(file: &[u8], at: usize) -> Option<Chunk> {
-        let bytes = &file[at..];
-        let count = usize::try_from(u32_at(bytes, 0)?).ok()?;
-        let texts_len = usize::try_from(u32_at(bytes, 4)?).ok()?;
-        let texts_at = count.checked_mul(ENTRY)?.checked_add(CHUNK_HEAD)?;
-        let end = texts_at.checked_add(texts_len)?;
-        let crc = u32_at(bytes, end)?;
-        if crc32fast::hash(&bytes[..end]) != crc {
-            return None;
-        }
-        std::str::from_utf8(&bytes[texts_at..end]).ok()?;
-        Some(Chunk {
-            keys: at + CHUNK_HEAD,
-            lens: at + CHUNK_HEAD + 8 * count,
-            texts: at + texts_at,
-            count,
-            end: at + end + CHUNK_TAIL,
-        })
-    }
-}
-
-/// The bytes of a chunk of `texts` (each a key and its text, which `learn`
-/// keeps within a `u16`).
-fn chunk(texts: &[(u64, &[u8])]) -> Vec<u8> {
-    let texts_len: usize = texts.iter().map(|(_, text)| text.len()).sum();
-    let mut out = Vec::with_capacity(CHUNK_HEAD + texts.len() * ENTRY + texts_len + CHUNK_TAIL);
-    out.extend(offset(texts.len()).to_le_bytes());
-    out.extend(offset(texts_len).to_le_bytes());
-    for (key, _) in texts {
-        out.extend(key.to_le_bytes());
-    }
-    for (_, text) in texts {
-        let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
-        out.extend(len.to_le_bytes());
-    }
-    for (_, text) in texts {
-        out.extend(*text);
-    }
-    out.extend(crc32fast::hash(&out).to_le_bytes());
-    out
-}
-
-/// A count or length within the file, which [`MAX_FILE_LEN`] keeps
-/// within `u32`.
-fn offset(at: usize) -> u32 {
-    u32::try_from(at).unwrap_or(u32::MAX)
-}
-
-/// Whether a text of `texts` (UTF-8) may start at `at`: at a character's
-/// first byte, or at the end. A chunk whose lengths split a character is
-/// not one grite writes.
-fn starts_char(texts: &[u8], at: usize) -> bool {
-    texts.get(at).is_none_or(|byte| (*byte as i8) >= -0x40)
-}
-
-/// The little-endian `u64` at `at` in `bytes`, which holds it: a chunk is
-/// found whole in the file before its entries are read.
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
-/// The little-endian `u16` at `at` in `bytes`, which holds it.
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([bytes[at], bytes[at + 1]])
-}
-
-/// The little-endian `u32` at `at` in `bytes`, if there is one.
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    let word = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes(word.try_into().ok()?))
 }
 
 /// Hashes a ref key by keeping it: a key is the start of a SHA-256 already,
