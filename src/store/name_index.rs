@@ -65,9 +65,6 @@ pub(crate) struct NameIndex {
     learnt_texts: String,
     /// Entries in the file.
     stored: usize,
-    /// Entries of the file outside `main`: those appended since it was
-    /// last written whole.
-    unsorted: usize,
     /// Whether the file is missing, of another version, or damaged.
     rebuild: bool,
 }
@@ -87,7 +84,6 @@ impl NameIndex {
             learnt: KeyMap::default(),
             learnt_texts: String::new(),
             stored: 0,
-            unsorted: 0,
         };
         if index.rebuild {
             return index;
@@ -117,17 +113,22 @@ impl NameIndex {
             index.stored += chunk.count;
             at = chunk.end;
         }
-        index.unsorted = index.stored - index.main.count;
         index
+    }
+
+    /// Entries of the file outside the sorted chunk: those appended since
+    /// it was last written whole.
+    fn unsorted(&self) -> usize {
+        self.stored - self.main.count
     }
 
     /// The resource text of the lock ref whose hash (the name after
     /// `refs/grite/locks/`) spells `key` ([`ref_key`](crate::lease::ref_key)), if known, as
     /// bytes: a text is UTF-8 (the file's are checked to be when it is
     /// loaded), and checking each again cost more than finding it.
-    /// Fastest when asked about keys in increasing order.
-    /// A text learnt from a record in this process comes first: `learn`
-    /// keeps one only when the file's differs.
+    /// Fastest when asked about keys in increasing order. A text learnt
+    /// from a record in this process comes first: `learn` keeps one only
+    /// when the file's differs.
     pub fn text(&self, key: u64) -> Option<&[u8]> {
         if let Some(range) = self.learnt.get(&key) {
             return Some(self.learnt_texts[range.clone()].as_bytes());
@@ -172,7 +173,7 @@ impl NameIndex {
     pub fn save(self, count: usize, listed: impl Iterator<Item = u64>) {
         let rewrite = self.rebuild
             || self.stored > 2 * count + SLACK
-            || self.unsorted > SLACK.max(self.stored / 8);
+            || self.unsorted() > SLACK.max(self.stored / 8);
         if !rewrite && self.learnt.is_empty() {
             return;
         }
