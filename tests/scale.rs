@@ -29,6 +29,10 @@ fn names_path(repo: &Path) -> PathBuf {
     repo.join(".git/grite/lock-names.cache")
 }
 
+fn summary_path(repo: &Path) -> PathBuf {
+    repo.join(".git/grite/lock-packed.cache")
+}
+
 /// Whether the name index of `repo` holds `text` (its texts are stored as
 /// they are, between binary sizes and checksums).
 fn index_holds(repo: &Path, text: &str) -> bool {
@@ -70,12 +74,22 @@ fn conflicting_resources_among_many_unrelated_locks_are_never_both_held() {
     let repo = Repo::new();
     let unrelated = support::rounds_from_env("GRITE_SCALE_LOCKS", 10_000);
     plant_locks(&repo.dir, "bulk", unrelated, PLANTER, FAR_FUTURE);
-    let (mut old_cache, mut old_names) = (None, None);
+    let (mut old_cache, mut old_names, mut old_summary) = (None, None, None);
     let rounds = support::rounds_from_env("GRITE_SCALE_RACE_ROUNDS", 24);
     for round in 0..rounds {
         damage(&cache_path(&repo.dir), round, &mut old_cache);
-        // Out of step with the cache, so that every pair of states meets.
+        // Out of step with each other, so that every pair of states meets.
         damage(&names_path(&repo.dir), round / 6 + round, &mut old_names);
+        damage(
+            &summary_path(&repo.dir),
+            round / 3 + round,
+            &mut old_summary,
+        );
+        if round % 4 == 3 {
+            // Moves this round's lock and the last rounds' into
+            // packed-refs, which the summary is of.
+            repo.git(&["pack-refs", "--all"]);
+        }
         let pair = [format!("path:r{round}"), format!("path:r{round}/deep/a.rs")];
         let now = (T0 + round as u64 * 120_000).to_string();
         let children: Vec<_> = (0..RACERS)
@@ -320,6 +334,86 @@ fn a_renewal_a_release_and_an_acquire_held_already_read_their_own_lock_alone() {
         index_holds(&repo.dir, "issue:bulk-1999"),
         "an acquire reads them"
     );
+    repo.fsck();
+}
+
+/// Acquires until one writes the summary of packed-refs, which waits for
+/// packed-refs to be a tick of the file system's clock old (a refused
+/// acquire read as much, and writes it too); the last resource asked.
+fn until_summarised(repo: &Repo, from: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for i in from.. {
+        let resource = format!("issue:warm-{i}");
+        let out = repo.grite_as(A, T0, &["lock", "acquire", &resource, "--ttl", "1h"]);
+        assert!([0, 4].contains(&code(&out)), "{}", support::stderr(&out));
+        if summary_path(&repo.dir).exists() {
+            return i;
+        }
+        assert!(std::time::Instant::now() < deadline, "no summary written");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unreachable!("the loop returns")
+}
+
+/// Once the summary of packed-refs is written (`src/store/packed_summary.rs`),
+/// an acquire of an issue reads the packed locks that could conflict with
+/// it without listing the others (it learns none of their names), and
+/// finds the ones another tool packs since, whatever their text: a
+/// `repo:` lock, a path, and an issue's text too long to be valid, which
+/// conflicts with the issue it names (`docs/PROTOCOL.md` §2).
+#[test]
+fn a_summary_of_packed_refs_finds_every_conflict_without_listing_the_rest() {
+    let repo = Repo::new();
+    plant_locks(&repo.dir, "bulk", 2_000, PLANTER, FAR_FUTURE);
+    repo.git(&["pack-refs", "--all"]);
+    let mut warm = until_summarised(&repo, 0);
+    let long_seven = format!("issue:7{}", "/".repeat(600));
+    let cases = [
+        ("repo:deploy", "issue:1"),
+        ("path:src", "path:src/a.rs"),
+        (long_seven.as_str(), "issue:7"),
+    ];
+    for (foreign, ours) in cases {
+        let record = format!(
+            "{{\"owner\":\"{PLANTER}\",\"nonce\":\"other-tool\",\"expires_unix_ms\":{FAR_FUTURE},\"resource\":\"{foreign}\"}}\n"
+        );
+        let ref_name = format!("refs/grite/locks/{}", ref_hash_of(foreign));
+        support::plant_with_git(&repo, &ref_name, &record, true);
+        repo.git(&["pack-refs", "--all"]);
+        let stale = std::fs::read(summary_path(&repo.dir)).expect("the summary");
+        for attempt in ["packed-refs changed", "summarised"] {
+            if attempt == "summarised" {
+                std::fs::remove_file(summary_path(&repo.dir)).expect("remove");
+                warm = until_summarised(&repo, warm + 1);
+                assert_ne!(
+                    std::fs::read(summary_path(&repo.dir)).ok(),
+                    Some(stale.clone())
+                );
+                let _ = std::fs::remove_file(names_path(&repo.dir));
+            }
+            let refused = repo.grite_as(B, T0, &["--json", "lock", "acquire", ours, "--ttl", "1h"]);
+            let v = json(&refused);
+            assert_eq!(code(&refused), 4, "{ours} beside {foreign}, {attempt}: {v}");
+            assert_eq!(
+                v["error"]["details"]["conflicts"][0]["resource"], foreign,
+                "{ours}, {attempt}: {v}"
+            );
+        }
+        let free = repo.grite_as(B, T0, &["lock", "acquire", "issue:free", "--ttl", "1h"]);
+        if foreign.starts_with("repo:") {
+            assert_eq!(code(&free), 4, "{}", support::stderr(&free));
+        } else {
+            assert_eq!(code(&free), 0, "{}", support::stderr(&free));
+            let gone = repo.grite_as(B, T0, &["lock", "release", "issue:free"]);
+            assert_eq!(code(&gone), 0, "{}", support::stderr(&gone));
+        }
+        assert!(
+            !index_holds(&repo.dir, "issue:bulk-"),
+            "{ours}: a summarised read learnt the names it need not list"
+        );
+        // Gone again, for the next case's acquires.
+        repo.git(&["update-ref", "-d", &ref_name]);
+    }
     repo.fsck();
 }
 

@@ -66,7 +66,7 @@ pub use resource::{
     LOCK_REF_PREFIX, MAX_RESOURCE_LEN, Namespace, REF_HASH_LEN, Resource, ResourceError,
     ref_hash_of, ref_hash_of_key, ref_key, ref_key_of,
 };
-pub use scope::Scope;
+pub use scope::{Scope, solitary};
 pub use shard::{Shards, VERSION_SHARDS};
 pub use takeover::{Observations, Sighting, Takeover};
 pub use time::{Grace, UnixMillis};

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use super::placement::Placement;
-use super::resource::{Namespace, Resource};
+use super::resource::{MAX_RESOURCE_LEN, Namespace, Resource};
 use super::shard::Shards;
 
 /// The stored resource texts a decision about some resources depends on.
@@ -98,6 +98,15 @@ impl Scope {
         }
     }
 
+    /// The texts of the [`solitary`] locks this scope touches: its asked
+    /// issues, canonical. A solitary text touches a scope that is not
+    /// everything or [`Scope::own`] exactly when it is one of these.
+    pub fn solitary_texts(&self) -> impl Iterator<Item = String> {
+        self.issues
+            .iter()
+            .map(|name| format!("issue:{}", String::from_utf8_lossy(name)))
+    }
+
     /// Whether a lock on the stored resource `text` conflicts with one of
     /// the resources of this scope: `Placement::conflicts_with`, without
     /// comparing `text` with each of them, and for most texts without
@@ -156,6 +165,29 @@ impl Scope {
             }
         }
     }
+}
+
+/// Whether a lock on the stored resource `text` conflicts only with
+/// locks on the same text and with `repo:` locks: a valid `issue:`
+/// resource, which is canonical as written. Most locks are, and a reader
+/// that knows which stored texts are not can find every lock a decision
+/// on issues depends on without listing the others (`docs/PROTOCOL.md`
+/// §7). Asked of every text a listing of 100,000 locks knows, so an
+/// ASCII text is checked in place; any other is parsed.
+pub fn solitary(text: &[u8]) -> bool {
+    let Some(name) = text.strip_prefix(b"issue:") else {
+        return false;
+    };
+    if !text.is_ascii() {
+        return std::str::from_utf8(text).is_ok_and(|text| Resource::parse(text).is_ok());
+    }
+    // `Resource::parse` on ASCII: a length within the limit, no control
+    // character, a name neither empty nor starting or ending with white
+    // space (the only ASCII white space that is not a control is ' ').
+    text.len() <= MAX_RESOURCE_LEN
+        && !text.iter().any(u8::is_ascii_control)
+        && name.first().is_some_and(|b| *b != b' ')
+        && name.last().is_some_and(|b| *b != b' ')
 }
 
 /// `name` and each of its ancestors: every prefix that ends before a `/`.
@@ -237,5 +269,52 @@ mod tests {
             let expected = asked.iter().any(|a| place.conflicts_with(&Placement::from(a)));
             proptest::prop_assert_eq!(Scope::of(&asked).touches(&stored), expected);
         }
+
+        /// A solitary text touches a scope exactly when the scope asked
+        /// for it, and is one that parses as an issue: what lets a reader
+        /// leave solitary locks unlisted.
+        #[test]
+        fn a_solitary_text_touches_only_the_scopes_that_ask_for_it(
+            asked in proptest::collection::vec(0..10usize, 1..4),
+            stored in "(issue|path|repo|other)?:?[ab/. \\t\\x7f\u{85}\u{a0}é]{0,6}",
+        ) {
+            const ASKED: [&str; 10] = [
+                "issue:a", "issue:b", "path:a", "path:a/b", "issue:a/", "issue:é",
+                "path:a/b/a", "issue:a.b", "issue:a/b", "path:b",
+            ];
+            let asked: Vec<Resource> = asked.iter().map(|&i| r(ASKED[i])).collect();
+            let parsed = Resource::parse(&stored);
+            proptest::prop_assert_eq!(
+                solitary(stored.as_bytes()),
+                parsed.as_ref().is_ok_and(|r| r.namespace() == Namespace::Issue),
+                "{:?}", parsed
+            );
+            if solitary(stored.as_bytes()) {
+                let scope = Scope::of(&asked);
+                let named = scope.solitary_texts().any(|text| text == stored);
+                proptest::prop_assert_eq!(scope.touches(&stored), named);
+            }
+        }
+    }
+
+    #[test]
+    fn issues_are_solitary_when_they_parse() {
+        for text in ["issue:7", "issue:a/", "issue:a b", "issue:é"] {
+            assert!(solitary(text.as_bytes()), "{text}");
+        }
+        let long = format!("issue:{}", "x".repeat(MAX_RESOURCE_LEN));
+        for text in [
+            "issue:",
+            "issue: 7",
+            "issue:7 ",
+            "issue:\u{7}",
+            "repo:x",
+            "path:a",
+            "x",
+            &long,
+        ] {
+            assert!(!solitary(text.as_bytes()), "{text}");
+        }
+        assert!(!solitary(b"issue:\xff"));
     }
 }

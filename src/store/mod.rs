@@ -94,6 +94,7 @@ mod notice;
 mod objects;
 mod observed;
 mod packed_refs;
+mod packed_summary;
 mod queries;
 mod random;
 mod record_cache;

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use super::cache_file::{Mapped, map_bounded, replace};
 use crate::lease::ref_key_of;
 
-mod chunks;
+pub(super) mod chunks;
 
 #[cfg(test)]
 use chunks::{CHUNK_HEAD, CHUNK_TAIL, ENTRY};
@@ -183,6 +183,15 @@ impl NameIndex {
         } else {
             self.append()
         };
+    }
+
+    /// Appends what was learnt, for a read that did not list every name
+    /// (and so cannot tell which stored texts are stale). Failures are
+    /// ignored.
+    pub fn save_learnt(self) {
+        if !self.rebuild && !self.learnt.is_empty() {
+            let _ = self.append();
+        }
     }
 
     /// The texts learnt, by key.

@@ -18,6 +18,7 @@ use gix::ObjectId;
 use gix::bstr::ByteSlice as _;
 
 use super::Error;
+use super::packed_summary::Identity;
 use super::ref_file::{Held, RefFiles};
 use crate::lease::{LOCK_REF_PREFIX, REF_HASH_LEN, ref_key};
 
@@ -35,6 +36,25 @@ pub(super) struct LockRefNames {
     pub refs: ListedRefs,
     /// How many of the names were loose files.
     pub loose: usize,
+    /// What became of packed-refs.
+    pub packed: Packed,
+}
+
+/// What a listing of lock ref names did with packed-refs.
+pub(super) enum Packed {
+    /// There was none.
+    Absent,
+    /// Its names are listed with the loose ones.
+    Listed {
+        /// The keys of its lock refs, sorted, when asked for.
+        keys: Option<Vec<u64>>,
+        /// Whether it has lock refs under other names.
+        others: bool,
+        /// What the file was while it was read, if it held still.
+        identity: Option<Identity>,
+    },
+    /// It was the file the caller knew, and its names are not listed.
+    Known,
 }
 
 impl LockRefNames {
@@ -123,13 +143,20 @@ impl ListedRefs {
     }
 }
 
-/// The names of the lock refs of `repo`.
-pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Error> {
+/// The names of the lock refs of `repo`: the loose ones, and those in
+/// packed-refs unless it is the file `known` names ([`Packed::Known`]).
+/// `keep_packed` asks for the keys in packed-refs apart.
+pub(super) fn lock_ref_names(
+    repo: &gix::Repository,
+    known: Option<Identity>,
+    keep_packed: bool,
+) -> Result<LockRefNames, Error> {
     let mut names = LockRefNames {
         keys: Vec::new(),
         others: Vec::new(),
         refs: ListedRefs::unlisted(repo),
         loose: 0,
+        packed: Packed::Absent,
     };
     loose(&lock_ref_dir(repo), "", &mut |name, _, _| {
         if names.add(name.as_bytes(), None) {
@@ -138,13 +165,23 @@ pub(super) fn lock_ref_names(repo: &gix::Repository) -> Result<LockRefNames, Err
         Ok(())
     })
     .map_err(listing_failed)?;
-    let packed = packed_refs(repo)?;
-    if let Some(packed) = &packed {
+    let path = repo.common_dir().join("packed-refs");
+    let before = Identity::of(&path);
+    if before.is_some() && before == known {
+        names.packed = Packed::Known;
+    } else if let Some(packed) = packed_refs(repo)? {
+        let (loose_keys, loose_others) = (names.keys.len(), names.others.len());
         packed_lines(packed.as_ref(), |_, name, key| {
             names.add(name, key);
         });
+        let identity = before.filter(|before| Identity::of(&path) == Some(*before));
+        names.packed = Packed::Listed {
+            keys: keep_packed.then(|| names.keys[loose_keys..].to_vec()),
+            others: names.others.len() > loose_others,
+            identity,
+        };
+        names.refs.packed = Some(packed);
     }
-    names.refs.packed = packed;
     // A stable sort merges runs: the packed names come sorted, after the
     // few loose ones, where an unstable sort would sort them all again.
     names.keys.sort();

@@ -10,7 +10,10 @@
 //! does not know (new, or written by another tool) is read in full, and
 //! learnt. The version check is unchanged by this: every ref that existed
 //! when the versions were read is listed, and any conflicting lease made
-//! live since moved a version shard it shares with the scope.
+//! live since moved a version shard it shares with the scope. The names
+//! in packed-refs are not listed while the [`PackedSummary`] of that file
+//! holds: it names every lock there that a decision could need besides
+//! the asked issues' own, which are found by name.
 //!
 //! A read for decisions that depend on no other lock ([`Scope::own`]: a
 //! release, the renewal of a live lease) reads the refs of its resources
@@ -25,11 +28,14 @@ use super::Error;
 use super::lockfiles::shell_quote;
 use super::name_index::NameIndex;
 use super::objects::read_lock_json;
+use super::packed_summary::{Identity, PackedSummary, Rebuild};
 use super::record_cache::RecordCache;
 use super::ref_file::Held;
-use super::ref_names::{ListedRef, ListedRefs, lock_ref_names, lock_refs};
+use super::ref_names::{ListedRef, ListedRefs, Packed, lock_ref_names, lock_refs};
 use super::version::{VERSION_REF, Versions};
-use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope, ref_hash_of, ref_hash_of_key, ref_key};
+use crate::lease::{
+    LOCK_REF_PREFIX, LockRecord, Scope, ref_hash_of, ref_hash_of_key, ref_key, ref_key_of, solitary,
+};
 
 /// Where records come from in one read, and what it learns on the way.
 struct Reader<'r> {
@@ -45,16 +51,15 @@ struct Reader<'r> {
 }
 
 impl<'r> Reader<'r> {
-    fn new(repo: &'r gix::Repository, scope: &Scope) -> Reader<'r> {
+    /// A reader for `scope`, which looks names up in the name cache (and
+    /// teaches it) if `names`.
+    fn new(repo: &'r gix::Repository, scope: &Scope, names: bool) -> Reader<'r> {
         Reader {
             repo,
             cache: scope
                 .is_everything()
                 .then(|| RecordCache::open(repo.common_dir())),
-            names: scope
-                .own_only()
-                .is_none()
-                .then(|| NameIndex::open(repo.common_dir())),
+            names: names.then(|| NameIndex::open(repo.common_dir())),
             buf: Vec::new(),
         }
     }
@@ -118,6 +123,13 @@ impl<'r> Reader<'r> {
             names.save(count, listed);
         }
     }
+
+    /// Keeps the texts learnt, for a read that did not list every name.
+    fn save_learnt(self) {
+        if let Some(names) = self.names {
+            names.save_learnt();
+        }
+    }
 }
 
 /// Why a ref file that holds no object id is not a lock.
@@ -176,7 +188,7 @@ impl Snapshot {
         scope: &Scope,
         read_so_far: &dyn Fn(usize),
     ) -> Result<Snapshot, Error> {
-        let mut reader = Reader::new(repo, scope);
+        let mut reader = Reader::new(repo, scope, scope.is_everything());
         if let Some(own) = scope.own_only() {
             let mut refs = ListedRefs::unlisted(repo);
             let mut entries = Vec::new();
@@ -205,22 +217,7 @@ impl Snapshot {
                     .filter_map(|e| ref_key(e.ref_name.strip_prefix(LOCK_REF_PREFIX)?)),
             );
         } else {
-            let mut names = lock_ref_names(repo)?;
-            loose_lock_refs = names.loose;
-            for &key in &names.keys {
-                if reader.wanted(scope, key) {
-                    let listed = names.refs.read(repo, &ref_hash_of_key(key))?;
-                    entries.extend(listed.map(|listed| reader.listed(listed)));
-                }
-            }
-            // No grite tool writes these names, so the name cache cannot
-            // know them: each is read in full.
-            for name in &names.others {
-                let listed = names.refs.read(repo, name)?;
-                entries.extend(listed.map(|listed| reader.listed(listed)));
-            }
-            entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
-            reader.save(names.len(), names.keys.iter().copied());
+            loose_lock_refs = read_scope(repo, scope, reader, &mut entries)?;
         }
         Ok(Snapshot {
             scope: scope.clone(),
@@ -252,7 +249,7 @@ impl Snapshot {
             if mine.iter().any(|(_, id)| !repo.has_object(id)) {
                 return Ok(None);
             }
-            let mut reader = Reader::new(repo, scope);
+            let mut reader = Reader::new(repo, scope, false);
             let entries = mine
                 .into_iter()
                 .map(|(ref_name, id)| Entry {
@@ -267,7 +264,7 @@ impl Snapshot {
             return Ok(None);
         }
         let mut single = None;
-        let mut reader = Reader::new(repo, scope);
+        let mut reader = Reader::new(repo, scope, true);
         let mut entries = Vec::new();
         for (ref_name, id) in state {
             if entries.len() % TELL_EVERY == 0 {
@@ -322,6 +319,100 @@ impl Snapshot {
     pub fn records(&self) -> impl Iterator<Item = &LockRecord> {
         self.entries.iter().filter_map(|e| e.record.as_ref().ok())
     }
+}
+
+/// Loose lock refs past which a read that need not list packed-refs looks
+/// their texts up in the name cache, rather than reading each: among
+/// 100,000 packed locks and 16 loose ones, an acquire and a release took
+/// 11.0 to 13.2 ms reading the loose ones, and 12.3 to 15.9 ms loading
+/// the cache of 100,000 names to leave them unread.
+const READ_LOOSE_IN_FULL: usize = 16;
+
+/// Reads the locks of `scope` (neither every lock nor its own alone) into
+/// `entries`: those whose ref the listing finds and whose text touches it
+/// or is not known. packed-refs is not listed when the summary of it
+/// kept beside the caches (`packed_summary`) still holds. Returns how many
+/// lock refs were loose.
+fn read_scope(
+    repo: &gix::Repository,
+    scope: &Scope,
+    mut reader: Reader<'_>,
+    entries: &mut Vec<Entry>,
+) -> Result<usize, Error> {
+    let common = repo.common_dir();
+    let summary = PackedSummary::open(common);
+    let known = summary.as_ref().map(|summary| summary.identity);
+    // A summary of another packed-refs is written anew from this read,
+    // begun before the listing reads the file.
+    let current = Identity::of(&common.join("packed-refs"));
+    let rebuild = (current.is_some() && current != known)
+        .then(|| Rebuild::begin(common))
+        .flatten();
+    let mut names = lock_ref_names(repo, known, rebuild.is_some())?;
+    let mut read = |name: &str, reader: &mut Reader<'_>| -> Result<(), Error> {
+        let listed = names.refs.read(repo, name)?;
+        entries.extend(listed.map(|listed| reader.listed(listed)));
+        Ok(())
+    };
+    match (&names.packed, &summary) {
+        (Packed::Known, Some(summary)) => {
+            if names.keys.len() > READ_LOOSE_IN_FULL {
+                reader.names = Some(NameIndex::open(common));
+            }
+            // `keys` holds the loose names alone.
+            let mut keys: Vec<u64> = names
+                .keys
+                .iter()
+                .copied()
+                .filter(|key| reader.wanted(scope, *key))
+                .chain(summary.touching(scope))
+                .chain(scope.solitary_texts().map(|text| ref_key_of(&text)))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                read(&ref_hash_of_key(key), &mut reader)?;
+            }
+        }
+        (Packed::Known, None) => unreachable!("packed-refs is known by a summary's identity"),
+        _ => {
+            reader.names = Some(NameIndex::open(common));
+            for &key in &names.keys {
+                if reader.wanted(scope, key) {
+                    read(&ref_hash_of_key(key), &mut reader)?;
+                }
+            }
+        }
+    }
+    // No grite tool writes these names, so the name cache cannot know
+    // them: each is read in full.
+    for name in &names.others {
+        read(name, &mut reader)?;
+    }
+    entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
+    if let (
+        Some(rebuild),
+        Packed::Listed {
+            keys: Some(packed),
+            others: false,
+            identity: Some(identity),
+        },
+        Some(index),
+    ) = (rebuild, &names.packed, &reader.names)
+    {
+        let unsolitary = packed.iter().filter_map(|&key| match index.text(key) {
+            Some(text) if solitary(text) => None,
+            text => Some((key, text)),
+        });
+        rebuild.finish(*identity, unsolitary);
+    }
+    let loose = names.loose;
+    if matches!(names.packed, Packed::Known) {
+        reader.save_learnt();
+    } else {
+        reader.save(names.len(), names.keys.iter().copied());
+    }
+    Ok(loose)
 }
 
 #[cfg(test)]

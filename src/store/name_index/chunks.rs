@@ -18,7 +18,7 @@ pub(super) const CHUNK_TAIL: usize = 4;
 const STRIDE: usize = 32;
 
 /// A whole chunk whose checksum holds and whose texts are UTF-8.
-pub(super) struct Chunk {
+pub(in crate::store) struct Chunk {
     /// Where its keys, their texts' lengths and the texts are in the file.
     keys: usize,
     lens: usize,
@@ -187,7 +187,7 @@ impl Sorted {
 
 /// The bytes of a chunk of `texts` (each a key and its text, which the
 /// index keeps within a `u16`).
-pub(super) fn chunk(texts: &[(u64, &[u8])]) -> Vec<u8> {
+pub(in crate::store) fn chunk(texts: &[(u64, &[u8])]) -> Vec<u8> {
     let texts_len: usize = texts.iter().map(|(_, text)| text.len()).sum();
     let mut out = Vec::with_capacity(CHUNK_HEAD + texts.len() * ENTRY + texts_len + CHUNK_TAIL);
     out.extend(offset(texts.len()).to_le_bytes());

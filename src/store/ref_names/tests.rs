@@ -49,7 +49,7 @@ fn packed_refs_rewritten_within_one_tick_are_read_as_they_are_now() {
         .map(|r| r.name)
         .collect();
     assert_eq!(listed, both);
-    let names = lock_ref_names(&repo).expect("the names");
+    let names = lock_ref_names(&repo, None, false).expect("the names");
     assert_eq!(names.keys, [0xaaaa_aaaa_aaaa_aaaa, 0xbbbb_bbbb_bbbb_bbbb]);
 }
 
@@ -92,7 +92,7 @@ fn loose_refs_hide_packed_ones_and_every_name_is_listed_once_in_order() {
             (full("other/tool"), Held::Id(id(B))),
         ]
     );
-    let names = lock_ref_names(&repo).expect("the names");
+    let names = lock_ref_names(&repo, None, false).expect("the names");
     let keys: Vec<String> = names.keys.iter().map(|k| format!("{k:016x}")).collect();
     assert_eq!(
         keys,
@@ -145,7 +145,7 @@ fn the_lock_refs_are_found_among_packed_refs_before_and_after_them() {
             .map(|l| format!("{LOCK_REF_PREFIX}{l}"))
             .collect();
         assert_eq!(listed, full, "header {header:?}");
-        let names = lock_ref_names(&repo).expect("the names");
+        let names = lock_ref_names(&repo, None, false).expect("the names");
         assert_eq!(
             names.keys,
             [1, 0x7777_7777_7777_7777, u64::MAX],
