@@ -249,6 +249,28 @@ fn many_loose_lock_refs_are_packed_after_an_acquire() {
     repo.fsck();
 }
 
+/// Plants a live lock of `foreign` as another tool writes it, with git
+/// alone; its ref name.
+fn plant_foreign(repo: &Repo, foreign: &str) -> String {
+    let record = format!(
+        "{{\"owner\":\"{PLANTER}\",\"nonce\":\"other-tool\",\"expires_unix_ms\":{FAR_FUTURE},\"resource\":\"{foreign}\"}}\n"
+    );
+    let ref_name = format!("refs/grite/locks/{}", ref_hash_of(foreign));
+    support::plant_with_git(repo, &ref_name, &record, true);
+    ref_name
+}
+
+/// Asserts that B's acquire of `ours` is refused for the lock of `foreign`.
+fn refused_by(repo: &Repo, ours: &str, foreign: &str, attempt: &str) {
+    let refused = repo.grite_as(B, T0, &["--json", "lock", "acquire", ours, "--ttl", "1h"]);
+    let v = json(&refused);
+    assert_eq!(code(&refused), 4, "{ours} beside {foreign}, {attempt}: {v}");
+    assert_eq!(
+        v["error"]["details"]["conflicts"][0]["resource"], foreign,
+        "{ours}, {attempt}: {v}"
+    );
+}
+
 /// Locks another tool writes with git alone, once grite knows the name of
 /// every other lock: none of them is in the index, and each still stops a
 /// conflicting acquire, first when it is new and then once it is known.
@@ -272,19 +294,9 @@ fn locks_written_by_other_tools_are_found_without_the_index() {
         ("repo:deploy", "issue:7"),
     ];
     for (foreign, ours) in cases {
-        let record = format!(
-            "{{\"owner\":\"{PLANTER}\",\"nonce\":\"other-tool\",\"expires_unix_ms\":{FAR_FUTURE},\"resource\":\"{foreign}\"}}\n"
-        );
-        let ref_name = format!("refs/grite/locks/{}", ref_hash_of(foreign));
-        support::plant_with_git(&repo, &ref_name, &record, true);
+        plant_foreign(&repo, foreign);
         for attempt in ["unknown", "known"] {
-            let refused = repo.grite_as(B, T0, &["--json", "lock", "acquire", ours, "--ttl", "1h"]);
-            let v = json(&refused);
-            assert_eq!(code(&refused), 4, "{ours} beside {foreign}, {attempt}: {v}");
-            assert_eq!(
-                v["error"]["details"]["conflicts"][0]["resource"], foreign,
-                "{ours}, {attempt}: {v}"
-            );
+            refused_by(&repo, ours, foreign, attempt);
         }
         if !foreign.starts_with("repo:") {
             let free = repo.grite_as(B, T0, &["lock", "acquire", "issue:free", "--ttl", "1h"]);
@@ -374,11 +386,7 @@ fn a_summary_of_packed_refs_finds_every_conflict_without_listing_the_rest() {
         (long_seven.as_str(), "issue:7"),
     ];
     for (foreign, ours) in cases {
-        let record = format!(
-            "{{\"owner\":\"{PLANTER}\",\"nonce\":\"other-tool\",\"expires_unix_ms\":{FAR_FUTURE},\"resource\":\"{foreign}\"}}\n"
-        );
-        let ref_name = format!("refs/grite/locks/{}", ref_hash_of(foreign));
-        support::plant_with_git(&repo, &ref_name, &record, true);
+        let ref_name = plant_foreign(&repo, foreign);
         repo.git(&["pack-refs", "--all"]);
         let stale = std::fs::read(summary_path(&repo.dir)).expect("the summary");
         for attempt in ["packed-refs changed", "summarised"] {
@@ -391,13 +399,7 @@ fn a_summary_of_packed_refs_finds_every_conflict_without_listing_the_rest() {
                 );
                 let _ = std::fs::remove_file(names_path(&repo.dir));
             }
-            let refused = repo.grite_as(B, T0, &["--json", "lock", "acquire", ours, "--ttl", "1h"]);
-            let v = json(&refused);
-            assert_eq!(code(&refused), 4, "{ours} beside {foreign}, {attempt}: {v}");
-            assert_eq!(
-                v["error"]["details"]["conflicts"][0]["resource"], foreign,
-                "{ours}, {attempt}: {v}"
-            );
+            refused_by(&repo, ours, foreign, attempt);
         }
         let free = repo.grite_as(B, T0, &["lock", "acquire", "issue:free", "--ttl", "1h"]);
         if foreign.starts_with("repo:") {
