@@ -172,8 +172,8 @@ impl Scope {
 /// resource, which is canonical as written. Most locks are, and a reader
 /// that knows which stored texts are not can find every lock a decision
 /// on issues depends on without listing the others (`docs/PROTOCOL.md`
-/// §7). Asked of every text a listing of 100,000 locks knows, so an
-/// ASCII text is checked in place; any other is parsed.
+/// §7). Asked of every packed lock's text when that list is written, so
+/// an ASCII text is checked in place; any other is parsed.
 pub fn solitary(text: &[u8]) -> bool {
     let Some(name) = text.strip_prefix(b"issue:") else {
         return false;
