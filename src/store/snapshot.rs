@@ -11,9 +11,9 @@
 //! learnt. The version check is unchanged by this: every ref that existed
 //! when the versions were read is listed, and any conflicting lease made
 //! live since moved a version shard it shares with the scope. The names
-//! in packed-refs are not listed while the [`PackedSummary`] of that file
-//! holds: it names every lock there that a decision could need besides
-//! the asked issues' own, which are found by name.
+//! in packed-refs are not listed while the summary of that file
+//! (`lock-packed.cache`, `scoped`) holds: it names every lock there that a
+//! decision could need besides the asked issues' own, found by name.
 //!
 //! A read for decisions that depend on no other lock ([`Scope::own`]: a
 //! release, the renewal of a live lease) reads the refs of its resources
@@ -28,14 +28,14 @@ use super::Error;
 use super::lockfiles::shell_quote;
 use super::name_index::NameIndex;
 use super::objects::read_lock_json;
-use super::packed_summary::{Identity, PackedSummary, Rebuild};
 use super::record_cache::RecordCache;
 use super::ref_file::Held;
-use super::ref_names::{ListedRef, ListedRefs, Packed, lock_ref_names, lock_refs};
+use super::ref_names::{ListedRef, ListedRefs, lock_refs};
 use super::version::{VERSION_REF, Versions};
-use crate::lease::{
-    LOCK_REF_PREFIX, LockRecord, Scope, ref_hash_of, ref_hash_of_key, ref_key, ref_key_of, solitary,
-};
+use crate::lease::{LOCK_REF_PREFIX, LockRecord, Scope, ref_hash_of, ref_key};
+
+mod scoped;
+use scoped::read_scope;
 
 /// Where records come from in one read, and what it learns on the way.
 struct Reader<'r> {
@@ -319,100 +319,6 @@ impl Snapshot {
     pub fn records(&self) -> impl Iterator<Item = &LockRecord> {
         self.entries.iter().filter_map(|e| e.record.as_ref().ok())
     }
-}
-
-/// Loose lock refs past which a read that need not list packed-refs looks
-/// their texts up in the name cache, rather than reading each: among
-/// 100,000 packed locks and 16 loose ones, an acquire and a release took
-/// 11.0 to 13.2 ms reading the loose ones, and 12.3 to 15.9 ms loading
-/// the cache of 100,000 names to leave them unread.
-const READ_LOOSE_IN_FULL: usize = 16;
-
-/// Reads the locks of `scope` (neither every lock nor its own alone) into
-/// `entries`: those whose ref the listing finds and whose text touches it
-/// or is not known. packed-refs is not listed when the summary of it
-/// kept beside the caches (`packed_summary`) still holds. Returns how many
-/// lock refs were loose.
-fn read_scope(
-    repo: &gix::Repository,
-    scope: &Scope,
-    mut reader: Reader<'_>,
-    entries: &mut Vec<Entry>,
-) -> Result<usize, Error> {
-    let common = repo.common_dir();
-    let summary = PackedSummary::open(common);
-    let known = summary.as_ref().map(|summary| summary.identity);
-    // A summary of another packed-refs is written anew from this read,
-    // begun before the listing reads the file.
-    let current = Identity::of(&common.join("packed-refs"));
-    let rebuild = (current.is_some() && current != known)
-        .then(|| Rebuild::begin(common))
-        .flatten();
-    let mut names = lock_ref_names(repo, known, rebuild.is_some())?;
-    let mut read = |name: &str, reader: &mut Reader<'_>| -> Result<(), Error> {
-        let listed = names.refs.read(repo, name)?;
-        entries.extend(listed.map(|listed| reader.listed(listed)));
-        Ok(())
-    };
-    match (&names.packed, &summary) {
-        (Packed::Known, Some(summary)) => {
-            if names.keys.len() > READ_LOOSE_IN_FULL {
-                reader.names = Some(NameIndex::open(common));
-            }
-            // `keys` holds the loose names alone.
-            let mut keys: Vec<u64> = names
-                .keys
-                .iter()
-                .copied()
-                .filter(|key| reader.wanted(scope, *key))
-                .chain(summary.touching(scope))
-                .chain(scope.solitary_texts().map(|text| ref_key_of(&text)))
-                .collect();
-            keys.sort_unstable();
-            keys.dedup();
-            for key in keys {
-                read(&ref_hash_of_key(key), &mut reader)?;
-            }
-        }
-        (Packed::Known, None) => unreachable!("packed-refs is known by a summary's identity"),
-        _ => {
-            reader.names = Some(NameIndex::open(common));
-            for &key in &names.keys {
-                if reader.wanted(scope, key) {
-                    read(&ref_hash_of_key(key), &mut reader)?;
-                }
-            }
-        }
-    }
-    // No grite tool writes these names, so the name cache cannot know
-    // them: each is read in full.
-    for name in &names.others {
-        read(name, &mut reader)?;
-    }
-    entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
-    if let (
-        Some(rebuild),
-        Packed::Listed {
-            keys: Some(packed),
-            others: false,
-            identity: Some(identity),
-        },
-        Some(index),
-    ) = (rebuild, &names.packed, &reader.names)
-    {
-        let unsolitary = packed.iter().filter_map(|&key| match index.text(key) {
-            Some(text) if solitary(text) => None,
-            text => Some((key, text)),
-        });
-        rebuild.finish(*identity, unsolitary);
-    }
-    let loose = names.loose;
-    if matches!(names.packed, Packed::Known) {
-        reader.save_learnt();
-    } else {
-        reader.save(names.len(), names.keys.iter().copied());
-    }
-    Ok(loose)
 }
 
 #[cfg(test)]
