@@ -18,7 +18,7 @@ use gix::ObjectId;
 use gix::bstr::ByteSlice as _;
 
 use super::Error;
-use super::packed_summary::Identity;
+use super::packed_summary::{Identity, PackedSummary};
 use super::ref_file::{Held, RefFiles};
 use crate::lease::{LOCK_REF_PREFIX, REF_HASH_LEN, ref_key};
 
@@ -44,17 +44,13 @@ pub(super) struct LockRefNames {
 pub(super) enum Packed {
     /// There was none.
     Absent,
-    /// Its names are listed with the loose ones.
-    Listed {
-        /// The keys of its lock refs, sorted, when asked for.
-        keys: Option<Vec<u64>>,
-        /// Whether it has lock refs under other names.
-        others: bool,
-        /// What the file was while it was read, if it held still.
-        identity: Option<Identity>,
-    },
-    /// It was the file the caller knew, and its names are not listed.
-    Known,
+    /// Its names are listed with the loose ones; what a summary of it
+    /// needs when one was asked for, the file held still while it was
+    /// read and all its lock refs have grite's names: its identity and
+    /// the keys of its lock refs.
+    Listed(Option<(Identity, Vec<u64>)>),
+    /// It is the file this summary is of, and its names are not listed.
+    Known(PackedSummary),
 }
 
 impl LockRefNames {
@@ -144,12 +140,12 @@ impl ListedRefs {
 }
 
 /// The names of the lock refs of `repo`: the loose ones, and those in
-/// packed-refs unless it is the file `known` names ([`Packed::Known`]).
-/// `keep_packed` asks for the keys in packed-refs apart.
+/// packed-refs unless it is the file `summary` is of ([`Packed::Known`]).
+/// `to_summarise` asks for what a summary of packed-refs needs.
 pub(super) fn lock_ref_names(
     repo: &gix::Repository,
-    known: Option<Identity>,
-    keep_packed: bool,
+    summary: Option<PackedSummary>,
+    to_summarise: bool,
 ) -> Result<LockRefNames, Error> {
     let mut names = LockRefNames {
         keys: Vec::new(),
@@ -167,19 +163,19 @@ pub(super) fn lock_ref_names(
     .map_err(listing_failed)?;
     let path = repo.common_dir().join("packed-refs");
     let before = Identity::of(&path);
-    if before.is_some() && before == known {
-        names.packed = Packed::Known;
+    if let Some(summary) = summary.filter(|summary| before == Some(summary.identity)) {
+        names.packed = Packed::Known(summary);
     } else if let Some(packed) = packed_refs(repo)? {
         let (loose_keys, loose_others) = (names.keys.len(), names.others.len());
         packed_lines(packed.as_ref(), |_, name, key| {
             names.add(name, key);
         });
-        let identity = before.filter(|before| Identity::of(&path) == Some(*before));
-        names.packed = Packed::Listed {
-            keys: keep_packed.then(|| names.keys[loose_keys..].to_vec()),
-            others: names.others.len() > loose_others,
-            identity,
-        };
+        let held_still = before.filter(|before| Identity::of(&path) == Some(*before));
+        let summarisable =
+            held_still.filter(|_| to_summarise && names.others.len() == loose_others);
+        names.packed = Packed::Listed(
+            summarisable.map(|identity| (identity, names.keys[loose_keys..].to_vec())),
+        );
         names.refs.packed = Some(packed);
     }
     // A stable sort merges runs: the packed names come sorted, after the

@@ -29,46 +29,41 @@ pub(super) fn read_scope(
 ) -> Result<usize, Error> {
     let common = repo.common_dir();
     let summary = PackedSummary::open(common);
-    let known = summary.as_ref().map(|summary| summary.identity);
     // A summary of another packed-refs is written anew from this read,
     // begun before the listing reads the file.
     let current = Identity::of(&common.join("packed-refs"));
-    let rebuild = (current.is_some() && current != known)
+    let rebuild = (current.is_some() && current != summary.as_ref().map(|s| s.identity))
         .then(|| Rebuild::begin(common))
         .flatten();
-    let mut names = lock_ref_names(repo, known, rebuild.is_some())?;
+    let mut names = lock_ref_names(repo, summary, rebuild.is_some())?;
     let mut read = |name: &str, reader: &mut Reader<'_>| -> Result<(), Error> {
         let listed = names.refs.read(repo, name)?;
         entries.extend(listed.map(|listed| reader.listed(listed)));
         Ok(())
     };
-    match (&names.packed, &summary) {
-        (Packed::Known, Some(summary)) => {
-            if names.keys.len() > READ_LOOSE_IN_FULL {
-                reader.names = Some(NameIndex::open(common));
-            }
-            // `keys` holds the loose names alone.
-            let mut keys: Vec<u64> = names
-                .keys
-                .iter()
-                .copied()
-                .filter(|key| reader.wanted(scope, *key))
-                .chain(summary.touching(scope))
-                .chain(scope.solitary_texts().map(|text| ref_key_of(&text)))
-                .collect();
-            keys.sort_unstable();
-            keys.dedup();
-            for key in keys {
-                read(&ref_hash_of_key(key), &mut reader)?;
-            }
-        }
-        (Packed::Known, None) => unreachable!("packed-refs is known by a summary's identity"),
-        _ => {
+    if let Packed::Known(summary) = &names.packed {
+        if names.keys.len() > READ_LOOSE_IN_FULL {
             reader.names = Some(NameIndex::open(common));
-            for &key in &names.keys {
-                if reader.wanted(scope, key) {
-                    read(&ref_hash_of_key(key), &mut reader)?;
-                }
+        }
+        // `keys` holds the loose names alone.
+        let mut keys: Vec<u64> = names
+            .keys
+            .iter()
+            .copied()
+            .filter(|key| reader.wanted(scope, *key))
+            .chain(summary.touching(scope))
+            .chain(scope.solitary_texts().map(|text| ref_key_of(&text)))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            read(&ref_hash_of_key(key), &mut reader)?;
+        }
+    } else {
+        reader.names = Some(NameIndex::open(common));
+        for &key in &names.keys {
+            if reader.wanted(scope, key) {
+                read(&ref_hash_of_key(key), &mut reader)?;
             }
         }
     }
@@ -78,15 +73,8 @@ pub(super) fn read_scope(
         read(name, &mut reader)?;
     }
     entries.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
-    if let (
-        Some(rebuild),
-        Packed::Listed {
-            keys: Some(packed),
-            others: false,
-            identity: Some(identity),
-        },
-        Some(index),
-    ) = (rebuild, &names.packed, &reader.names)
+    if let (Some(rebuild), Packed::Listed(Some((identity, packed))), Some(index)) =
+        (rebuild, &names.packed, &reader.names)
     {
         let unsolitary = packed.iter().filter_map(|&key| match index.text(key) {
             Some(text) if solitary(text) => None,
@@ -95,7 +83,7 @@ pub(super) fn read_scope(
         rebuild.finish(*identity, unsolitary);
     }
     let loose = names.loose;
-    if matches!(names.packed, Packed::Known) {
+    if matches!(names.packed, Packed::Known(_)) {
         reader.save_learnt();
     } else {
         reader.save(names.len(), names.keys.iter().copied());
