@@ -4,7 +4,7 @@
 //! finds the old file or the new one, never half of one.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The bytes of the file at `path`, mapped into memory rather than read;
 /// none when it is missing, empty, unreadable or larger than `max` bytes
@@ -45,10 +45,35 @@ impl std::ops::Deref for Mapped {
 /// Replaces the file at `path` by one holding `bytes`, written beside it
 /// and renamed over it.
 pub(super) fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(bytes)?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Replacement::begin(path)?.finish(bytes)
+}
+
+/// A file begun beside the one at `path`, to be renamed over it once
+/// written; removed if dropped unwritten.
+pub(super) struct Replacement {
+    file: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl Replacement {
+    pub fn begin(path: &Path) -> std::io::Result<Replacement> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        Ok(Replacement {
+            file: tempfile::NamedTempFile::new_in(dir)?,
+            path: path.to_owned(),
+        })
+    }
+
+    /// What the file system says of the begun file: its times are the
+    /// file system's clock when it was begun.
+    pub fn metadata(&self) -> std::io::Result<std::fs::Metadata> {
+        self.file.as_file().metadata()
+    }
+
+    pub fn finish(mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.file.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
 }

@@ -26,12 +26,11 @@
 //! stands for a ref whose text is not known.
 
 use std::fs::Metadata;
-use std::io::Write as _;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use super::cache_file::{Mapped, map_bounded};
+use super::cache_file::{Mapped, Replacement, map_bounded};
 use super::name_index::chunks::{Chunk, chunk};
 use crate::lease::Scope;
 
@@ -161,8 +160,7 @@ impl PackedSummary {
 /// A summary begun before packed-refs is read: its file, created first,
 /// was given the file system's time then.
 pub(super) struct Rebuild {
-    file: tempfile::NamedTempFile,
-    path: PathBuf,
+    file: Replacement,
     began: Identity,
 }
 
@@ -170,12 +168,9 @@ impl Rebuild {
     /// Begins the summary kept in `common_dir`; `None` if its file cannot
     /// be created.
     pub fn begin(common_dir: &Path) -> Option<Rebuild> {
-        let path = path_in(common_dir);
-        let dir = path.parent()?;
-        std::fs::create_dir_all(dir).ok()?;
-        let file = tempfile::NamedTempFile::new_in(dir).ok()?;
-        let began = Identity::from(&file.as_file().metadata().ok()?);
-        Some(Rebuild { file, path, began })
+        let file = Replacement::begin(&path_in(common_dir)).ok()?;
+        let began = Identity::from(&file.metadata().ok()?);
+        Some(Rebuild { file, began })
     }
 
     /// Keeps the summary of the packed-refs that was `identity` while its
@@ -197,10 +192,7 @@ impl Rebuild {
         let mut out = HEADER.to_vec();
         out.extend(identity.encode());
         out.extend(chunk(&entries));
-        let Rebuild { mut file, path, .. } = self;
-        if file.write_all(&out).is_ok() {
-            let _ = file.persist(path);
-        }
+        let _ = self.file.finish(&out);
     }
 }
 
