@@ -65,35 +65,7 @@ impl Resource {
     /// resource. Checks run cheapest first and the length check before any
     /// work proportional to the input.
     pub fn parse(input: &str) -> Result<Self, ResourceError> {
-        if input.is_empty() {
-            return Err(ResourceError::Empty);
-        }
-        if input.len() > MAX_RESOURCE_LEN {
-            return Err(ResourceError::TooLong {
-                len: input.len(),
-                limit: MAX_RESOURCE_LEN,
-            });
-        }
-        if let Some((offset, c)) = input.char_indices().find(|(_, c)| c.is_control()) {
-            return Err(ResourceError::ControlCharacter {
-                code: u32::from(c),
-                offset,
-            });
-        }
-        let Some((prefix, name)) = input.split_once(':') else {
-            return Err(ResourceError::MissingNamespace {
-                input: input.to_owned(),
-            });
-        };
-        let namespace =
-            Namespace::parse(prefix).ok_or_else(|| ResourceError::UnknownNamespace {
-                namespace: prefix.to_owned(),
-            })?;
-        if name.is_empty() {
-            return Err(ResourceError::EmptyName {
-                namespace: namespace.as_str(),
-            });
-        }
+        let (namespace, name) = split(input)?;
         let name = match namespace {
             Namespace::Path => canonical_path(name)?,
             Namespace::Issue | Namespace::Repo => name.to_owned(),
@@ -106,6 +78,12 @@ impl Resource {
             });
         }
         Ok(Resource { namespace, name })
+    }
+
+    /// Whether `text` parses as an `issue:` resource, without building one
+    /// (an issue's name is canonical as written).
+    pub fn is_issue(text: &str) -> bool {
+        matches!(split(text), Ok((Namespace::Issue, name)) if name.trim() == name)
     }
 
     /// The namespace of this resource.
@@ -207,6 +185,41 @@ const HEX_VALUE: [u8; 256] = {
     }
     table
 };
+
+/// The namespace and name of `input`, checked as far as they can be
+/// without building a name: cheapest first, and the length before any
+/// work proportional to the input.
+fn split(input: &str) -> Result<(Namespace, &str), ResourceError> {
+    if input.is_empty() {
+        return Err(ResourceError::Empty);
+    }
+    if input.len() > MAX_RESOURCE_LEN {
+        return Err(ResourceError::TooLong {
+            len: input.len(),
+            limit: MAX_RESOURCE_LEN,
+        });
+    }
+    if let Some((offset, c)) = input.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(ResourceError::ControlCharacter {
+            code: u32::from(c),
+            offset,
+        });
+    }
+    let Some((prefix, name)) = input.split_once(':') else {
+        return Err(ResourceError::MissingNamespace {
+            input: input.to_owned(),
+        });
+    };
+    let namespace = Namespace::parse(prefix).ok_or_else(|| ResourceError::UnknownNamespace {
+        namespace: prefix.to_owned(),
+    })?;
+    if name.is_empty() {
+        return Err(ResourceError::EmptyName {
+            namespace: namespace.as_str(),
+        });
+    }
+    Ok((namespace, name))
+}
 
 /// Canonical form of a repository path: `/`-separated segments with empty
 /// and `.` segments dropped and no trailing slash, so that `src`, `src/`,

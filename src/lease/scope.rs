@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use super::placement::Placement;
-use super::resource::{MAX_RESOURCE_LEN, Namespace, Resource};
+use super::resource::{Namespace, Resource};
 use super::shard::Shards;
 
 /// The stored resource texts a decision about some resources depends on.
@@ -172,22 +172,9 @@ impl Scope {
 /// resource, which is canonical as written. Most locks are, and a reader
 /// that knows which stored texts are not can find every lock a decision
 /// on issues depends on without listing the others (`docs/PROTOCOL.md`
-/// §7). Asked of every packed lock's text when that list is written, so
-/// an ASCII text is checked in place; any other is parsed.
+/// §7).
 pub fn solitary(text: &[u8]) -> bool {
-    let Some(name) = text.strip_prefix(b"issue:") else {
-        return false;
-    };
-    if !text.is_ascii() {
-        return std::str::from_utf8(text).is_ok_and(|text| Resource::parse(text).is_ok());
-    }
-    // `Resource::parse` on ASCII: a length within the limit, no control
-    // character, a name neither empty nor starting or ending with white
-    // space (the only ASCII white space that is not a control is ' ').
-    text.len() <= MAX_RESOURCE_LEN
-        && !text.iter().any(u8::is_ascii_control)
-        && name.first().is_some_and(|b| *b != b' ')
-        && name.last().is_some_and(|b| *b != b' ')
+    text.starts_with(b"issue:") && std::str::from_utf8(text).is_ok_and(Resource::is_issue)
 }
 
 /// `name` and each of its ancestors: every prefix that ends before a `/`.
@@ -292,7 +279,7 @@ mod tests {
         for text in ["issue:7", "issue:a/", "issue:a b", "issue:é"] {
             assert!(solitary(text.as_bytes()), "{text}");
         }
-        let long = format!("issue:{}", "x".repeat(MAX_RESOURCE_LEN));
+        let long = format!("issue:{}", "x".repeat(crate::lease::MAX_RESOURCE_LEN));
         for text in [
             "issue:",
             "issue: 7",
