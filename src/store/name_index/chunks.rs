@@ -1,4 +1,5 @@
-//! The chunks of the name cache file (`docs/PROTOCOL.md` §3), as bytes:
+//! The chunks of the name cache file and of the packed-refs summary
+//! (`docs/PROTOCOL.md` §3), as bytes:
 //! each a count of entries and the length of their texts, the entries'
 //! ref keys (`u64`), the lengths of their texts (`u16`), the texts, and a
 //! CRC-32 of all that. Read in place from the mapped file: a chunk is
@@ -206,8 +207,8 @@ pub(in crate::store) fn chunk(texts: &[(u64, &[u8])]) -> Vec<u8> {
     out
 }
 
-/// A count or length within the file, which the name cache's size bound keeps
-/// within `u32`.
+/// A count or length within the file, which the size bound of the files
+/// that hold chunks (64 MiB) keeps within `u32`.
 fn offset(at: usize) -> u32 {
     u32::try_from(at).unwrap_or(u32::MAX)
 }
